@@ -1,0 +1,1 @@
+"""The ``stabletrain`` command line: one module per subcommand, wired in :mod:`.main`."""

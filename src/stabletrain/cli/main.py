@@ -1,0 +1,35 @@
+"""``stabletrain``: the root command; it only wires the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from stabletrain import __version__
+from stabletrain.cli import demo, gains
+
+_SUBCOMMANDS = (demo, gains)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The root parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="stabletrain",
+        description="Make neural networks train: initialization, regularization, stability.",
+    )
+    parser.add_argument("--version", action="version", version=f"stabletrain {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _SUBCOMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    status: int = args.handler(args)
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

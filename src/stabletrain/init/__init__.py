@@ -1,0 +1,77 @@
+"""Weight initialization: every scheme, the right fans for every layer, gains for any activation.
+
+>>> import torch.nn as nn
+>>> from stabletrain import init
+>>> layer = nn.Linear(256, 256)
+>>> _ = init.he_normal_(layer.weight, nonlinearity="gelu")
+>>> _ = init.zeros_(layer.bias)
+"""
+
+from stabletrain.init.fans import Fans, compute_fans, layer_fans, recurrent_gates
+from stabletrain.init.gain import (
+    ACTIVATIONS,
+    ActivationLike,
+    GainConvention,
+    GainKind,
+    activation_name,
+    gain,
+)
+from stabletrain.init.schemes import (
+    DISTRIBUTIONS,
+    FAN_MODES,
+    Distribution,
+    FanMode,
+    constant_,
+    dirac_,
+    he_normal_,
+    he_uniform_,
+    identity_,
+    lecun_normal_,
+    lecun_uniform_,
+    normal_,
+    ones_,
+    orthogonal_,
+    small_random_,
+    standard_,
+    trunc_normal_,
+    uniform_,
+    variance_scaling_,
+    xavier_normal_,
+    xavier_uniform_,
+    zeros_,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "DISTRIBUTIONS",
+    "FAN_MODES",
+    "ActivationLike",
+    "Distribution",
+    "FanMode",
+    "Fans",
+    "GainConvention",
+    "GainKind",
+    "activation_name",
+    "compute_fans",
+    "constant_",
+    "dirac_",
+    "gain",
+    "he_normal_",
+    "he_uniform_",
+    "identity_",
+    "layer_fans",
+    "lecun_normal_",
+    "lecun_uniform_",
+    "normal_",
+    "ones_",
+    "orthogonal_",
+    "recurrent_gates",
+    "small_random_",
+    "standard_",
+    "trunc_normal_",
+    "uniform_",
+    "variance_scaling_",
+    "xavier_normal_",
+    "xavier_uniform_",
+    "zeros_",
+]

@@ -1,0 +1,70 @@
+"""What every initializer shares: the in-place contract and the fan lookup."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Concatenate, Literal, ParamSpec
+
+import torch
+
+from stabletrain._checks import check_choice, check_float_tensor, check_positive_int
+from stabletrain.init.fans import Fans, compute_fans
+
+P = ParamSpec("P")
+Initializer = Callable[Concatenate[torch.Tensor, P], torch.Tensor]
+
+FanMode = Literal["fan_in", "fan_out", "fan_avg"]
+FAN_MODES: tuple[FanMode, ...] = ("fan_in", "fan_out", "fan_avg")
+
+# Low-precision tensors are sampled in float32 where the sampler does arithmetic on the draws
+# (inverse-CDF, QR): doing it in bfloat16 would distort the distribution, not just round it.
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def initializer(fn: Initializer[P]) -> Initializer[P]:
+    """Make ``fn`` a torch-style initializer: check the tensor, run under ``no_grad``."""
+
+    @functools.wraps(fn)
+    def wrapper(tensor: torch.Tensor, /, *args: P.args, **kwargs: P.kwargs) -> torch.Tensor:
+        check_float_tensor(tensor, where=fn.__name__)
+        with torch.no_grad():
+            return fn(tensor, *args, **kwargs)
+
+    return wrapper
+
+
+def resolve_fans(tensor: torch.Tensor, fans: Fans | tuple[int, int] | None, where: str) -> Fans:
+    """``fans`` if given (checked), else the generic fans of ``tensor`` with a named error."""
+    if fans is not None:
+        if not isinstance(fans, tuple) or len(fans) != 2:
+            raise TypeError(
+                f"{where}: fans must be Fans(fan_in, fan_out) or a (fan_in, fan_out) tuple, got "
+                f"{fans!r}. stabletrain.init.layer_fans(module, 'weight') computes it."
+            )
+        fan_in, fan_out = fans
+        return Fans(
+            check_positive_int("fan_in", fan_in, where=where),
+            check_positive_int("fan_out", fan_out, where=where),
+        )
+    if tensor.dim() < 2:
+        raise ValueError(
+            f"{where}: needs a weight with at least 2 dims to compute its fans, got a tensor of "
+            f"shape {tuple(tensor.shape)}. Biases and norm gains have no fans: use zeros_ or "
+            "constant_ for them, or pass fans=Fans(fan_in, fan_out) explicitly."
+        )
+    return compute_fans(tensor)
+
+
+def fan(fans: Fans, mode: str, where: str) -> float:
+    """The fan that ``mode`` names."""
+    check_choice("mode", mode, FAN_MODES, where=where)
+    if mode == "fan_avg":
+        return fans.fan_avg
+    return float(fans.fan_in if mode == "fan_in" else fans.fan_out)
+
+
+def std_for(scale: float, fans: Fans, mode: str, where: str) -> float:
+    """``sqrt(scale / fan)``: the std a variance-scaling scheme targets."""
+    return math.sqrt(scale / fan(fans, mode, where))
