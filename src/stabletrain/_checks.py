@@ -44,9 +44,18 @@ def check_float_tensor(tensor: Any, *, where: str) -> torch.Tensor:
 
 
 def check_real(
-    name: str, value: Any, *, where: str, positive: bool = False, non_negative: bool = False
+    name: str,
+    value: Any,
+    *,
+    where: str,
+    positive: bool = False,
+    non_negative: bool = False,
+    fits: torch.dtype | None = None,
 ) -> float:
-    """Return ``value`` as a finite float; raise if it is not a real number or breaks a bound."""
+    """Return ``value`` as a finite float; raise if it is not a real number or breaks a bound.
+
+    ``fits``: also require the value to be representable in that floating dtype.
+    """
     if isinstance(value, torch.Tensor) and value.numel() == 1 and value.is_floating_point():
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -58,6 +67,11 @@ def check_real(
         raise ValueError(f"{where}: {name} must be > 0, got {result}.")
     if non_negative and result < 0:
         raise ValueError(f"{where}: {name} must be >= 0, got {result}.")
+    if fits is not None and abs(result) > torch.finfo(fits).max:
+        raise ValueError(
+            f"{where}: {name}={result} does not fit in {fits} (largest {torch.finfo(fits).max:g});"
+            " use a wider dtype or a smaller value."
+        )
     return result
 
 

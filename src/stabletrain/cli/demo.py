@@ -40,8 +40,13 @@ SCHEMES: dict[str, Scheme] = {
 
 
 def depth_profile(
-    scheme: Scheme, activation: Callable[[torch.Tensor], torch.Tensor], *, depth: int,
-    width: int, batch: int = 512, seed: int = 0,
+    scheme: Scheme,
+    activation: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    depth: int,
+    width: int,
+    batch: int = 512,
+    seed: int = 0,
 ) -> tuple[list[float], int]:
     """Pre-activation std at every layer of a plain MLP, and the distinct units of its last layer.
 
@@ -86,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(profile_table(act, depths, args.width))
     console.print(
         "Read: a scheme keeps the signal when its std stays near 1 at every depth. "
-        "'units' (distinct units of the last layer) < width means the layer's units are copies of each other (claim I1)."
+        "'units' counts the distinct units of the last layer: fewer than the width means units "
+        "are copies of each other (claim I1)."
     )
     return 0
 

@@ -43,7 +43,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register ``gains``."""
     parser = sub.add_parser("gains", help="print the variance-preserving gain of activations")
     parser.add_argument(
-        "activations", nargs="*", metavar="ACTIVATION",
+        "activations",
+        nargs="*",
+        metavar="ACTIVATION",
         help=f"activation names (default: all of {', '.join(ACTIVATIONS)})",
     )
     parser.set_defaults(handler=run)

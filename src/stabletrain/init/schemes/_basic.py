@@ -22,7 +22,7 @@ def constant_(tensor: torch.Tensor, val: float) -> torch.Tensor:
     >>> constant_(torch.empty(2, 3), 0.5)[0]
     tensor([0.5000, 0.5000, 0.5000])
     """
-    return tensor.fill_(check_real("val", val, where="constant_"))
+    return tensor.fill_(check_real("val", val, where="constant_", fits=tensor.dtype))
 
 
 @initializer
@@ -60,8 +60,9 @@ def normal_(
     >>> round(w.std().item(), 2)
     0.1
     """
-    std = check_real("std", std, where="normal_", non_negative=True)
-    return tensor.normal_(check_real("mean", mean, where="normal_"), std, generator=generator)
+    std = check_real("std", std, where="normal_", non_negative=True, fits=tensor.dtype)
+    mean = check_real("mean", mean, where="normal_", fits=tensor.dtype)
+    return tensor.normal_(mean, std, generator=generator)
 
 
 @initializer
@@ -78,7 +79,8 @@ def uniform_(
     >>> bool(w.abs().max() <= 1)
     True
     """
-    a, b = check_real("a", a, where="uniform_"), check_real("b", b, where="uniform_")
+    a = check_real("a", a, where="uniform_", fits=tensor.dtype)
+    b = check_real("b", b, where="uniform_", fits=tensor.dtype)
     if a > b:
         raise ValueError(f"uniform_: needs a <= b, got a={a}, b={b}; swap them.")
     return tensor.uniform_(a, b, generator=generator)
@@ -98,7 +100,7 @@ def small_random_(
     >>> round(w.std().item(), 3)
     0.01
     """
-    std = check_real("std", std, where="small_random_", non_negative=True)
+    std = check_real("std", std, where="small_random_", non_negative=True, fits=tensor.dtype)
     return tensor.normal_(0.0, std, generator=generator)
 
 
@@ -127,8 +129,10 @@ def trunc_normal_(
     (1.0, True)
     """
     where = "trunc_normal_"
-    mean, std = check_real("mean", mean, where=where), check_real("std", std, where=where)
-    a, b = check_real("a", a, where=where), check_real("b", b, where=where)
+    mean = check_real("mean", mean, where=where)
+    std = check_real("std", std, where=where)
+    a = check_real("a", a, where=where, fits=tensor.dtype)
+    b = check_real("b", b, where=where, fits=tensor.dtype)
     if std <= 0:
         raise ValueError(f"{where}: std must be > 0, got {std}.")
     if a >= b:

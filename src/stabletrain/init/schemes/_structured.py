@@ -38,7 +38,7 @@ def orthogonal_(
         True
     """
     where = "orthogonal_"
-    gain = check_real("gain", gain, where=where)
+    gain = check_real("gain", gain, where=where, fits=tensor.dtype)
     blocks = check_positive_int("blocks", blocks, where=where)
     if tensor.dim() < 2:
         raise ValueError(
@@ -74,7 +74,7 @@ def identity_(tensor: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
     >>> identity_(torch.empty(2, 3)).tolist()
     [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     """
-    gain = check_real("gain", gain, where="identity_")
+    gain = check_real("gain", gain, where="identity_", fits=tensor.dtype)
     if tensor.dim() != 2:
         raise ValueError(
             f"identity_: needs a 2-D tensor, got shape {tuple(tensor.shape)}; for convolution "
@@ -98,7 +98,7 @@ def dirac_(tensor: torch.Tensor, groups: int = 1, gain: float = 1.0) -> torch.Te
     ([0.0, 1.0, 0.0], [0.0, 0.0, 0.0])
     """
     where = "dirac_"
-    gain = check_real("gain", gain, where=where)
+    gain = check_real("gain", gain, where=where, fits=tensor.dtype)
     groups = check_positive_int("groups", groups, where=where)
     if tensor.dim() not in (3, 4, 5):
         raise ValueError(

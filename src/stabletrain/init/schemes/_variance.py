@@ -39,6 +39,7 @@ def _variance_scaling(
     if tensor.numel() == 0:  # nothing to fill; torch.nn.init does the same
         return tensor
     std = std_for(scale, resolved, mode, where)
+    check_real("the std sqrt(scale / fan)", std, where=where, fits=tensor.dtype)
     if distribution == "uniform":
         bound = math.sqrt(3.0) * std
         return tensor.uniform_(-bound, bound, generator=generator)
