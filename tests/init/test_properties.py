@@ -87,7 +87,7 @@ def calls() -> st.SearchStrategy[tuple[str, Callable[[torch.Tensor], Any]]]:
     )
 
 
-@settings(max_examples=600, deadline=None, derandomize=True)
+@settings(max_examples=1000, deadline=None, derandomize=True, database=None)
 @given(
     shape=st.lists(st.integers(0, 6), min_size=0, max_size=5),
     dtype=st.sampled_from(DTYPES),

@@ -111,6 +111,8 @@ def dirac_(tensor: torch.Tensor, groups: int = 1, gain: float = 1.0) -> torch.Te
         )
     per_group = tensor.shape[0] // groups
     tensor.zero_()
+    if tensor.numel() == 0:
+        return tensor
     diag = torch.arange(min(per_group, tensor.shape[1]), device=tensor.device)
     centre = tuple(k // 2 for k in tensor.shape[2:])
     for g in range(groups):
