@@ -67,8 +67,11 @@ def sample_truncated_(
     Draw ``u ~ U(Φ(α), Φ(β))`` and return ``mean + std·√2·erfinv(2u − 1)``; clamping removes the
     rounding that can put a float32 draw a hair outside [a, b].
     """
-    out = tensor.float() if tensor.dtype in LOW_PRECISION else tensor
     lo, hi = _cdf((a - mean) / std), _cdf((b - mean) / std)
+    if lo > 0.5 or hi < 0.5:  # all in one tail: float32 uniforms there take few distinct values
+        out = tensor.double()
+    else:
+        out = tensor.float() if tensor.dtype in LOW_PRECISION else tensor
     out.uniform_(2 * lo - 1, 2 * hi - 1, generator=generator)
     out.erfinv_().mul_(std * math.sqrt(2.0)).add_(mean).clamp_(min=a, max=b)
     if out is not tensor:
