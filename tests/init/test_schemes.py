@@ -386,3 +386,9 @@ def test_bad_input_raises_an_error_naming_the_value_and_the_options(
 ) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+def test_trunc_normal_in_a_far_tail_keeps_fine_grained_values() -> None:
+    x = draw(lambda t, g: init.trunc_normal_(t, 0.0, 1.0, 3.0, 5.0, generator=g), (1000, 1000))
+    assert x.unique().numel() > 500_000  # float32 uniforms would give ~45k distinct levels
+    assert stats.kstest(x.double().numpy().ravel(), stats.truncnorm(3, 5).cdf).pvalue > KS_P
