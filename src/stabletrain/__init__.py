@@ -11,9 +11,35 @@ training-health monitor, for PyTorch.
 1.5335
 """
 
-from stabletrain import init
-from stabletrain.init import Fans, gain, layer_fans
+from stabletrain import graph, init, models
+from stabletrain.graph import trace
+from stabletrain.init import (
+    Fans,
+    InitReport,
+    Rule,
+    auto_init,
+    default_rules,
+    gain,
+    init_residual_,
+    layer_fans,
+    lsuv_,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["Fans", "__version__", "gain", "init", "layer_fans"]
+__all__ = [
+    "Fans",
+    "InitReport",
+    "Rule",
+    "__version__",
+    "auto_init",
+    "default_rules",
+    "gain",
+    "graph",
+    "init",
+    "init_residual_",
+    "layer_fans",
+    "lsuv_",
+    "models",
+    "trace",
+]

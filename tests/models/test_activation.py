@@ -58,7 +58,7 @@ def test_an_unknown_name_lists_the_valid_ones() -> None:
 
 
 def test_a_factory_that_returns_no_module_is_rejected() -> None:
-    with pytest.raises(TypeError, match="returned Tensor, not an nn.Module"):
+    with pytest.raises(TypeError, match=r"returned Tensor, not an nn\.Module"):
         make_activation(lambda: torch.zeros(1))  # type: ignore[arg-type,return-value]
 
 

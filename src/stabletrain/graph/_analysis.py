@@ -1,0 +1,260 @@
+"""From a recording to answers: what follows each layer, and where the residual branches are."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Literal
+
+from torch import nn
+
+from stabletrain.graph._ops import DROPOUT_OPS, op_kind
+from stabletrain.graph._recorder import Call, Op, Recording
+
+FollowingKind = Literal[
+    "activation", "norm", "residual", "add", "layer", "attention", "output", "other", "unused"
+]
+
+
+@dataclass(frozen=True)
+class Following:
+    """An operation that consumes a layer's output (after view/reshape/dropout/pooling).
+
+    ``then`` is what follows a normalization, so ``Linear -> BatchNorm -> ReLU`` reads as
+    ``Following("norm", "batch_norm", then=Following("activation", "relu"))``.
+    """
+
+    kind: FollowingKind
+    op: str
+    params: tuple[tuple[str, float], ...] = ()
+    module: str = ""
+    via_dropout: bool = False
+    then: Following | None = None
+
+    def describe(self) -> str:
+        """A short readable form: ``"batch_norm -> relu"``."""
+        text = self.op + (
+            f"({', '.join(f'{k}={v:g}' for k, v in self.params)})" if self.params else ""
+        )
+        if self.via_dropout:
+            text = "dropout -> " + text
+        return f"{text} -> {self.then.describe()}" if self.then else text
+
+
+@dataclass
+class LayerInfo:
+    """One module that holds parameters directly, as the forward pass used it."""
+
+    name: str
+    module: nn.Module
+    order: tuple[int, ...]  # execution order of each call
+    following: tuple[Following, ...]
+
+    @property
+    def calls(self) -> int:
+        """How many times the forward pass called it."""
+        return len(self.order)
+
+    @property
+    def activation(self) -> Following | None:
+        """The first activation reached, directly or after a normalization."""
+        for f in self.following:
+            if f.kind == "activation":
+                return f
+            if f.kind == "norm" and f.then is not None and f.then.kind == "activation":
+                return f.then
+        return None
+
+    @property
+    def norm_follows(self) -> bool:
+        """Whether a normalization consumes the output before any activation."""
+        return any(f.kind == "norm" for f in self.following)
+
+    def follows(self, kind: FollowingKind) -> bool:
+        """Whether some consumer of the output is of ``kind``."""
+        return any(f.kind == kind for f in self.following)
+
+
+@dataclass(frozen=True)
+class ResidualBranch:
+    """``out = shortcut(x) + branch(x)``: the layers of the branch, in execution order."""
+
+    add_op: int
+    layers: tuple[str, ...]
+    weights: tuple[str, ...]  # the layers that are not normalizations
+    shortcut: tuple[str, ...]  # a projection on the other side of the addition, if any
+    last_norm: str | None  # a normalization after the last weight layer, if any
+
+    @property
+    def last_layer(self) -> str | None:
+        """The branch's last layer that is not a normalization."""
+        return self.weights[-1] if self.weights else None
+
+    @property
+    def depth(self) -> int:
+        """Number of weight layers in the branch (Fixup's m)."""
+        return len(self.weights)
+
+
+NORM_TYPES: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._NormBase,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.LocalResponseNorm,
+    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
+)
+
+
+@dataclass
+class _Index:
+    rec: Recording
+    producer: dict[int, Op] = field(default_factory=dict)
+    consumers: dict[int, list[Op]] = field(default_factory=lambda: defaultdict(list))
+
+    def __post_init__(self) -> None:
+        for op in self.rec.ops:
+            for n in op.outputs:
+                self.producer[n] = op
+            for n in dict.fromkeys(op.inputs):
+                self.consumers[n].append(op)
+
+    def is_constant(self, node: int) -> bool:
+        """Produced by no recorded op and not a model input: a constant, a buffer's copy."""
+        return node not in self.producer and node not in self.rec.input_nodes
+
+    def ancestors(self, node: int) -> set[int]:
+        seen, todo = set(), [node]
+        while todo:
+            n = todo.pop()
+            op = self.producer.get(n)
+            if op is None:
+                continue
+            for m in op.inputs:
+                if m not in seen:
+                    seen.add(m)
+                    todo.append(m)
+        return seen
+
+
+def _follow(
+    index: _Index, node: int, residual_adds: set[int], dropout: bool = False, depth: int = 0
+) -> list[Following]:
+    if depth > 64:
+        return [Following("other", "deep")]
+    found: list[Following] = []
+    if node in index.rec.output_nodes:
+        found.append(Following("output", "model output", via_dropout=dropout))
+    for op in index.consumers.get(node, []):
+        kind = op_kind(op.name)
+        others = [n for n in op.inputs if n != node]
+        if kind == "transparent":
+            drop = dropout or op.name in DROPOUT_OPS
+            for out in op.outputs:
+                found += _follow(index, out, residual_adds, drop, depth + 1)
+        elif kind == "activation":
+            name, params = op.name, op.act_params
+            if name == "sigmoid" and _is_gate_of(index, op, node):
+                name, params = "silu", ()
+            found.append(Following("activation", name, params, op.module, dropout))
+        elif kind == "norm":
+            after = _follow(index, op.outputs[0], residual_adds, depth=depth + 1)
+            then = next((f for f in after if f.kind == "activation"), after[0] if after else None)
+            found.append(Following("norm", op.name, (), op.module, dropout, then))
+        elif kind in ("add", "mul") and all(index.is_constant(n) for n in others):
+            for out in op.outputs:  # a shift or scale by a constant
+                found += _follow(index, out, residual_adds, dropout, depth + 1)
+        elif kind == "mul" and any(_is_sigmoid_of(index, n, node) for n in others):
+            continue  # x * sigmoid(x): reported as silu at the sigmoid
+        elif kind == "add":
+            found.append(
+                Following(
+                    "residual" if op.index in residual_adds else "add",
+                    op.name,
+                    (),
+                    op.module,
+                    dropout,
+                )
+            )
+        elif kind in ("output", "attention"):
+            found.append(Following(kind, op.name, (), op.module, dropout))
+        elif op.params:
+            found.append(Following("layer", op.name, (), op.module, dropout))
+        else:
+            found.append(Following("other", op.name, (), op.module, dropout))
+    return found
+
+
+def _is_sigmoid_of(index: _Index, node: int, x: int) -> bool:
+    op = index.producer.get(node)
+    return op is not None and op.name == "sigmoid" and op.inputs == (x,)
+
+
+def _is_gate_of(index: _Index, sigmoid: Op, x: int) -> bool:
+    return any(
+        op.name in ("mul",) and x in op.inputs for op in index.consumers.get(sigmoid.outputs[0], [])
+    )
+
+
+def _residuals(index: _Index, calls: list[Call], model: nn.Module) -> list[ResidualBranch]:
+    by_output: dict[int, Call] = {}
+    for call in calls:
+        if call.outputs:
+            by_output[call.outputs[0]] = call
+    branches = []
+    for op in index.rec.ops:
+        if op_kind(op.name) != "add" or len(op.inputs) != 2 or op.inputs[0] == op.inputs[1]:
+            continue
+        a, b = op.inputs
+        if index.is_constant(a) or index.is_constant(b):
+            continue
+        anc_a, anc_b = index.ancestors(a) | {a}, index.ancestors(b) | {b}
+        common = anc_a & anc_b
+        if not common:
+            continue
+        root = max(common)  # the latest node both sides come from: the block's input
+        side_a = {n for n in anc_a if n > root and root in index.ancestors(n) | {n}}
+        side_b = {n for n in anc_b if n > root and root in index.ancestors(n) | {n}}
+        layers_a = [c for c in calls if c.outputs and c.outputs[0] in side_a]
+        layers_b = [c for c in calls if c.outputs and c.outputs[0] in side_b]
+        branch, shortcut = (
+            (layers_b, layers_a) if len(layers_b) >= len(layers_a) else (layers_a, layers_b)
+        )
+        if not branch:
+            continue
+        names = tuple(dict.fromkeys(c.module for c in sorted(branch, key=lambda c: c.order)))
+        weights = [n for n in names if not isinstance(model.get_submodule(n), NORM_TYPES)]
+        last = weights[-1] if weights else None
+        tail = names[names.index(last) + 1 :] if last else names
+        last_norm = next(
+            (n for n in reversed(tail) if isinstance(model.get_submodule(n), NORM_TYPES)), None
+        )
+        shortcut_names = tuple(dict.fromkeys(c.module for c in shortcut))
+        branches.append(ResidualBranch(op.index, names, tuple(weights), shortcut_names, last_norm))
+    return branches
+
+
+def analyse(rec: Recording, model: nn.Module) -> tuple[list[LayerInfo], list[ResidualBranch]]:
+    """Per-layer following operations and the residual branches of one recording."""
+    index = _Index(rec)
+    branches = _residuals(index, rec.calls, model)
+    adds = {b.add_op for b in branches}
+    orders: dict[str, list[int]] = defaultdict(list)
+    following: dict[str, list[Following]] = defaultdict(list)
+    for call in rec.calls:
+        orders[call.module].append(call.order)
+        if call.outputs:
+            following[call.module] += _follow(index, call.outputs[0], adds)
+    # parameters used outside their module's own call (tied weights, functional use)
+    inside = {(c.module, i) for c in rec.calls for i in range(c.first_op, c.last_op)}
+    for op in rec.ops:
+        for p in op.params:
+            owner = p.rpartition(".")[0]
+            if (owner, op.index) not in inside and op.outputs:
+                following[owner] += _follow(index, op.outputs[0], adds)
+    layers = [
+        LayerInfo(
+            name, model.get_submodule(name), tuple(order), tuple(dict.fromkeys(following[name]))
+        )
+        for name, order in orders.items()
+    ]
+    return layers, branches

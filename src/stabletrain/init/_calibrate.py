@@ -1,0 +1,148 @@
+"""Data-dependent rescaling of layers so their outputs reach a target std (LSUV-style).
+
+Mishkin & Matas (2016), "All you need is a good init": rescale each layer's weights until its
+output std on a batch is the target. Here the rescaling happens *during* one forward pass: a hook
+on each fitted layer measures the std of its output, divides the weights (and bias) by it and
+returns the output divided by the same factor, so every later layer already sees the corrected
+signal. For layers that are homogeneous in their parameters (Linear, ConvNd: ``y = Wx + b``) that
+is exact, so one pass fits every layer; further passes (with the same random state, so dropout
+draws the same masks) pool the statistics of layers called more than once and check ``tol``.
+Measurements are made on the output tensor the layer returns, before any in-place operation can
+modify it, so in-place ReLU is harmless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from stabletrain.graph import call_model, preserved_state
+
+
+@dataclass
+class Fitted:
+    """The outcome for one layer: the std before, the total scale applied and the std after."""
+
+    std_before: float
+    scale: float
+    std_after: float
+
+
+def _main_output(output: Any) -> torch.Tensor | None:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    return None
+
+
+def _rescale_(module: nn.Module, factor: float) -> None:
+    with torch.no_grad():
+        for p in module.parameters(recurse=False):
+            p.mul_(factor)
+
+
+@contextlib.contextmanager
+def _hooks(hooks: Sequence[tuple[nn.Module, Callable[..., Any]]]) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for module, hook in hooks:
+            stack.callback(module.register_forward_hook(hook).remove)
+        yield
+
+
+def _std(y: torch.Tensor) -> float:
+    return float(y.detach().double().std()) if y.numel() > 1 else 0.0
+
+
+def _measure(
+    model: nn.Module, batch: Any, layers: dict[str, nn.Module], seed: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Per layer, the output std pooled over all its calls and the ratio pooled / first call."""
+    sums: dict[str, list[float]] = {n: [0.0, 0.0, 0.0] for n in layers}  # n, sum, sum of squares
+    first: dict[str, float] = {}
+
+    def hook(name: str) -> Callable[..., None]:
+        def fn(module: nn.Module, args: Any, output: Any) -> None:
+            y = _main_output(output)
+            if y is not None:
+                first.setdefault(name, _std(y))
+                y = y.detach().double()
+                acc = sums[name]
+                acc[0] += y.numel()
+                acc[1] += float(y.sum())
+                acc[2] += float((y * y).sum())
+
+        return fn
+
+    with torch.random.fork_rng(devices=[]), _hooks([(m, hook(n)) for n, m in layers.items()]):
+        torch.manual_seed(seed)
+        call_model(model, batch)
+    pooled, ratio = {}, {}
+    for name, (n, s, ss) in sums.items():
+        if n > 1:
+            pooled[name] = max(ss / n - (s / n) ** 2, 0.0) ** 0.5 * (n / (n - 1)) ** 0.5
+            ratio[name] = pooled[name] / first[name] if first.get(name) else 1.0
+    return pooled, ratio
+
+
+def calibrate(
+    model: nn.Module,
+    batch: Any,
+    layers: dict[str, nn.Module],
+    *,
+    target_std: float = 1.0,
+    tol: float = 0.1,
+    max_iter: int = 10,
+    seed: int = 0,
+) -> tuple[dict[str, Fitted], int]:
+    """Rescale ``layers`` (name -> module) so each output std is within ``tol`` of the target.
+
+    Returns the per-layer outcome and the number of forward passes used. Buffers and modes are
+    restored afterwards; gradients are not computed.
+    """
+    fitted = {n: Fitted(float("nan"), 1.0, float("nan")) for n in layers}
+    done: set[str] = set()
+    ratio: dict[str, float] = {}  # pooled std / first call's std, from the last measurement
+
+    def fit(name: str) -> Callable[..., Any]:
+        def fn(module: nn.Module, args: Any, output: Any) -> Any:
+            y = _main_output(output)
+            if name in done or y is None:
+                return None
+            done.add(name)
+            std = _std(y) * ratio.get(name, 1.0)  # estimate of the std over all calls
+            if not 0 < std < float("inf"):
+                return None  # a dead or broken layer: nothing to rescale by
+            if fitted[name].std_before != fitted[name].std_before:  # nan: first pass
+                fitted[name].std_before = std
+            factor = target_std / std
+            _rescale_(module, factor)
+            fitted[name].scale *= factor
+            if isinstance(output, torch.Tensor):
+                return output * factor
+            return (output[0] * factor, *output[1:])
+
+        return fn
+
+    passes = 0
+    with preserved_state(model), torch.no_grad():
+        for _ in range(max_iter):
+            done.clear()
+            with (
+                torch.random.fork_rng(devices=[]),
+                _hooks([(m, fit(n)) for n, m in layers.items()]),
+            ):
+                torch.manual_seed(seed)
+                call_model(model, batch)
+            stds, ratio = _measure(model, batch, layers, seed)
+            passes += 2
+            for name, std in stds.items():
+                fitted[name].std_after = std
+            if all(abs(s - target_std) <= tol for s in stds.values()):
+                break
+    return fitted, passes

@@ -1,0 +1,95 @@
+"""Residual-aware init: make each residual branch start small, so deep stacks start shallow.
+
+A residual block computes ``x + F(x)``; with ``L`` blocks the variance of the sum grows with
+``L`` unless each branch starts small. Branches are found in the traced forward pass (an addition
+whose inputs are a block's input, or its projection, and the block's output), not by name.
+
+- ``"zero"``: zero the branch's last normalization weight if one ends the branch, else its last
+  layer, so each block starts as the identity (Goyal et al. 2017, "Accurate, Large Minibatch
+  SGD"; Hardt & Ma 2017).
+- ``"scaled"``: multiply the last layer of each branch by ``1/sqrt(L)`` with ``L`` the number of
+  branches, as GPT-2 draws its residual projections from ``N(0, 0.02²/(2·n_layer))``
+  (Radford et al. 2019).
+- ``"fixup"``: Fixup (Zhang et al. 2019, "Fixup Initialization"): scale every weight layer of a
+  branch of ``m`` layers but the last by ``L^(-1/(2m-2))`` and zero the last one; a network
+  without normalization then trains at the learning rates of a normalized one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from stabletrain._checks import check_choice
+from stabletrain.graph import ResidualBranch, trace
+
+ResidualMode = Literal["zero", "fixup", "scaled"]
+RESIDUAL_MODES: tuple[ResidualMode, ...] = ("zero", "fixup", "scaled")
+
+
+def _scale_layer_(model: nn.Module, name: str, factor: float) -> None:
+    module = model.get_submodule(name)
+    with torch.no_grad():
+        for pname, p in module.named_parameters(recurse=False):
+            if factor == 0.0 or not pname.startswith("bias"):
+                p.mul_(factor)
+
+
+def init_residual_(
+    model: nn.Module,
+    example_input: Any = None,
+    mode: ResidualMode = "zero",
+    *,
+    branches: Sequence[ResidualBranch] | None = None,
+) -> dict[str, float]:
+    """Rescale the residual branches of ``model`` in place; returns ``{layer: factor}``.
+
+    Args:
+        model: the model, already initialized (by ``auto_init`` or its own init).
+        example_input: an input to trace the model with (unless ``branches`` is given).
+        mode: ``"zero"``, ``"scaled"`` or ``"fixup"`` (see the module docstring).
+        branches: residual branches from :func:`stabletrain.graph.trace`, to skip tracing.
+
+    Example:
+        >>> class Block(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.fc1, self.fc2 = nn.Linear(8, 8), nn.Linear(8, 8)
+        ...     def forward(self, x):
+        ...         return x + self.fc2(torch.relu(self.fc1(x)))
+        >>> model = nn.Sequential(Block(), Block())
+        >>> init_residual_(model, torch.randn(4, 8), "fixup")
+        {'0.fc1': 0.7071067811865476, '0.fc2': 0.0, '1.fc1': 0.7071067811865476, '1.fc2': 0.0}
+    """
+    check_choice("mode", mode, RESIDUAL_MODES, where="init_residual_")
+    if branches is None:
+        if example_input is None:
+            raise ValueError(
+                "init_residual_: pass example_input (to find the branches) or "
+                "branches=trace(model, x).residuals."
+            )
+        branches = trace(model, example_input).residuals
+    # nested additions (a block inside a block) count once: keep the innermost branch per layer
+    n_branches = len(branches)
+    factors: dict[str, float] = {}
+    for branch in branches:
+        if branch.last_layer is None:
+            continue
+        if mode == "zero":
+            factors[branch.last_norm or branch.last_layer] = 0.0
+        elif mode == "scaled":
+            factors[branch.last_layer] = 1.0 / math.sqrt(n_branches)
+        else:
+            m = branch.depth
+            if m >= 2:
+                scale = n_branches ** (-1.0 / (2 * m - 2))
+                for name in branch.weights[:-1]:
+                    factors.setdefault(name, scale)
+            factors[branch.last_layer] = 0.0
+    for name, factor in factors.items():
+        _scale_layer_(model, name, factor)
+    return factors
