@@ -34,8 +34,10 @@ from stabletrain.graph._analysis import (
     Following,
     FollowingKind,
     LayerInfo,
+    ParamUse,
     ResidualBranch,
     analyse,
+    first_activation,
 )
 from stabletrain.graph._recorder import Recording, call_model, check_example_input, record
 from stabletrain.graph._state import preserved_state
@@ -46,9 +48,11 @@ __all__ = [
     "FollowingKind",
     "Graph",
     "LayerInfo",
+    "ParamUse",
     "ResidualBranch",
     "call_model",
     "check_example_input",
+    "first_activation",
     "preserved_state",
     "trace",
 ]
@@ -59,6 +63,7 @@ class Graph:
     """What one forward pass of a model did, layer by layer."""
 
     layers: dict[str, LayerInfo]  # in order of first call
+    params: dict[str, ParamUse]  # every parameter an op read, by its (first) qualified name
     residuals: list[ResidualBranch]
     unused: tuple[str, ...]  # modules with parameters that the forward pass never called
     recording: Recording
@@ -94,11 +99,13 @@ def trace(model: nn.Module, example_input: Any) -> Graph:
                 "input the model accepts (a tensor, a tuple of positional inputs or a dict of "
                 "keyword inputs)."
             ) from err
-    layers, residuals = analyse(rec, model)
-    called = {layer.name for layer in layers}
+    layers, uses, residuals = analyse(rec, model)
+    used = {layer.name for layer in layers} | {u.name.rpartition(".")[0] for u in uses}
     unused = tuple(
         name
         for name, m in model.named_modules()
-        if name not in called and any(True for _ in m.parameters(recurse=False))
+        if name not in used and any(True for _ in m.parameters(recurse=False))
     )
-    return Graph({layer.name: layer for layer in layers}, residuals, unused, rec)
+    return Graph(
+        {layer.name: layer for layer in layers}, {u.name: u for u in uses}, residuals, unused, rec
+    )

@@ -58,12 +58,7 @@ class LayerInfo:
     @property
     def activation(self) -> Following | None:
         """The first activation reached, directly or after a normalization."""
-        for f in self.following:
-            if f.kind == "activation":
-                return f
-            if f.kind == "norm" and f.then is not None and f.then.kind == "activation":
-                return f.then
-        return None
+        return first_activation(self.following)
 
     @property
     def norm_follows(self) -> bool:
@@ -73,6 +68,25 @@ class LayerInfo:
     def follows(self, kind: FollowingKind) -> bool:
         """Whether some consumer of the output is of ``kind``."""
         return any(f.kind == kind for f in self.following)
+
+
+def first_activation(following: tuple[Following, ...]) -> Following | None:
+    """The first activation in ``following``, directly or after a normalization."""
+    for f in following:
+        if f.kind == "activation":
+            return f
+        if f.kind == "norm" and f.then is not None and f.then.kind == "activation":
+            return f.then
+    return None
+
+
+@dataclass(frozen=True)
+class ParamUse:
+    """How the forward pass used one parameter: the ops that read it and what followed them."""
+
+    name: str
+    ops: tuple[str, ...]  # e.g. ("linear",), ("conv2d",), ("getitem",)
+    following: tuple[Following, ...]
 
 
 @dataclass(frozen=True)
@@ -233,8 +247,10 @@ def _residuals(index: _Index, calls: list[Call], model: nn.Module) -> list[Resid
     return branches
 
 
-def analyse(rec: Recording, model: nn.Module) -> tuple[list[LayerInfo], list[ResidualBranch]]:
-    """Per-layer following operations and the residual branches of one recording."""
+def analyse(
+    rec: Recording, model: nn.Module
+) -> tuple[list[LayerInfo], list[ParamUse], list[ResidualBranch]]:
+    """Per-layer and per-parameter following operations, and the residual branches."""
     index = _Index(rec)
     branches = _residuals(index, rec.calls, model)
     adds = {b.add_op for b in branches}
@@ -246,15 +262,26 @@ def analyse(rec: Recording, model: nn.Module) -> tuple[list[LayerInfo], list[Res
             following[call.module] += _follow(index, call.outputs[0], adds)
     # parameters used outside their module's own call (tied weights, functional use)
     inside = {(c.module, i) for c in rec.calls for i in range(c.first_op, c.last_op)}
+    param_ops: dict[str, list[str]] = defaultdict(list)
+    param_following: dict[str, list[Following]] = defaultdict(list)
     for op in rec.ops:
-        for p in op.params:
+        if not op.params:
+            continue
+        after = _follow(index, op.outputs[0], adds) if op.outputs else []
+        for p in dict.fromkeys(op.params):
+            param_ops[p].append(op.name)
+            param_following[p] += after
             owner = p.rpartition(".")[0]
-            if (owner, op.index) not in inside and op.outputs:
-                following[owner] += _follow(index, op.outputs[0], adds)
+            if (owner, op.index) not in inside:
+                following[owner] += after
+    uses = [
+        ParamUse(p, tuple(dict.fromkeys(param_ops[p])), tuple(dict.fromkeys(param_following[p])))
+        for p in param_ops
+    ]
     layers = [
         LayerInfo(
             name, model.get_submodule(name), tuple(order), tuple(dict.fromkeys(following[name]))
         )
         for name, order in orders.items()
     ]
-    return layers, branches
+    return layers, uses, branches

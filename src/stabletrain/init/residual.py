@@ -90,6 +90,11 @@ def init_residual_(
                 for name in branch.weights[:-1]:
                     factors.setdefault(name, scale)
             factors[branch.last_layer] = 0.0
+    # attention ends its branch with its output projection: scale that, not q/k/v
+    factors = {
+        f"{n}.out_proj" if isinstance(model.get_submodule(n), nn.MultiheadAttention) else n: f
+        for n, f in factors.items()
+    }
     for name, factor in factors.items():
         _scale_layer_(model, name, factor)
     return factors

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_choice, check_real
-from stabletrain.graph import Graph, LayerInfo, check_example_input, trace
+from stabletrain.graph import Following, Graph, check_example_input, first_activation, trace
 from stabletrain.graph._ops import ACTIVATION_OPS
 from stabletrain.init._calibrate import calibrate
 from stabletrain.init.fans import layer_fans, recurrent_gates
@@ -32,25 +32,21 @@ from stabletrain.init.schemes import (
 _NO_CALIBRATION = (nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention, nn.Embedding, nn.EmbeddingBag)
 
 
-def following_of(info: LayerInfo | None) -> tuple[str, float | None, str]:
-    """(category or activation name, exact forward gain or None, readable description)."""
-    if info is None:
+def following_of(following: tuple[Following, ...] | None) -> tuple[str, float | None, str]:
+    """(category or activation name, its exact forward gain or None, readable description)."""
+    if following is None:
         return "unknown", None, "never called"
-    act = info.activation
+    if not following:
+        return "unknown", None, "nothing"
+    described = ", ".join(dict.fromkeys(f.describe() for f in following))
+    act = first_activation(following)
     if act is not None:
         name = "gelu_tanh" if act.op == "gelu_tanh" else ACTIVATION_OPS[act.op][0]
         params = dict(act.params)
-        if act.op in ("prelu", "rrelu"):
+        if act.op in ("prelu", "rrelu"):  # PReLU's initial slope; RReLU's mean slope
             params = {"negative_slope": 0.25 if act.op == "prelu" else (1 / 8 + 1 / 3) / 2}
-        return (
-            name,
-            gain(name, "forward", convention="exact", **params),
-            info.following[0].describe() if info.norm_follows else act.describe(),
-        )
-    if not info.following:
-        return "unknown", None, "nothing"
-    described = ", ".join(dict.fromkeys(f.describe() for f in info.following))
-    if any(f.kind == "output" for f in info.following):
+        return name, gain(name, "forward", convention="exact", **params), described
+    if any(f.kind == "output" for f in following):
         return "output", None, described
     return "linear", None, described
 
@@ -176,9 +172,11 @@ def auto_init(
     for name, p in model.named_parameters():
         layer, _, pname = name.rpartition(".")
         module = model.get_submodule(layer)
-        info = graph.layers.get(layer)
-        following, act_gain, described = following_of(info)
-        rule = next((r for r in rules if r.matches(module, pname, p.dim(), following)), None)
+        info, use = graph.layers.get(layer), graph.params.get(name)
+        seen = use.following if use else (info.following if info else None)
+        following, act_gain, described = following_of(seen)
+        ops = use.ops if use else ()
+        rule = next((r for r in rules if r.matches(module, pname, p.dim(), following, ops)), None)
         record = ParamRecord(
             name,
             layer,
@@ -198,7 +196,7 @@ def auto_init(
             and p.dim() >= 2
             and rule is not None
             and rule.scheme not in ("keep", "zeros")
-            and not info.norm_follows
+            and not any(f.kind == "norm" for f in seen or ())
             and not isinstance(module, _NO_CALIBRATION)
             and any(following in c for c in CATEGORIES.values())
         ):

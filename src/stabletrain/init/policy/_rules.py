@@ -41,7 +41,24 @@ SCHEMES = (
     "standard",
     "keep",
 )
-RULE_KEYS = ("name", "scheme", "module", "param", "following", "dims", "options")
+RULE_KEYS = ("name", "scheme", "module", "param", "following", "dims", "op", "options")
+# operations that use a parameter as a linear map's weight: what makes a custom module a layer
+LINEAR_OPS = (
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "matmul",
+    "mm",
+    "bmm",
+    "einsum",
+    "addmm",
+    "bilinear",
+    "multi_head_attention_forward",
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,8 @@ class Rule:
         following: an activation name (``"gelu"``), a category (``"relu_family"``, ``"smooth"``,
             ``"saturating"``, ``"linear"``, ``"output"``, ``"unknown"``) or ``"any"``.
         dims: number of dims the parameter must have (``1`` for biases and gains).
+        op: the operation(s) that read the parameter in the forward pass must include one of
+            these (e.g. :data:`LINEAR_OPS`: used as a linear map's weight).
         options: keyword options of the scheme (``std``, ``value``, ``mode``, ``gain``; ``gain``
             ``"auto"`` is the following activation's exact gain).
 
@@ -71,6 +90,7 @@ class Rule:
     param: str | None = None
     following: str | None = None
     dims: int | None = None
+    op: str | tuple[str, ...] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -89,8 +109,14 @@ class Rule:
                     f"{', '.join(FOLLOWING_VALUES)}."
                 )
 
-    def matches(self, module: nn.Module, param: str, dims: int, following: str) -> bool:
+    def matches(
+        self, module: nn.Module, param: str, dims: int, following: str, ops: tuple[str, ...] = ()
+    ) -> bool:
         """Whether this rule applies to ``module``'s parameter ``param``."""
+        if self.op is not None:
+            wanted = (self.op,) if isinstance(self.op, str) else self.op
+            if not set(wanted) & set(ops):
+                return False
         if self.module is not None and not isinstance(module, self.module):
             return False
         if self.param is not None and not fnmatch.fnmatchcase(param, self.param):
@@ -129,7 +155,9 @@ def default_rules(
     gate (hidden-to-hidden) and Xavier per gate (input-to-hidden); biases 0 (an LSTM's forget
     gate ``forget_bias``, Jozefowicz et al. 2015); normalization weight 1, bias 0; embeddings
     N(0, 1) (variance scaling with fan_in 1); the output layer ``output`` (Xavier for logits,
-    or ``"zeros"``); a layer followed by no activation Xavier.
+    or ``"zeros"``); a layer followed by no activation Xavier. Rules by activation apply to
+    parameters the forward pass used as a linear map's weight (:data:`LINEAR_OPS`), so custom
+    layers are covered and positional or layer-scale parameters are left to their module.
     """
     return (
         Rule("normalization: weight 1", "ones", module=NORM_TYPES, param="weight"),
@@ -166,16 +194,23 @@ def default_rules(
             module=nn.MultiheadAttention,
             param="*proj_weight",
         ),
-        Rule("output layer", output, following="output", options={"gain": 1.0}),
-        Rule("ReLU family: He", "he_normal", following="relu_family", options={"gain": "auto"}),
+        Rule("output layer", output, following="output", op=LINEAR_OPS, options={"gain": 1.0}),
+        Rule(
+            "ReLU family: He",
+            "he_normal",
+            following="relu_family",
+            op=LINEAR_OPS,
+            options={"gain": "auto"},
+        ),
         Rule(
             "smooth activation: He with its exact gain",
             "he_normal",
             following="smooth",
+            op=LINEAR_OPS,
             options={"gain": "auto"},
         ),
-        Rule("tanh/sigmoid: Xavier", "xavier_uniform", following="saturating"),
-        Rule("no activation follows: Xavier", "xavier_uniform", following="linear"),
+        Rule("tanh/sigmoid: Xavier", "xavier_uniform", following="saturating", op=LINEAR_OPS),
+        Rule("no activation follows: Xavier", "xavier_uniform", following="linear", op=LINEAR_OPS),
     )
 
 
