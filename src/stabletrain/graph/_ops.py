@@ -22,6 +22,7 @@ ACTIVATION_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "tanh": ("tanh", ()),
     "sigmoid": ("sigmoid", ()),
     "gelu": ("gelu", ()),
+    "gelu_tanh": ("gelu_tanh", ()),
     "silu": ("silu", ()),
     "mish": ("mish", ()),
     "elu": ("elu", ("alpha",)),

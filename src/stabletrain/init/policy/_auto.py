@@ -41,7 +41,7 @@ def following_of(following: tuple[Following, ...] | None) -> tuple[str, float | 
     described = ", ".join(dict.fromkeys(f.describe() for f in following))
     act = first_activation(following)
     if act is not None:
-        name = "gelu_tanh" if act.op == "gelu_tanh" else ACTIVATION_OPS[act.op][0]
+        name = ACTIVATION_OPS[act.op][0]
         params = dict(act.params)
         if act.op in ("prelu", "rrelu"):  # PReLU's initial slope; RReLU's mean slope
             params = {"negative_slope": 0.25 if act.op == "prelu" else (1 / 8 + 1 / 3) / 2}
