@@ -1,0 +1,83 @@
+"""Residual-aware init: zero, scaled and Fixup, on branches found in the traced graph."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stabletrain.init import auto_init, init_residual_
+from stabletrain.models import mlp, transformer
+
+
+class Block(nn.Module):
+    def __init__(self, d: int, m: int = 2, norm: bool = False) -> None:
+        super().__init__()
+        self.fcs = nn.ModuleList(nn.Linear(d, d) for _ in range(m))
+        self.bn = nn.BatchNorm1d(d) if norm else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for i, fc in enumerate(self.fcs):
+            h = fc(h) if i == len(self.fcs) - 1 else F.relu(fc(h))
+        return x + (self.bn(h) if self.bn is not None else h)
+
+
+def test_zero_makes_every_block_an_identity_zeroing_the_last_norm_when_there_is_one() -> None:
+    model = nn.Sequential(Block(8), Block(8, norm=True)).eval()
+    x = torch.randn(5, 8)
+    factors = init_residual_(model, x, "zero")
+    assert factors == {"0.fcs.1": 0.0, "1.bn": 0.0}
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), x)
+    assert model[1].fcs[1].weight.detach().abs().sum() > 0  # untouched: the BN gain is zero
+
+
+def test_fixup_scales_inner_layers_by_the_depth_rule_and_zeroes_the_last() -> None:
+    model = nn.Sequential(*(Block(8, m=3) for _ in range(4)))
+    before = model[0].fcs[0].weight.detach().clone()
+    factors = init_residual_(model, torch.randn(5, 8), "fixup")
+    scale = 4 ** (-1 / (2 * 3 - 2))  # L^(-1/(2m-2)), L = 4 branches of m = 3 layers
+    assert factors["0.fcs.0"] == pytest.approx(scale)
+    assert factors["3.fcs.2"] == 0.0
+    torch.testing.assert_close(model[0].fcs[0].weight.detach(), before * scale)
+    assert model[0].fcs[0].bias.detach().abs().sum() > 0  # biases are not rescaled
+
+
+def test_scaled_divides_each_branch_end_by_sqrt_of_the_number_of_branches() -> None:
+    model = mlp(16, 4, depth=9, width=16, residual=True)
+    auto_init(model, torch.randn(32, 16), calibrate_layers=False)
+    branch_ends = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    before = {n: model.get_submodule(n).weight.detach().clone() for n in branch_ends}
+    factors = init_residual_(model, torch.randn(32, 16), "scaled")
+    assert factors
+    for name, factor in factors.items():
+        assert factor == pytest.approx(1 / math.sqrt(len(factors)))
+        torch.testing.assert_close(model.get_submodule(name).weight.detach(),
+                                   before[name] * factor)
+
+
+def test_attention_branches_scale_the_output_projection_only() -> None:
+    model = transformer(d_model=16, n_heads=2, n_layers=2, in_features=4, norm_position="pre")
+    in_proj = model.get_parameter("blocks.0.attn.in_proj_weight").detach().clone()
+    factors = init_residual_(model, torch.randn(2, 5, 4), "zero")
+    assert "blocks.0.attn.out_proj" in factors
+    assert torch.equal(model.get_parameter("blocks.0.attn.in_proj_weight").detach(), in_proj)
+    assert model.get_parameter("blocks.0.attn.out_proj.weight").detach().abs().sum() == 0
+
+
+def test_auto_init_residual_option_reports_what_it_did() -> None:
+    model = nn.Sequential(*(Block(8) for _ in range(3)))
+    report = auto_init(model, torch.randn(16, 8), residual="fixup")
+    assert "+ residual fixup ×0" in report["2.fcs.1.weight"].rule
+    assert any("3 residual branch(es)" in n for n in report.notes)
+
+
+def test_bad_mode_and_missing_input() -> None:
+    with pytest.raises(ValueError, match="unknown mode 'half'"):
+        init_residual_(nn.Linear(2, 2), torch.randn(1, 2), "half")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pass example_input"):
+        init_residual_(nn.Linear(2, 2))
