@@ -28,7 +28,11 @@ def test_functional_activations_are_observed_with_their_parameters() -> None:
     g = trace(Functional(), torch.randn(4, 8))
     got = {n: g.layers[n].activation for n in "abcde"}
     assert {n: a.op if a else None for n, a in got.items()} == {
-        "a": "relu", "b": "tanh", "c": "gelu_tanh", "d": "silu", "e": "leaky_relu"
+        "a": "relu",
+        "b": "tanh",
+        "c": "gelu_tanh",
+        "d": "silu",
+        "e": "leaky_relu",
     }
     assert got["e"] is not None
     assert dict(got["e"].params) == {"negative_slope": 0.2}
@@ -36,9 +40,14 @@ def test_functional_activations_are_observed_with_their_parameters() -> None:
 
 def test_normalization_then_activation_and_dropout_in_between() -> None:
     model = nn.Sequential(
-        nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
-        nn.Flatten(), nn.Linear(8 * 6 * 6, 16),
-        nn.Dropout(0.5), nn.Tanh(), nn.Linear(16, 3),
+        nn.Conv2d(3, 8, 3),
+        nn.BatchNorm2d(8),
+        nn.ReLU(inplace=True),
+        nn.Flatten(),
+        nn.Linear(8 * 6 * 6, 16),
+        nn.Dropout(0.5),
+        nn.Tanh(),
+        nn.Linear(16, 3),
     )
     g = trace(model, torch.randn(2, 3, 8, 8))
     assert g.layers["0"].following[0].describe() == "batch_norm -> relu"
@@ -154,7 +163,7 @@ def test_a_failing_model_raises_value_error_and_leaves_no_hook() -> None:
 
 
 def test_bad_input_types() -> None:
-    with pytest.raises(TypeError, match="expected an nn.Module"):
+    with pytest.raises(TypeError, match=r"expected an nn\.Module"):
         trace(lambda x: x, torch.randn(2))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="example_input must be a tensor"):
         trace(nn.Linear(2, 2), "x")

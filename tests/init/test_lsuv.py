@@ -23,8 +23,14 @@ class ResBlock(nn.Module):
 
 def small_resnet() -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(inplace=True),
-        ResBlock(16), ResBlock(16), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10),
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(inplace=True),
+        ResBlock(16),
+        ResBlock(16),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 10),
     )
 
 
@@ -35,7 +41,8 @@ def measured_stds(model: nn.Module, x: torch.Tensor) -> dict[str, list[float]]:
         m.register_forward_hook(
             lambda mod, a, out, name=name: stds.setdefault(name, []).append(float(out.std()))
         )
-        for name, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Conv2d | nn.Linear)
     ]
     try:
         with torch.no_grad():

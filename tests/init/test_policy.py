@@ -22,9 +22,12 @@ def outputs_and_inputs(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[flo
     handles = []
     for name, m in model.named_modules():
         if isinstance(m, nn.Linear | nn.Conv2d):
-            def hook(mod: nn.Module, args: tuple[torch.Tensor], out: torch.Tensor,
-                     name: str = name) -> None:
+
+            def hook(
+                mod: nn.Module, args: tuple[torch.Tensor], out: torch.Tensor, name: str = name
+            ) -> None:
                 stats.setdefault(name, (float(out.std()), float(args[0].pow(2).mean())))
+
             handles.append(m.register_forward_hook(hook))
     try:
         with torch.no_grad():
@@ -57,8 +60,11 @@ def test_every_mlp_layer_gets_the_documented_scheme_and_hits_its_target_std(
             target = 1.0
         else:  # Var(z) = fan_in · Var(w) · E[x²] with the scheme's Var(w) (claim I5)
             g = gain(activation) if expected == "he_normal" else 1.0
-            var_w = g**2 / (32 if i == 1 else 128) if expected == "he_normal" else 2 / (
-                (32 if i == 1 else 128) + 128)
+            var_w = (
+                g**2 / (32 if i == 1 else 128)
+                if expected == "he_normal"
+                else 2 / ((32 if i == 1 else 128) + 128)
+            )
             target = math.sqrt((32 if i == 1 else 128) * var_w * in_sq)
         assert out_std == pytest.approx(target, rel=TOL), (record.name, out_std, target)
     assert (norm is None) == all(
@@ -118,8 +124,9 @@ def test_other_recurrent_kinds(kind: str) -> None:
 
 @pytest.mark.parametrize("position", ["pre", "post"])
 def test_transformer_attention_is_xavier_per_block_and_nothing_is_missed(position: str) -> None:
-    model = transformer(d_model=32, n_heads=4, n_layers=2, vocab_size=20, out_features=20,
-                        norm_position=position)
+    model = transformer(
+        d_model=32, n_heads=4, n_layers=2, vocab_size=20, out_features=20, norm_position=position
+    )
     report = auto_init(model, torch.randint(0, 20, (2, 9)))
     in_proj = model.get_parameter("blocks.0.attn.in_proj_weight").detach()
     for block in in_proj.chunk(3):  # Var = 2 / (32 + 32) per q/k/v block
@@ -192,11 +199,21 @@ def test_buffers_are_exactly_as_before() -> None:
 
 def test_custom_rules_come_first_and_dicts_work() -> None:
     model = mlp(8, 2, depth=2, width=16)
-    policy = [{"name": "mine", "scheme": "normal", "module": nn.Linear, "param": "weight",
-               "options": {"std": 0.5}}, *default_rules()]
+    policy = [
+        {
+            "name": "mine",
+            "scheme": "normal",
+            "module": nn.Linear,
+            "param": "weight",
+            "options": {"std": 0.5},
+        },
+        *default_rules(),
+    ]
     report = auto_init(model, torch.randn(64, 8), policy, calibrate_layers=False)
     assert report["linear1.weight"].rule == "mine"
-    assert float(model.get_parameter("linear2.weight").detach().std()) == pytest.approx(0.5, rel=0.1)
+    assert float(model.get_parameter("linear2.weight").detach().std()) == pytest.approx(
+        0.5, rel=0.1
+    )
     keep_all = [Rule("keep everything", "keep")]
     assert all(p.scheme == "keep" for p in auto_init(model, torch.randn(4, 8), keep_all).params)
 
@@ -218,16 +235,31 @@ def test_report_prints_and_serializes() -> None:
         (lambda m: auto_init(m, torch.randn(2, 5)), ValueError, "model raised RuntimeError"),
         (lambda m: auto_init(m, "x"), TypeError, "example_input must be a tensor"),
         (lambda m: auto_init(object(), torch.randn(2, 8)), TypeError, "expected an nn.Module"),
-        (lambda m: auto_init(m, torch.randn(2, 8), [{"scheme": "zeros", "where": "x"}]),
-         ValueError, r"unknown rule key\(s\) \['where'\]"),
-        (lambda m: auto_init(m, torch.randn(2, 8), [Rule("x", "kaiming")]), ValueError,
-         "unknown scheme 'kaiming'"),
-        (lambda m: auto_init(m, torch.randn(2, 8), [{"name": "x"}]), ValueError,
-         "needs a 'scheme'"),
-        (lambda m: auto_init(m, torch.randn(2, 8), residual="zeros"), ValueError,
-         "unknown residual 'zeros'"),
-        (lambda m: auto_init(m, torch.randn(2, 8), [Rule("x", "zeros", following="swishy")]),
-         ValueError, "unknown following 'swishy'"),
+        (
+            lambda m: auto_init(m, torch.randn(2, 8), [{"scheme": "zeros", "where": "x"}]),
+            ValueError,
+            r"unknown rule key\(s\) \['where'\]",
+        ),
+        (
+            lambda m: auto_init(m, torch.randn(2, 8), [Rule("x", "kaiming")]),
+            ValueError,
+            "unknown scheme 'kaiming'",
+        ),
+        (
+            lambda m: auto_init(m, torch.randn(2, 8), [{"name": "x"}]),
+            ValueError,
+            "needs a 'scheme'",
+        ),
+        (
+            lambda m: auto_init(m, torch.randn(2, 8), residual="zeros"),
+            ValueError,
+            "unknown residual 'zeros'",
+        ),
+        (
+            lambda m: auto_init(m, torch.randn(2, 8), [Rule("x", "zeros", following="swishy")]),
+            ValueError,
+            "unknown following 'swishy'",
+        ),
     ],
 )
 def test_bad_input_raises_clear_errors(call, error, match) -> None:  # type: ignore[no-untyped-def]

@@ -56,8 +56,7 @@ def test_scaled_divides_each_branch_end_by_sqrt_of_the_number_of_branches() -> N
     assert factors
     for name, factor in factors.items():
         assert factor == pytest.approx(1 / math.sqrt(len(factors)))
-        torch.testing.assert_close(model.get_submodule(name).weight.detach(),
-                                   before[name] * factor)
+        torch.testing.assert_close(model.get_submodule(name).weight.detach(), before[name] * factor)
 
 
 def test_attention_branches_scale_the_output_projection_only() -> None:

@@ -1,0 +1,56 @@
+"""auto_init on real Hugging Face models built from a config (no download); optional extra."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import stabletrain as st
+from stabletrain.init import gain
+
+transformers = pytest.importorskip("transformers")
+
+
+def test_bert_layers_get_the_scheme_of_what_follows_them_and_state_is_kept() -> None:
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    model = transformers.BertModel(config).train()
+    before = {k: v.clone() for k, v in model.named_buffers()}
+    ids = torch.randint(0, 100, (2, 12))
+    report = st.auto_init(model, {"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+    ffn = report["encoder.layer.0.intermediate.dense.weight"]
+    assert ffn.following == "gelu"
+    assert ffn.scheme == "he_normal"
+    assert ffn.gain == pytest.approx(gain("gelu"))
+    assert report["encoder.layer.1.attention.self.query.weight"].scheme == "xavier_uniform"
+    assert report["encoder.layer.0.output.LayerNorm.weight"].scheme == "ones"
+    assert report["embeddings.word_embeddings.weight"].rule == "embedding: N(0, 1)"
+    assert not report.fallbacks
+    assert model.training
+    for k, v in model.named_buffers():
+        assert torch.equal(v, before[k]), k
+
+
+def test_gpt2_residual_projections_are_found_and_scaled() -> None:
+    config = transformers.GPT2Config(
+        vocab_size=100,
+        n_embd=32,
+        n_layer=3,
+        n_head=4,
+        n_positions=64,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    model = transformers.GPT2LMHeadModel(config)
+    report = st.auto_init(model, torch.randint(0, 100, (2, 12)), residual="scaled")
+    for layer in range(3):
+        for proj in ("attn.c_proj", "mlp.c_proj"):
+            assert "residual scaled" in report[f"transformer.h.{layer}.{proj}.weight"].rule
+    assert any("6 residual branch(es)" in note for note in report.notes)
