@@ -16,7 +16,13 @@ from stabletrain.init._calibrate import calibrate
 from stabletrain.init.fans import layer_fans, recurrent_gates
 from stabletrain.init.gain import gain
 from stabletrain.init.policy._report import InitReport, ParamRecord
-from stabletrain.init.policy._rules import CATEGORIES, Rule, check_rules, default_rules
+from stabletrain.init.policy._rules import (
+    CATEGORIES,
+    VARIANCE_SCHEMES,
+    Rule,
+    check_rules,
+    default_rules,
+)
 from stabletrain.init.residual import RESIDUAL_MODES, ResidualMode, init_residual_
 from stabletrain.init.schemes import (
     Distribution,
@@ -71,14 +77,7 @@ def _apply(
     g = (act_gain if act_gain is not None else 1.0) if g == "auto" else float(g)
     fans = layer_fans(module, pname) if p.dim() >= 2 else None
     s = rule.scheme
-    if s in (
-        "he_normal",
-        "he_uniform",
-        "xavier_uniform",
-        "xavier_normal",
-        "lecun_normal",
-        "lecun_uniform",
-    ):
+    if s in VARIANCE_SCHEMES:
         mode = opts.get("mode", "fan_avg" if s.startswith("xavier") else "fan_in")
         dist: Distribution = "uniform" if s.endswith("uniform") else "normal"
         g = 1.0 if s.startswith("lecun") else g

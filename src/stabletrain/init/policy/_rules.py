@@ -25,13 +25,16 @@ CATEGORIES: dict[str, frozenset[str]] = {
 # "unknown" (the layer was never called, or nothing consumed its output).
 FOLLOWING_VALUES = (*CATEGORIES, "linear", "output", "unknown", "any")
 
-SCHEMES = (
+VARIANCE_SCHEMES = (
     "he_normal",
     "he_uniform",
     "xavier_uniform",
     "xavier_normal",
     "lecun_normal",
     "lecun_uniform",
+)
+SCHEMES = (
+    *VARIANCE_SCHEMES,
     "orthogonal",
     "zeros",
     "ones",
