@@ -25,6 +25,8 @@ from stabletrain.init import (
     xavier_normal_,
 )
 from stabletrain.init.gain import ActivationLike, activation_name, gain
+from stabletrain.init.policy import auto_init
+from stabletrain.models import mlp
 
 Scheme = Callable[[torch.Tensor, ActivationLike, torch.Generator], object]
 
@@ -82,13 +84,61 @@ def profile_table(activation: ActivationLike, depths: Sequence[int], width: int)
     return table
 
 
+def last_hidden_std(model: torch.nn.Module, x: torch.Tensor, layer: str) -> float:
+    """Input-dependent std of ``layer``'s output on ``x``: per unit over the batch, averaged.
+
+    A bias-driven constant is not signal: with torch's default init a deep plain net's
+    output varies across units but hardly with the input.
+    """
+    seen: list[float] = []
+    handle = model.get_submodule(layer).register_forward_hook(
+        lambda module, args, out: seen.append(float(out.std(dim=0).mean()))
+    )
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+def auto_init_table(depth: int, width: int) -> Table:
+    """PyTorch's default init against auto_init on plain MLPs of each activation."""
+    table = Table(
+        title=f"Input-dependent std at layer {depth} of a plain MLP, width {width}, fresh batch"
+    )
+    for column in ("activation", "torch default", "auto_init", "scheme, gain", "calibration"):
+        table.add_column(
+            column, justify="left" if column in ("activation", "scheme, gain") else "right"
+        )
+    g = torch.Generator().manual_seed(0)
+    x, fresh = torch.randn(256, width, generator=g), torch.randn(512, width, generator=g)
+    for act in ("tanh", "relu", "gelu", "silu"):
+        torch.manual_seed(0)
+        model = mlp(width, 10, depth=depth, width=width, activation=act)
+        default = last_hidden_std(model, fresh, f"linear{depth}")
+        report = auto_init(model, x, generator=g)
+        first = report["linear1.weight"]
+        scales = [p.calibration for p in report.params if p.calibration is not None]
+        spread = f"×{min(scales):.2f}–{max(scales):.2f}" if scales else "none"
+        table.add_row(
+            act,
+            f"{default:.2g}",
+            f"{last_hidden_std(model, fresh, f'linear{depth}'):.2g}",
+            f"{first.scheme} {first.gain:.4g}",
+            spread,
+        )
+    return table
+
+
 def run(args: argparse.Namespace) -> int:
-    """Print the gain table and the depth profiles."""
+    """Print the gain table, the depth profiles and auto_init against torch's default."""
     console = Console()
     console.print(gain_table())
     depths = sorted({1, 10, args.depth // 2, args.depth})
     for act in (torch.tanh, torch.relu, torch.nn.functional.gelu):
         console.print(profile_table(act, depths, args.width))
+    console.print(auto_init_table(args.depth, args.width))
     console.print(
         "Read: a scheme keeps the signal when its std stays near 1 at every depth. "
         "'units' counts the distinct units of the last layer: fewer than the width means units "
