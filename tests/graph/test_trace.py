@@ -167,3 +167,15 @@ def test_bad_input_types() -> None:
         trace(lambda x: x, torch.randn(2))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="example_input must be a tensor"):
         trace(nn.Linear(2, 2), "x")
+
+
+def test_summed_embeddings_are_not_a_residual_branch() -> None:
+    class Embed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tok, self.pos = nn.Embedding(10, 4), nn.Embedding(8, 4)
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.tok(ids) + self.pos(torch.arange(ids.shape[1]) + 0 * ids[0])
+
+    assert trace(Embed(), torch.randint(0, 8, (2, 5))).residuals == []

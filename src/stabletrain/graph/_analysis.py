@@ -136,6 +136,15 @@ class _Index:
         """Produced by no recorded op and not a model input: a constant, a buffer's copy."""
         return node not in self.producer and node not in self.rec.input_nodes
 
+    def descendants(self, node: int, until: int) -> set[int]:
+        """Nodes computed from ``node`` by the ops before op ``until`` (one forward sweep)."""
+        reached = {node}
+        first = self.producer[node].index + 1 if node in self.producer else 0
+        for op in self.rec.ops[first:until]:
+            if not reached.isdisjoint(op.inputs):
+                reached.update(op.outputs)
+        return reached
+
     def ancestors(self, node: int) -> set[int]:
         seen, todo = set(), [node]
         while todo:
@@ -226,14 +235,17 @@ def _residuals(index: _Index, calls: list[Call], model: nn.Module) -> list[Resid
         if not common:
             continue
         root = max(common)  # the latest node both sides come from: the block's input
-        side_a = {n for n in anc_a if n > root and root in index.ancestors(n) | {n}}
-        side_b = {n for n in anc_b if n > root and root in index.ancestors(n) | {n}}
+        below = index.descendants(root, until=op.index) - {root}
+        side_a, side_b = anc_a & below, anc_b & below
         layers_a = [c for c in calls if c.outputs and c.outputs[0] in side_a]
         layers_b = [c for c in calls if c.outputs and c.outputs[0] in side_b]
         branch, shortcut = (
             (layers_b, layers_a) if len(layers_b) >= len(layers_a) else (layers_a, layers_b)
         )
-        if not branch:
+        lookups = (nn.Embedding, nn.EmbeddingBag)  # summed embeddings are not a residual
+        if not branch or any(
+            isinstance(model.get_submodule(c.module), lookups) for c in branch + shortcut
+        ):
             continue
         names = tuple(dict.fromkeys(c.module for c in sorted(branch, key=lambda c: c.order)))
         weights = [n for n in names if not isinstance(model.get_submodule(n), NORM_TYPES)]
