@@ -35,6 +35,8 @@ from stabletrain.init.schemes import (
     zeros_,
 )
 
+# tanh/sigmoid are left out on purpose: see `calibrate_layers` in auto_init's docstring
+CALIBRATED_CATEGORIES = ("relu_family", "smooth")
 _HOMOGENEOUS = (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear)
 _NO_CALIBRATION = (nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention, nn.Embedding, nn.EmbeddingBag)
 
@@ -138,7 +140,10 @@ def auto_init(
         policy: ordered rules (:class:`Rule` or dicts); replaces the default. Extend it with
             ``[my_rule, *default_rules()]``.
         residual: ``None``, ``"zero"``, ``"scaled"`` or ``"fixup"``.
-        calibrate_layers: calibrate layers followed by an activation and no normalization.
+        calibrate_layers: calibrate layers followed by a ReLU-family or smooth activation
+            (GELU, SiLU, ...) and no normalization. Saturating activations (tanh, sigmoid)
+            keep Xavier's gain 1: scaling their pre-activations to std 1 puts a deep tanh net in
+            the chaotic regime (gradients grow ~1.18x per layer), which trains worse.
         target_std: the output std calibration aims for (pre-activations ~ N(0, 1)).
         generator: random generator for every draw.
 
@@ -198,7 +203,7 @@ def auto_init(
             and rule.scheme not in ("keep", "zeros")
             and not any(f.kind == "norm" for f in seen or ())
             and not isinstance(module, _NO_CALIBRATION)
-            and any(following in c for c in CATEGORIES.values())
+            and any(following in CATEGORIES[c] for c in CALIBRATED_CATEGORIES)
         ):
             calibrated[layer] = module
     if calibrated:
@@ -217,7 +222,8 @@ def auto_init(
                 record.output_std = fitted[record.layer].std_after
         worst = max(fitted.values(), key=lambda f: abs(math.log(f.scale)) if f.scale > 0 else 0)
         report.notes.append(
-            f"calibrated {len(fitted)} layer(s) followed by an activation and no normalization "
+            f"calibrated {len(fitted)} layer(s) followed by a ReLU-family or smooth activation and "
+            "no normalization "
             f"to output std {target_std:g} on example_input; largest correction ×{worst.scale:.3g}"
         )
     if residual is not None:
