@@ -18,14 +18,16 @@ def seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def alternating_medians(fns: Mapping[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+def alternating_medians(
+    fns: Mapping[str, Callable[[], object]], repeats: int, *, warm_up: bool = True
+) -> dict[str, float]:
     """Median seconds of each function over ``repeats`` rounds, after one warm-up call each.
 
     Every round calls all functions once; the order rotates every round, so a drift in machine
     speed (a noisy neighbour, thermal throttling) hits every function alike.
     """
     names = list(fns)
-    for name in names:
+    for name in names if warm_up else ():
         fns[name]()
     samples: dict[str, list[float]] = {name: [] for name in names}
     for i in range(repeats):

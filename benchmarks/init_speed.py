@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 from torch.nn import init as tinit
 
+from _timing import alternating_medians
 from stabletrain import init as st
 
 InitFn = Callable[[torch.Tensor], object]
@@ -104,14 +105,9 @@ def workloads() -> dict[str, list[torch.Tensor]]:
     }
 
 
-def fan_in(tensor: torch.Tensor) -> int:
-    """Torch's fan_in: dim 1 times the receptive field."""
-    return math.prod(tensor.shape[1:])
-
-
 def torch_truncated_variance_scaling(tensor: torch.Tensor) -> torch.Tensor:
     """``variance_scaling_(w, 1.0, "fan_in", "truncated_normal")`` with torch's trunc_normal_."""
-    parent = 1.0 / math.sqrt(fan_in(tensor)) / TWO_SIGMA_STD
+    parent = 1.0 / math.sqrt(st.compute_fans(tensor).fan_in) / TWO_SIGMA_STD
     return tinit.trunc_normal_(tensor, 0.0, parent, -2 * parent, 2 * parent)
 
 
@@ -193,13 +189,15 @@ def time_pair(pair: Pair, tensors: Sequence[torch.Tensor], repeats: int) -> tupl
 
     The order flips every repeat, so drifts in machine speed hit both functions alike.
     """
-    fns = {"torch": pair.torch, "stabletrain": pair.stabletrain}
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for i in range(repeats):
-        order = ("torch", "stabletrain") if i % 2 == 0 else ("stabletrain", "torch")
-        for name in order:
-            samples[name].append(time_once(fns[name], tensors))
-    return statistics.median(samples["torch"]), statistics.median(samples["stabletrain"])
+    medians = alternating_medians(
+        {
+            "torch": lambda: time_once(pair.torch, tensors),
+            "stabletrain": lambda: time_once(pair.stabletrain, tensors),
+        },
+        repeats,
+        warm_up=False,  # warm_up() already ran both
+    )
+    return medians["torch"], medians["stabletrain"]
 
 
 def repeats_for(pair: Pair, warm_up_s: float, repeats: int, expensive_repeats: int) -> int:

@@ -73,7 +73,6 @@ def init_residual_(
                 "branches=trace(model, x).residuals."
             )
         branches = trace(model, example_input).residuals
-    # nested additions (a block inside a block) count once: keep the innermost branch per layer
     n_branches = len(branches)
     factors: dict[str, float] = {}
     for branch in branches:
