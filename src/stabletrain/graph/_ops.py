@@ -112,6 +112,24 @@ OUTPUT_OPS = frozenset(
 )
 ATTENTION_OPS = frozenset({"scaled_dot_product_attention", "matmul", "bmm", "einsum", "baddbmm"})
 
+# operations that use a parameter as a linear map's weight: what makes a custom module a layer
+LINEAR_OPS: tuple[str, ...] = (
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "matmul",
+    "mm",
+    "bmm",
+    "einsum",
+    "addmm",
+    "bilinear",
+    "multi_head_attention_forward",
+)
+
 
 def op_name(func: Callable[..., Any]) -> str:
     """Canonical name of a torch function, method or dunder."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
+
+from stabletrain._render import render_text
 
 
 @dataclass
@@ -98,6 +98,4 @@ class InitReport:
         return table
 
     def __str__(self) -> str:
-        buffer = io.StringIO()
-        Console(file=buffer, width=160, force_terminal=False).print(self)
-        return buffer.getvalue()
+        return render_text(self)

@@ -11,6 +11,7 @@ from typing import Any
 from torch import nn
 
 from stabletrain.graph import NORM_TYPES
+from stabletrain.graph._ops import LINEAR_OPS
 
 # Categories of "what follows the layer", for rules that apply to a family of activations.
 CATEGORIES: dict[str, frozenset[str]] = {
@@ -45,23 +46,6 @@ SCHEMES = (
     "keep",
 )
 RULE_KEYS = ("name", "scheme", "module", "param", "following", "dims", "op", "options")
-# operations that use a parameter as a linear map's weight: what makes a custom module a layer
-LINEAR_OPS = (
-    "linear",
-    "conv1d",
-    "conv2d",
-    "conv3d",
-    "conv_transpose1d",
-    "conv_transpose2d",
-    "conv_transpose3d",
-    "matmul",
-    "mm",
-    "bmm",
-    "einsum",
-    "addmm",
-    "bilinear",
-    "multi_head_attention_forward",
-)
 
 
 @dataclass(frozen=True)
