@@ -159,6 +159,8 @@ def test_a_failing_model_raises_value_error_and_leaves_no_hook() -> None:
     for m in model.modules():
         assert not m._forward_hooks
         assert not m._forward_pre_hooks
+    assert not nn.modules.module._global_forward_hooks
+    assert not nn.modules.module._global_forward_pre_hooks
     assert torch.overrides._get_current_function_mode_stack() == []
 
 
@@ -179,3 +181,22 @@ def test_summed_embeddings_are_not_a_residual_branch() -> None:
             return self.tok(ids) + self.pos(torch.arange(ids.shape[1]) + 0 * ids[0])
 
     assert trace(Embed(), torch.randint(0, 8, (2, 5))).residuals == []
+
+
+def test_a_submodule_error_caught_by_the_model_keeps_the_module_stack_right() -> None:
+    class Fallback(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bad, self.fc = nn.Linear(3, 4), nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            try:
+                x = self.bad(x)
+            except RuntimeError:
+                pass  # e.g. an optional fast path
+            return torch.tanh(self.fc(x))
+
+    g = trace(Fallback(), torch.randn(2, 4))
+    linear = [op for op in g.recording.ops if op.name == "linear"][-1]
+    assert linear.module == "fc"
+    assert g.layers["fc"].activation is not None

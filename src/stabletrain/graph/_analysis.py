@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal
@@ -145,18 +146,33 @@ class _Index:
                 reached.update(op.outputs)
         return reached
 
-    def ancestors(self, node: int) -> set[int]:
-        seen, todo = set(), [node]
-        while todo:
-            n = todo.pop()
+    def meet(self, a: int, b: int) -> tuple[int, set[int], set[int]] | None:
+        """The latest node both ``a`` and ``b`` are computed from, and the nodes after it on
+        each side (``a``'s ancestors and ``a`` itself, then ``b``'s).
+
+        Node ids grow in execution order (an op's outputs get ids after its inputs), so walking
+        back from both sides in decreasing id order meets the latest common ancestor first and
+        visits only the nodes after it: linear in the size of the block, not of the model.
+        """
+        sides: dict[int, int] = {a: 1, b: 2}
+        heap = sorted((-a, -b))  # a valid heap
+        while heap:
+            n = -heapq.heappop(heap)
+            mask = sides[n]
+            if mask == 3:
+                side_a = {m for m, s in sides.items() if s & 1 and m > n}
+                side_b = {m for m, s in sides.items() if s & 2 and m > n}
+                return n, side_a, side_b
             op = self.producer.get(n)
             if op is None:
                 continue
             for m in op.inputs:
-                if m not in seen:
-                    seen.add(m)
-                    todo.append(m)
-        return seen
+                if m not in sides:
+                    sides[m] = mask
+                    heapq.heappush(heap, -m)
+                elif sides[m] | mask != sides[m]:
+                    sides[m] |= mask
+        return None
 
 
 def _follow(
@@ -223,6 +239,7 @@ def _residuals(index: _Index, calls: list[Call], model: nn.Module) -> list[Resid
     for call in calls:
         if call.outputs:
             by_output[call.outputs[0]] = call
+    modules = dict(model.named_modules(remove_duplicate=False))
     branches = []
     for op in index.rec.ops:
         if op_kind(op.name) != "add" or len(op.inputs) != 2 or op.inputs[0] == op.inputs[1]:
@@ -230,30 +247,25 @@ def _residuals(index: _Index, calls: list[Call], model: nn.Module) -> list[Resid
         a, b = op.inputs
         if index.is_constant(a) or index.is_constant(b):
             continue
-        anc_a, anc_b = index.ancestors(a) | {a}, index.ancestors(b) | {b}
-        common = anc_a & anc_b
-        if not common:
+        met = index.meet(a, b)
+        if met is None:
             continue
-        root = max(common)  # the latest node both sides come from: the block's input
+        root, anc_a, anc_b = met  # root: the block's input
         below = index.descendants(root, until=op.index) - {root}
         side_a, side_b = anc_a & below, anc_b & below
-        layers_a = [c for c in calls if c.outputs and c.outputs[0] in side_a]
-        layers_b = [c for c in calls if c.outputs and c.outputs[0] in side_b]
+        layers_a = [by_output[n] for n in sorted(side_a) if n in by_output]
+        layers_b = [by_output[n] for n in sorted(side_b) if n in by_output]
         branch, shortcut = (
             (layers_b, layers_a) if len(layers_b) >= len(layers_a) else (layers_a, layers_b)
         )
         lookups = (nn.Embedding, nn.EmbeddingBag)  # summed embeddings are not a residual
-        if not branch or any(
-            isinstance(model.get_submodule(c.module), lookups) for c in branch + shortcut
-        ):
+        if not branch or any(isinstance(modules[c.module], lookups) for c in branch + shortcut):
             continue
         names = tuple(dict.fromkeys(c.module for c in sorted(branch, key=lambda c: c.order)))
-        weights = [n for n in names if not isinstance(model.get_submodule(n), NORM_TYPES)]
+        weights = [n for n in names if not isinstance(modules[n], NORM_TYPES)]
         last = weights[-1] if weights else None
         tail = names[names.index(last) + 1 :] if last else names
-        last_norm = next(
-            (n for n in reversed(tail) if isinstance(model.get_submodule(n), NORM_TYPES)), None
-        )
+        last_norm = next((n for n in reversed(tail) if isinstance(modules[n], NORM_TYPES)), None)
         shortcut_names = tuple(dict.fromkeys(c.module for c in shortcut))
         branches.append(ResidualBranch(op.index, names, tuple(weights), shortcut_names, last_norm))
     return branches

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
@@ -57,9 +58,19 @@ class Recording:
 
 
 def _tensors(tree: Any) -> list[torch.Tensor]:
-    if isinstance(tree, dict) and type(tree) is not dict:  # e.g. Hugging Face ModelOutput
-        tree = dict(tree)
+    """The tensors in a nest of tuples, lists and dicts (any other container via pytree)."""
+    if isinstance(tree, torch.Tensor):
+        return [tree]
+    if type(tree) in (tuple, list):
+        return [t for item in tree for t in _tensors(item)]
+    if type(tree) is dict:
+        return [t for item in tree.values() for t in _tensors(item)]
+    if isinstance(tree, dict):  # e.g. Hugging Face ModelOutput
+        return _tensors(dict(tree))
     return [t for t in tree_leaves(tree) if isinstance(t, torch.Tensor)]
+
+
+_OP_NAMES: dict[Callable[..., Any], str] = {}
 
 
 class _Recorder(TorchFunctionMode):
@@ -87,7 +98,9 @@ class _Recorder(TorchFunctionMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
-        name = op_name(func)
+        name = _OP_NAMES.get(func)
+        if name is None:
+            name = _OP_NAMES.setdefault(func, op_name(func))
         inputs, params = [], []
         for t in _tensors((args, kwargs)):
             if id(t) in self.named_state:
@@ -117,41 +130,47 @@ class _Recorder(TorchFunctionMode):
 
 @contextlib.contextmanager
 def _hooks(model: nn.Module, recorder: _Recorder) -> Iterator[None]:
-    """Module hooks that keep the module stack and record calls; always removed."""
-    open_calls: dict[int, list[tuple[int, tuple[int, ...]]]] = {}
+    """Keep the module stack and record the calls of modules that hold parameters.
 
-    def pre(name: str) -> Callable[..., None]:
-        def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            recorder.stack.append(name)
-            if any(True for _ in module.parameters(recurse=False)):
-                ins = tuple(
-                    recorder.node(t)
-                    for t in _tensors((args, kwargs))
-                    if id(t) not in recorder.named_state
-                )
-                open_calls.setdefault(id(module), []).append((len(recorder.rec.ops), ins))
+    Two global module hooks (not two per module: registering thousands of hooks costs more than
+    the forward pass of a small model); modules outside ``model`` are ignored. Always removed.
+    A module that raises gets no post-hook call (the stack is unwound at its parent's).
+    """
+    names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+    holders = {
+        id(m) for m in model.modules() if next(m.parameters(recurse=False), None) is not None
+    }
+    open_calls: dict[int, list[int]] = {}
 
-        return hook
+    def pre(module: nn.Module, args: tuple[Any, ...]) -> None:
+        key = id(module)
+        name = names.get(key)
+        if name is None:
+            return
+        recorder.stack.append(name)
+        if key in holders:
+            open_calls.setdefault(key, []).append(len(recorder.rec.ops))
 
-    def post(name: str) -> Callable[..., None]:
-        def hook(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
-            recorder.stack.pop()
-            pending = open_calls.get(id(module))
-            if pending:
-                first, ins = pending.pop()
-                outs = tuple(recorder.node(t) for t in _tensors(output))
-                recorder.rec.calls.append(
-                    Call(name, len(recorder.rec.calls), ins, outs, first, len(recorder.rec.ops))
-                )
-
-        return hook
+    def post(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+        key = id(module)
+        name = names.get(key)
+        if name is None:
+            return
+        while len(recorder.stack) > 1 and recorder.stack.pop() != name:
+            pass  # a submodule raised and the model caught it: its post-hook never ran
+        pending = open_calls.get(key)
+        if pending:
+            first = pending.pop()
+            state = recorder.named_state
+            ins = tuple(recorder.node(t) for t in _tensors((args, kwargs)) if id(t) not in state)
+            outs = tuple(recorder.node(t) for t in _tensors(output))
+            recorder.rec.calls.append(
+                Call(name, len(recorder.rec.calls), ins, outs, first, len(recorder.rec.ops))
+            )
 
     with contextlib.ExitStack() as stack:
-        for name, module in model.named_modules():
-            stack.callback(module.register_forward_pre_hook(pre(name), with_kwargs=True).remove)
-            stack.callback(
-                module.register_forward_hook(post(name), with_kwargs=True, always_call=True).remove
-            )
+        stack.callback(register_module_forward_pre_hook(pre).remove)
+        stack.callback(register_module_forward_hook(post, with_kwargs=True).remove)
         yield
 
 

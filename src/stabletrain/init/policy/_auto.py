@@ -174,9 +174,11 @@ def auto_init(
     graph = trace(model, example_input)
     report = InitReport(forward_passes=1)
     calibrated: dict[str, nn.Module] = {}
-    for name, p in model.named_parameters():
+    modules = dict(model.named_modules(remove_duplicate=False))
+    params = dict(model.named_parameters())
+    for name, p in params.items():
         layer, _, pname = name.rpartition(".")
-        module = model.get_submodule(layer)
+        module = modules[layer]
         info, use = graph.layers.get(layer), graph.params.get(name)
         seen = use.following if use else (info.following if info else None)
         following, act_gain, described = following_of(seen)
@@ -238,7 +240,7 @@ def auto_init(
             f"{len(graph.residuals)} residual branch(es)"
         )
     for record in report.params:
-        record.std_after = _std(model.get_parameter(record.name))
+        record.std_after = _std(params[record.name])
     if report.fallbacks:
         report.notes.append(
             f"{len(report.fallbacks)} parameter(s) matched no rule and were kept "
