@@ -147,7 +147,8 @@ def test_classic_dropout_at_the_edge_rates() -> None:
 
 def _draws(layer: nn.Module, x: torch.Tensor, repeats: int) -> torch.Tensor:
     """``repeats`` independent training-mode outputs of ``layer`` for the same input x."""
-    return layer.train()(x.expand(repeats, -1))
+    out: torch.Tensor = layer.train()(x.expand(repeats, -1))
+    return out
 
 
 @pytest.mark.parametrize("p", [0.2, 0.5])
@@ -184,19 +185,29 @@ def test_classic_dropout_then_w_equals_inverted_dropout_then_keep_times_w_for_ev
     torch.testing.assert_close(classic_eval @ w.T, x @ (keep * w).T, rtol=1e-12, atol=1e-12)
 
 
+def _bad(value: Any) -> Any:
+    """A value of the wrong type, passed on as the static type checker cannot see it."""
+    return value
+
+
 BAD_CALLS: list[tuple[str, Any, type[Exception], str]] = [
     ("p below 0", lambda: drop_path(torch.ones(2), -0.1), ValueError, "must be >= 0"),
     ("p above 1", lambda: drop_path(torch.ones(2), 1.5), ValueError, r"in \[0, 1\], got 1.5"),
     ("p not finite", lambda: classic_dropout(torch.ones(2), math.nan), ValueError, "finite"),
-    ("p a string", lambda: drop_path(torch.ones(2), "0.1"), TypeError, "p must be a real"),  # type: ignore[arg-type]
+    ("p a string", lambda: drop_path(torch.ones(2), _bad("0.1")), TypeError, "p must be a real"),
     ("x integer", lambda: drop_path(torch.ones(2, dtype=torch.long), 0.1), TypeError, "int64"),
-    ("x a list", lambda: classic_dropout([1.0, 2.0], 0.1), TypeError, "got list"),  # type: ignore[arg-type]
-    ("training not bool", lambda: drop_path(torch.ones(2), 0.1, "yes"), TypeError, "bool"),  # type: ignore[arg-type]
+    ("x a list", lambda: classic_dropout(_bad([1.0, 2.0]), 0.1), TypeError, "got list"),
+    ("training not bool", lambda: drop_path(torch.ones(2), 0.1, _bad("yes")), TypeError, "bool"),
     ("0-d input", lambda: drop_path(torch.tensor(1.0), 0.1), ValueError, "no batch dimension"),
     ("DropPath rate", lambda: DropPath(2.0), ValueError, "DropPath: p"),
     ("ClassicDropout rate", lambda: ClassicDropout(-1), ValueError, "ClassicDropout: p"),
     ("zero blocks", lambda: drop_path_rates(0, 0.1), ValueError, "num_blocks must be >= 1"),
-    ("float blocks", lambda: drop_path_rates(2.0, 0.1), TypeError, "num_blocks must be an int"),  # type: ignore[arg-type]
+    (
+        "float blocks",
+        lambda: drop_path_rates(_bad(2.0), 0.1),
+        TypeError,
+        "num_blocks must be an int",
+    ),
     ("max rate", lambda: drop_path_rates(4, 1.2), ValueError, "max_rate is a probability"),
 ]
 
