@@ -145,6 +145,29 @@ def guard_run(
     return log
 
 
+def scaler_run(model: nn.Module, rank: int) -> list[tuple[bool, str | None, float]]:
+    """Two float16 steps with a GradScaler; rank 1 poisons step 2 after DDP's all-reduce.
+
+    Returns (stepped, reason, scale after the step) per step: the scale must back off on every
+    rank although only rank 1's scaler saw the overflow.
+    """
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    guard = StepGuard(opt, scaler=scaler, model=model)
+    out = []
+    for step in range(2):
+        opt.zero_grad()
+        with torch.autocast("cpu", dtype=torch.float16):
+            loss = loss_of(model, *local_batch(step, rank))
+        scaler.scale(loss).backward()
+        if step == 1 and rank == 1:
+            grad = {_strip(n): p for n, p in model.named_parameters()}[NAN_PARAM].grad
+            grad.view(-1)[0] = math.nan
+        result = guard.step(loss)
+        out.append((result.stepped, result.reason, scaler.get_scale()))
+    return out
+
+
 def reference() -> dict[str, Any]:
     """The same runs in one process on the whole batch."""
     model = build_model()
@@ -166,6 +189,7 @@ def _ddp(rank: int) -> dict[str, Any]:
             nan_on=rank == 1,
             spike_on=rank == 0,
         ),
+        "scaler": scaler_run(DistributedDataParallel(build_model()), rank),
     }
 
 

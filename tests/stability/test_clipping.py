@@ -219,6 +219,8 @@ def test_per_layer_needs_names() -> None:
     w.grad = torch.ones(2)
     with pytest.raises(ValueError, match="named_parameters"):
         clip_grad_norm_(w, 1.0, per_layer=True)
+    with pytest.raises(ValueError, match="named_parameters"):
+        grad_norm(net_with_grads().parameters(), per_layer=True)
 
 
 # --- value ------------------------------------------------------------------------------------

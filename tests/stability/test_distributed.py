@@ -129,6 +129,14 @@ def test_a_nan_on_one_rank_skips_everywhere_and_is_named_where_it_can_be_seen(
         assert_close_tree(p["params"], before[rank], exact=True, where=f"rank {rank}")
 
 
+def test_an_overflow_on_one_rank_backs_off_the_gradscaler_on_every_rank(
+    ranks: list[dict[str, Any]],
+) -> None:
+    expected = [(True, None, 2.0**10), (False, "nonfinite_grad", 2.0**9)]
+    for rank in ranks:
+        assert rank["ddp"]["scaler"] == expected
+
+
 @pytest.mark.parametrize("p", ["norm2", "norm1", "norm_inf"])
 def test_dtensor_norms_over_shard_replicate_and_partial_equal_the_whole_tensors(
     ranks: list[dict[str, Any]], p: str

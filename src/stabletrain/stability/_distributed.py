@@ -1,6 +1,8 @@
-"""Norms of tensors spread over ranks, and the step guard's one collective.
+"""Fused gradient norms and scaling, global over ranks; the step guard's one collective.
 
-Two cases, following PyTorch's own distribution:
+:class:`GradSet` groups gradients by (device, dtype) once, measures them with one
+``torch._foreach_norm`` per group and rescales them with one ``torch._foreach_mul_`` per group.
+Two cases, as PyTorch distributes gradients:
 
 - **Replicated gradients** (DDP, or no distribution): after backward every rank holds the same
   averaged gradient, so a norm computed locally is already the global norm. Nothing to reduce.
@@ -14,6 +16,7 @@ Two cases, following PyTorch's own distribution:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +28,12 @@ if TYPE_CHECKING:
 
 __all__: list[str] = []
 
+Key = tuple[torch.device, torch.dtype]
+
 ShardKey = tuple["DeviceMesh", tuple[int, ...]]
 
 
+@functools.cache
 def _dtensor_type() -> type | None:
     if not torch.distributed.is_available():
         return None
@@ -121,3 +127,97 @@ def all_reduce_mean(values: torch.Tensor, group: ProcessGroup | None) -> torch.T
     reduced = values.clone()
     torch.distributed.all_reduce(reduced, op=torch.distributed.ReduceOp.SUM, group=group)
     return reduced / size
+
+
+def norm_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 for float64 tensors, else float32 (fp16/bf16 norms would overflow)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def index_tensor(idx: Sequence[int], device: torch.device) -> torch.Tensor:
+    """Positions as an int64 tensor on ``device``, copied without waiting for its queue."""
+    return torch.tensor(idx, dtype=torch.long).to(device, non_blocking=True)
+
+
+class GradSet:
+    """Gradients grouped once by (device, dtype) for fused norms, scaling and clamping.
+
+    Sparse and empty gradients, and every gradient with ``foreach=False``, take a per-tensor
+    path. Sharded (DTensor) gradients are handled through their rank-local shards.
+    """
+
+    def __init__(self, grads: Sequence[torch.Tensor], foreach: bool) -> None:
+        self.grads = list(grads)
+        dtensor = _dtensor_type()
+        self.sharded = dtensor is not None and any(isinstance(g, dtensor) for g in self.grads)
+        self.locals = [local_tensor(g) for g in self.grads] if self.sharded else self.grads
+        self.groups: dict[Key, list[int]] = {}
+        self.others: list[int] = []
+        for i, t in enumerate(self.locals):
+            if foreach and not t.is_sparse and t.numel() > 0:
+                self.groups.setdefault((t.device, t.dtype), []).append(i)
+            else:
+                self.others.append(i)
+        self.device = self.locals[0].device if self.locals else torch.device("cpu")
+        wide = any(t.dtype == torch.float64 for t in self.locals)
+        self.dtype = torch.float64 if wide else torch.float32
+
+    def __len__(self) -> int:
+        return len(self.grads)
+
+    def norms(self, p: float) -> torch.Tensor:
+        """The global p-norm of each gradient, as one 1-D tensor in the gradients' order."""
+        tensors = [measurable(g) for g in self.grads] if self.sharded else self.locals
+        groups = [(idx, [tensors[i] for i in idx]) for idx in self.groups.values()]
+        if len(groups) == 1 and not self.others:  # the common case: no reordering
+            members = groups[0][1]
+            norms = torch._foreach_norm(members, p, dtype=norm_dtype(members[0].dtype))
+            out = torch.stack(norms).to(self.dtype)
+        else:
+            out = torch.zeros(len(tensors), dtype=self.dtype, device=self.device)
+            for idx, members in groups:
+                norms = torch._foreach_norm(members, p, dtype=norm_dtype(members[0].dtype))
+                out[index_tensor(idx, self.device)] = torch.stack(norms).to(self.device, self.dtype)
+            for i in self.others:
+                t = tensors[i]
+                if t.numel() == 0:  # an empty shard; the inf-norm kernel has no identity for it
+                    continue
+                dense = t.coalesce().values() if t.is_sparse else t
+                norm = torch.linalg.vector_norm(dense, p, dtype=norm_dtype(t.dtype))
+                out[i] = norm.to(self.device)
+        return self._reduce(out, p) if self.sharded else out
+
+    def _reduce(self, norms: torch.Tensor, p: float) -> torch.Tensor:
+        by_key: dict[ShardKey, list[int]] = {}
+        for i, g in enumerate(self.grads):
+            key = shard_key(g)
+            if key is not None:
+                by_key.setdefault(key, []).append(i)
+        for key, idx in by_key.items():
+            where = index_tensor(idx, norms.device)
+            norms = norms.index_copy(0, where, reduce_shard_norms(norms[where], key, p))
+        return norms
+
+    def scale_(self, coef: torch.Tensor) -> None:
+        """Multiply every gradient in place by ``coef``: 0-d, or 1-D with one per gradient."""
+        per_grad = coef.dim() == 1
+        for (device, _), idx in self.groups.items():
+            members = [self.locals[i] for i in idx]
+            if per_grad:
+                torch._foreach_mul_(
+                    members, coef[index_tensor(idx, coef.device)].to(device).unbind()
+                )
+            else:
+                torch._foreach_mul_(members, coef.to(device))
+        for i in self.others:
+            t = self.locals[i]
+            t.mul_((coef[i] if per_grad else coef).to(t.device))
+
+    def clamp_(self, bound: float) -> None:
+        """Clamp every gradient element to [-bound, bound] in place."""
+        for idx in self.groups.values():
+            members = [self.locals[i] for i in idx]
+            torch._foreach_clamp_min_(members, -bound)
+            torch._foreach_clamp_max_(members, bound)
+        for i in self.others:
+            self.locals[i].clamp_(-bound, bound)

@@ -35,14 +35,7 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_real
-from stabletrain.stability._distributed import (
-    ShardKey,
-    is_partial,
-    local_tensor,
-    measurable,
-    reduce_shard_norms,
-    shard_key,
-)
+from stabletrain.stability._distributed import GradSet, index_tensor, is_partial, norm_dtype
 
 __all__ = [
     "NonFiniteGradError",
@@ -67,62 +60,76 @@ class NonFiniteGradError(RuntimeError):
     """A gradient norm is NaN or infinite and ``error_if_nonfinite=True`` was asked for."""
 
 
-@dataclass(frozen=True)
-class _Param:
-    name: str  # qualified parameter name, or its position for bare tensors
-    tensor: torch.Tensor
-    layer: str  # qualified name of the owning module ("" for the root)
-    module: nn.Module | None  # the owning module, when a model was given
+class _Params:
+    """The distinct parameters given (a tensor given twice counts once); their names, layers
+    and owning modules are looked up only when needed (per layer, AGC, error messages)."""
 
-
-def collect(params: Parameters, *, where: str) -> list[_Param]:
-    """The distinct parameters of a model, a tensor, tensors or ``(name, tensor)`` pairs."""
-    if isinstance(params, nn.Module):
-        found: list[_Param] = []
-        seen: set[int] = set()
-        for layer, module in params.named_modules():
-            for pname, p in module.named_parameters(recurse=False):
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    found.append(_Param(f"{layer}.{pname}" if layer else pname, p, layer, module))
-        return found
-    if isinstance(params, torch.Tensor):
-        return [_Param("0", params, "0", None)]
-    if not isinstance(params, Iterable):
-        raise TypeError(
-            f"{where}: expected a model, a tensor, tensors or (name, tensor) pairs, got "
-            f"{type(params).__name__}; pass model or model.parameters()."
-        )
-    out: list[_Param] = []
-    ids: set[int] = set()
-    for i, item in enumerate(params):
-        if isinstance(item, torch.Tensor):
-            entry = _Param(str(i), item, str(i), None)
-        elif (
-            isinstance(item, tuple)
-            and len(item) == 2
-            and isinstance(item[0], str)
-            and isinstance(item[1], torch.Tensor)
-        ):
-            entry = _Param(item[0], item[1], item[0].rpartition(".")[0], None)
-        else:
+    def __init__(self, params: Parameters, *, where: str) -> None:
+        self.where = where
+        self.module = params if isinstance(params, nn.Module) else None
+        self._names: list[str] | None = None  # given names, for pairs and bare tensors
+        self.named = self.module is not None
+        self.tensors: list[torch.Tensor] = []
+        if isinstance(params, nn.Module):
+            self.tensors = [*params.parameters()]
+            return
+        if isinstance(params, torch.Tensor):
+            self.tensors, self._names = [params], ["0"]
+            return
+        if not isinstance(params, Iterable):
             raise TypeError(
-                f"{where}: element {i} is a {type(item).__name__}; expected a tensor or a "
-                "(name, tensor) pair, as from model.parameters() or model.named_parameters()."
+                f"{where}: expected a model, a tensor, tensors or (name, tensor) pairs, got "
+                f"{type(params).__name__}; pass model or model.parameters()."
             )
-        if id(entry.tensor) not in ids:
-            ids.add(id(entry.tensor))
-            out.append(entry)
-    return out
+        self._names = []
+        seen: set[int] = set()
+        for i, item in enumerate(params):
+            if isinstance(item, torch.Tensor):
+                name, tensor = str(i), item
+            elif (
+                isinstance(item, tuple)
+                and len(item) == 2
+                and isinstance(item[0], str)
+                and isinstance(item[1], torch.Tensor)
+            ):
+                (name, tensor), self.named = item, True
+            else:
+                raise TypeError(
+                    f"{where}: element {i} is a {type(item).__name__}; expected a tensor or a "
+                    "(name, tensor) pair, as from model.parameters() or model.named_parameters()."
+                )
+            if id(tensor) not in seen:
+                seen.add(id(tensor))
+                self.tensors.append(tensor)
+                self._names.append(name)
 
+    def with_grads(self) -> tuple[list[int], list[torch.Tensor]]:
+        """Positions of the parameters that have a gradient, and the gradients."""
+        idx, grads = [], []
+        for i, t in enumerate(self.tensors):
+            if t.grad is not None:
+                idx.append(i)
+                grads.append(t.grad)
+        return idx, grads
 
-def with_grads(params: Sequence[_Param]) -> list[tuple[_Param, torch.Tensor]]:
-    """The parameters that have a gradient, with it."""
-    pairs = []
-    for p in params:
-        if p.tensor.grad is not None:
-            pairs.append((p, p.tensor.grad))
-    return pairs
+    def info(self) -> list[tuple[str, str, nn.Module | None]]:
+        """(qualified name, owning layer, owning module) of each parameter.
+
+        A model's parameters are owned by the module that registers them (the root is ``""``);
+        named pairs by their name's prefix; bare tensors are named by position.
+        """
+        if self.module is None:
+            names = self._names or []
+            return [(n, n.rpartition(".")[0] if self.named else n, None) for n in names]
+        owners: dict[int, tuple[str, str, nn.Module | None]] = {}
+        for layer, module in self.module.named_modules():
+            for pname, p in module.named_parameters(recurse=False):
+                owners.setdefault(id(p), (f"{layer}.{pname}" if layer else pname, layer, module))
+        return [owners[id(t)] for t in self.tensors]
+
+    def names(self, idx: Sequence[int]) -> list[str]:
+        info = self.info()
+        return [info[i][0] for i in idx]
 
 
 def check_norm_type(norm_type: float, *, where: str) -> float:
@@ -138,7 +145,7 @@ def check_norm_type(norm_type: float, *, where: str) -> float:
     return p
 
 
-def use_foreach(foreach: bool | None, grads: Sequence[torch.Tensor], *, where: str) -> bool:
+def use_foreach(foreach: bool | None, *, where: str) -> bool:
     """Whether to use the fused ``torch._foreach_*`` kernels (None: whenever possible)."""
     if foreach is None:
         return True
@@ -147,57 +154,11 @@ def use_foreach(foreach: bool | None, grads: Sequence[torch.Tensor], *, where: s
     return foreach
 
 
-def _norm_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def _local_norms(tensors: Sequence[torch.Tensor], p: float, foreach: bool) -> list[torch.Tensor]:
-    """The p-norm of each rank-local tensor, one fused call per (device, dtype) group."""
-    out: list[torch.Tensor | None] = [None] * len(tensors)
-    groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}
-    for i, t in enumerate(tensors):
-        dtype = _norm_dtype(t.dtype)
-        if t.numel() == 0:  # an empty shard: the inf-norm kernel has no identity for it
-            out[i] = torch.zeros((), dtype=dtype, device=t.device)
-        elif t.is_sparse:
-            out[i] = torch.linalg.vector_norm(t.coalesce().values(), p, dtype=dtype)
-        elif foreach:
-            groups.setdefault((t.device, t.dtype), []).append(i)
-        else:
-            out[i] = torch.linalg.vector_norm(t, p, dtype=dtype)
-    for (_, dtype), idx in groups.items():
-        norms = torch._foreach_norm([tensors[i] for i in idx], p, dtype=_norm_dtype(dtype))
-        for i, norm in zip(idx, norms, strict=True):
-            out[i] = norm
-    return [n for n in out if n is not None]
-
-
-def stack(norms: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
-    """0-d norms as one 1-D tensor on ``device`` (float64 if any is)."""
-    dtype = torch.float64 if any(n.dtype == torch.float64 for n in norms) else torch.float32
-    return torch.stack([n.to(device=device, dtype=dtype) for n in norms])
-
-
-def tensor_norms(grads: Sequence[torch.Tensor], p: float, foreach: bool) -> list[torch.Tensor]:
-    """The global p-norm of each tensor (sharded DTensors reduced over their shards)."""
-    norms = _local_norms([measurable(g) for g in grads], p, foreach)
-    sharded: dict[ShardKey, list[int]] = {}
-    for i, g in enumerate(grads):
-        key = shard_key(g)
-        if key is not None:
-            sharded.setdefault(key, []).append(i)
-    for key, idx in sharded.items():
-        reduced = reduce_shard_norms(stack([norms[i] for i in idx], norms[idx[0]].device), key, p)
-        for j, i in enumerate(idx):
-            norms[i] = reduced[j]
-    return norms
-
-
-def total_norm(norms: Sequence[torch.Tensor], p: float) -> torch.Tensor:
+def total_norm(norms: torch.Tensor, p: float) -> torch.Tensor:
     """‖(‖g_1‖, …, ‖g_n‖)‖_p, which equals the p-norm of all the gradients together."""
-    if not norms:
-        return torch.zeros(())
-    total: torch.Tensor = torch.linalg.vector_norm(stack(norms, norms[0].device), p)
+    if norms.numel() == 0:
+        return torch.zeros((), dtype=norms.dtype, device=norms.device)
+    total: torch.Tensor = torch.linalg.vector_norm(norms, p)
     return total
 
 
@@ -207,33 +168,11 @@ def clip_coefficient(norm: torch.Tensor, max_norm: float) -> torch.Tensor:
     return torch.where(torch.isfinite(norm), coef, torch.ones_like(coef))
 
 
-def scale_(
-    grads: Sequence[torch.Tensor], coef: torch.Tensor | Sequence[torch.Tensor], foreach: bool
-) -> None:
-    """Multiply each gradient in place by ``coef`` (one tensor, or one per gradient)."""
-    coefs = [coef] * len(grads) if isinstance(coef, torch.Tensor) else list(coef)
-    groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}
-    for i, g in enumerate(grads):
-        local = local_tensor(g)
-        if foreach and not local.is_sparse:
-            groups.setdefault((local.device, local.dtype), []).append(i)
-        else:
-            local.mul_(coefs[i].to(local.device))
-    for (device, _), idx in groups.items():
-        tensors = [local_tensor(grads[i]) for i in idx]
-        if isinstance(coef, torch.Tensor):
-            torch._foreach_mul_(tensors, coef.to(device))
-        else:
-            torch._foreach_mul_(tensors, [coefs[i].to(device) for i in idx])
-
-
 def nonfinite_names(
-    names: Sequence[str], norms: Sequence[torch.Tensor], limit: int = _NAMED_AT_MOST
+    names: Sequence[str], norms: torch.Tensor, limit: int = _NAMED_AT_MOST
 ) -> list[str]:
     """The first ``limit`` of ``names`` whose gradient norm is not finite (one sync)."""
-    if not norms:
-        return []
-    bad = (~torch.isfinite(stack(norms, norms[0].device))).nonzero().flatten()
+    bad = (~torch.isfinite(norms)).nonzero().flatten()
     return [names[i] for i in bad[:limit].tolist()]
 
 
@@ -248,19 +187,24 @@ def _raise_nonfinite(where: str, what: str, names: Sequence[str]) -> None:
 
 
 def _layer_norms(
-    params: Sequence[_Param], norms: Sequence[torch.Tensor], p: float
+    params: _Params, idx: Sequence[int], norms: torch.Tensor, p: float
 ) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """Layer names, the p-norm of each layer's gradients, and each gradient's layer index."""
+    if not params.named:
+        raise ValueError(
+            f"{params.where}: per_layer=True needs layer names; pass the model or "
+            "model.named_parameters(), not bare tensors."
+        )
+    info = params.info()
     layers: dict[str, int] = {}
-    index = [layers.setdefault(param.layer, len(layers)) for param in params]
-    values = stack(norms, norms[0].device)
-    idx = torch.tensor(index).to(values.device, non_blocking=True)
-    out = torch.zeros(len(layers), dtype=values.dtype, device=values.device)
+    index = [layers.setdefault(info[i][1], len(layers)) for i in idx]
+    where = index_tensor(index, norms.device)
+    out = torch.zeros(len(layers), dtype=norms.dtype, device=norms.device)
     if p == math.inf:
-        out = out.scatter_reduce(0, idx, values, reduce="amax", include_self=True)
+        out = out.scatter_reduce(0, where, norms, reduce="amax", include_self=True)
     else:
-        out = out.index_add(0, idx, values.pow(p)).pow(1.0 / p)
-    return list(layers), out, idx
+        out = out.index_add(0, where, norms.pow(p)).pow(1.0 / p)
+    return list(layers), out, where
 
 
 @overload
@@ -308,24 +252,14 @@ def grad_norm(
     """
     where = "grad_norm"
     p = check_norm_type(norm_type, where=where)
-    pairs = with_grads(collect(parameters_or_module, where=where))
-    grads = [g for _, g in pairs]
-    norms = tensor_norms(grads, p, use_foreach(foreach, grads, where=where))
+    fused = use_foreach(foreach, where=where)
+    params = _Params(parameters_or_module, where=where)
+    idx, grads = params.with_grads()
+    norms = GradSet(grads, fused).norms(p)
     if not per_layer:
         return total_norm(norms, p)
-    if not norms:
-        return {}
-    _check_layers(parameters_or_module, where=where)
-    names, layer_norms, _ = _layer_norms([param for param, _ in pairs], norms, p)
+    names, layer_norms, _ = _layer_norms(params, idx, norms, p)
     return dict(zip(names, layer_norms.unbind(), strict=True))
-
-
-def _check_layers(params: Parameters, *, where: str) -> None:
-    if isinstance(params, torch.Tensor):
-        raise ValueError(
-            f"{where}: per_layer=True needs layer names; pass the model or "
-            "model.named_parameters(), not a bare tensor."
-        )
 
 
 @overload
@@ -398,43 +332,30 @@ def clip_grad_norm_(
     where = "clip_grad_norm_"
     limit = check_real("max_norm", max_norm, where=where, positive=True)
     p = check_norm_type(norm_type, where=where)
-    params = collect(parameters_or_module, where=where)
-    pairs = with_grads(params)
-    grads = [g for _, g in pairs]
-    fused = use_foreach(foreach, grads, where=where)
-    norms = tensor_norms(grads, p, fused)
-    named = [param for param, _ in pairs]
-    if not per_layer:
-        total = total_norm(norms, p)
-        if not norms:
-            return total
-        coef = clip_coefficient(total, limit)
-        if error_if_nonfinite or sync:
-            finite, value = torch.stack([torch.isfinite(total).to(coef.dtype), coef]).tolist()
-            if error_if_nonfinite and not finite:
-                _raise_nonfinite(
-                    where, f"norm ({total.item()})", nonfinite_names([q.name for q in named], norms)
-                )
-            if value >= 1.0:
-                return total
-        scale_(grads, coef, fused)
-        return total
-    _check_layers(parameters_or_module, where=where)
-    if not norms:
-        return {}
-    names, layer_norms, idx = _layer_norms(named, norms, p)
-    coefs = clip_coefficient(layer_norms, limit)
-    if error_if_nonfinite or sync:
-        finite = torch.isfinite(layer_norms).all().to(coefs.dtype).reshape(1)
-        flags = torch.cat([finite, coefs]).tolist()
+    fused = use_foreach(foreach, where=where)
+    params = _Params(parameters_or_module, where=where)
+    idx, grads = params.with_grads()
+    gradset = GradSet(grads, fused)
+    norms = gradset.norms(p)
+    if per_layer:
+        names, measured, layer_of = _layer_norms(params, idx, norms, p)
+        coef = clip_coefficient(measured, limit)
+    else:
+        measured = total_norm(norms, p)
+        coef = clip_coefficient(measured, limit)
+    if grads and (error_if_nonfinite or sync):
+        finite = torch.isfinite(measured).all().to(coef.dtype).reshape(1)
+        flags = torch.cat([finite, coef.reshape(-1)]).tolist()  # the one host read
         if error_if_nonfinite and not flags[0]:
-            _raise_nonfinite(
-                where, "norm of a layer", nonfinite_names([q.name for q in named], norms)
-            )
+            what = "norm of a layer" if per_layer else f"norm ({measured.item()})"
+            _raise_nonfinite(where, what, nonfinite_names(params.names(idx), norms))
         if all(c >= 1.0 for c in flags[1:]):
-            return dict(zip(names, layer_norms.unbind(), strict=True))
-    scale_(grads, coefs[idx].unbind(), fused)
-    return dict(zip(names, layer_norms.unbind(), strict=True))
+            grads = []
+    if grads:
+        gradset.scale_(coef[layer_of] if per_layer else coef)
+    if per_layer:
+        return dict(zip(names, measured.unbind(), strict=True))
+    return measured
 
 
 def clip_grad_value_(
@@ -469,35 +390,25 @@ def clip_grad_value_(
     """
     where = "clip_grad_value_"
     c = check_real("clip_value", clip_value, where=where, positive=True)
-    pairs = with_grads(collect(parameters_or_module, where=where))
-    grads = [g for _, g in pairs]
-    for param, g in pairs:
+    fused = use_foreach(foreach, where=where)
+    params = _Params(parameters_or_module, where=where)
+    idx, grads = params.with_grads()
+    for i, g in zip(idx, grads, strict=True):
         if g.is_sparse or is_partial(g):
             raise TypeError(
                 f"{where}: cannot clamp the {'sparse' if g.is_sparse else 'Partial DTensor'} "
-                f"gradient of {param.name} in place; use clip_grad_norm_ instead."
+                f"gradient of {params.names([i])[0]} in place; use clip_grad_norm_ instead."
             )
-    fused = use_foreach(foreach, grads, where=where)
-    norms = tensor_norms(grads, math.inf, fused)
+    gradset = GradSet(grads, fused)
+    norms = gradset.norms(math.inf)
     largest = total_norm(norms, math.inf)
-    if not norms:
-        return largest
-    if error_if_nonfinite or sync:
-        value = largest.item()
+    if grads and (error_if_nonfinite or sync):
+        value = largest.item()  # the one host read
         if error_if_nonfinite and not math.isfinite(value):
-            named = [param for param, _ in pairs]
-            _raise_nonfinite(
-                where, f"max |g| ({value})", nonfinite_names([q.name for q in named], norms)
-            )
+            _raise_nonfinite(where, f"max |g| ({value})", nonfinite_names(params.names(idx), norms))
         if value <= c:
             return largest
-    locals_ = [local_tensor(g) for g in grads]
-    if fused:
-        torch._foreach_clamp_min_(locals_, -c)
-        torch._foreach_clamp_max_(locals_, c)
-    else:
-        for t in locals_:
-            t.clamp_(-c, c)
+    gradset.clamp_(c)
     return largest
 
 
@@ -534,21 +445,22 @@ def _is_hf_conv1d(module: nn.Module | None) -> bool:
     return type(module).__name__ == "Conv1D" and type(module).__module__.startswith("transformers")
 
 
-def _units(param: _Param, unit_dims: UnitDims, *, where: str) -> _Units:
-    t = param.tensor
-    leaf = param.name.rpartition(".")[2]
+def _units(
+    t: torch.Tensor, name: str, module: nn.Module | None, unit_dims: UnitDims, *, where: str
+) -> _Units:
+    leaf = name.rpartition(".")[2]
     dim: int | None
-    if param.name in unit_dims:
-        dim = unit_dims[param.name]
+    if name in unit_dims:
+        dim = unit_dims[name]
     elif t.dim() >= 2 and (
-        keys := [k for k in unit_dims if isinstance(k, type) and isinstance(param.module, k)]
+        keys := [k for k in unit_dims if isinstance(k, type) and isinstance(module, k)]
     ):
         dim = unit_dims[keys[0]]
     elif t.dim() <= 1:
         return _Units(None)  # biases, gains, scalars: the whole vector, as in NFNets
-    elif isinstance(param.module, _CONV_TRANSPOSE) and leaf == "weight":
-        return _Units(1, param.module.groups)  # (in, out/groups, *k)
-    elif _is_hf_conv1d(param.module) and leaf == "weight":
+    elif isinstance(module, _CONV_TRANSPOSE) and leaf == "weight":
+        return _Units(1, module.groups)  # (in, out/groups, *k)
+    elif _is_hf_conv1d(module) and leaf == "weight":
         dim = 1
     else:
         dim = 0  # Linear, ConvNd, attention in_proj (3E, E), RNN (gates·H, in), Embedding rows
@@ -556,7 +468,7 @@ def _units(param: _Param, unit_dims: UnitDims, *, where: str) -> _Units:
         return _Units(None)
     if isinstance(dim, bool) or not isinstance(dim, int) or not -t.dim() <= dim < t.dim():
         raise ValueError(
-            f"{where}: unit_dims gives dim {dim!r} for {param.name} of shape {tuple(t.shape)}; "
+            f"{where}: unit_dims gives dim {dim!r} for {name} of shape {tuple(t.shape)}; "
             f"use an int in [{-t.dim()}, {t.dim() - 1}] (the output-unit dim) or None (whole)."
         )
     return _Units(dim % t.dim())
@@ -648,19 +560,20 @@ def adaptive_clip_grad_(
     dims = _check_unit_dims(unit_dims, where=where)
     excluded = {exclude} if isinstance(exclude, str) else set(exclude)
     measured: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor, bool]] = []
-    for param, g in with_grads(collect(parameters_or_module, where=where)):
-        if param.name in excluded or param.layer in excluded or g.numel() == 0:
+    params = _Params(parameters_or_module, where=where)
+    info = params.info()
+    for i, g in zip(*params.with_grads(), strict=True):
+        name, layer, module = info[i]
+        if name in excluded or layer in excluded or g.numel() == 0:
             continue
         if g.is_sparse:
-            raise TypeError(f"{where}: {param.name} has a sparse gradient; AGC needs dense ones.")
-        units = _units(param, dims, where=where)
-        gv = units.view(g)
-        red = units.reduce_dims(param.tensor.dim())
-        dtype = _norm_dtype(g.dtype)
-        w = units.view(param.tensor.detach())
-        w_norm = torch.linalg.vector_norm(w, 2, dim=red, keepdim=True, dtype=dtype)
+            raise TypeError(f"{where}: {name} has a sparse gradient; AGC needs dense ones.")
+        w = params.tensors[i].detach()
+        units = _units(w, name, module, dims, where=where)
+        gv, red, dtype = units.view(g), units.reduce_dims(w.dim()), norm_dtype(g.dtype)
+        w_norm = torch.linalg.vector_norm(units.view(w), 2, dim=red, keepdim=True, dtype=dtype)
         g_norm = torch.linalg.vector_norm(gv, 2, dim=red, keepdim=True, dtype=dtype)
-        measured.append((param.name, gv, w_norm, g_norm, units.dim is None))
+        measured.append((name, gv, w_norm, g_norm, units.dim is None))
     if error_if_nonfinite and measured:
         finite = torch.stack([torch.isfinite(m[3]).all() for m in measured]).tolist()
         if not all(finite):

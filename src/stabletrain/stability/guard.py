@@ -13,16 +13,23 @@ One call replaces ``clip_grad_norm_(...); optimizer.step(); scheduler.step()``:
    after an overflow), leave the scheduler alone, and count; after ``max_consecutive_skips``
    skips in a row raise :class:`ConsecutiveSkipsError`.
 
-Cost: the decision needs one host–device sync per step (one ``.item()`` on a small integer
-code), after the norm kernels are queued; with a scaler, its ``step`` reads its own overflow
-flag once more (already computed by then). The skip path adds one sync to name the parameters.
-Under ``torch.distributed`` the norm and loss are averaged over the ranks with one all-reduce
-of two numbers, so every rank takes the same decision (a NaN on any rank reaches all).
+Spike statistics: one-sided z = (x − mean) / max(std, 0.01·|mean|) over the window (the floor
+keeps a flat history from turning noise into spikes); skipped values never enter the window, so
+a lasting jump to a new level is skipped until ``max_consecutive_skips`` raises.
 
-The guard is a policy used by Goyal-style large-batch recipes and by large language model
-training, which skips steps whose loss spikes (Chowdhery et al. 2022, "PaLM", Sec. 5.1;
-Zhang et al. 2022, "OPT") and fp16 training, which skips overflowing steps (Micikevicius et al.
-2018, "Mixed Precision Training").
+Cost: the decision needs one host–device sync per step (one ``.item()`` on a small integer
+code), after the norm kernels are queued; a GradScaler's ``step`` reads its own overflow flag
+once more (already computed by then). The skip path adds one sync to name the parameters. On
+CPU a guarded step costs the same as ``clip_grad_norm_`` + ``step`` (within a few percent), the
+spike test a few small kernels more. Under ``torch.distributed`` the norm and loss are averaged
+over the ranks with one all-reduce of two numbers, so every rank takes the same decision (a NaN
+on any rank reaches all), and on an overflow skip the scaler's flags are set on every rank so
+all scales back off together.
+
+Skipping a step whose gradients overflow is the rule of dynamic loss scaling (Micikevicius et
+al. 2018, "Mixed Precision Training"); skipping the batches behind a loss spike is how PaLM
+handled its spikes (Chowdhery et al. 2022, "PaLM", Sec. 5.1), there by restarting from a
+checkpoint, here one step at a time.
 """
 
 from __future__ import annotations
@@ -35,14 +42,11 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_choice, check_positive_int, check_real
-from stabletrain.stability._distributed import all_reduce_mean
+from stabletrain.stability._distributed import GradSet, all_reduce_mean
 from stabletrain.stability.clipping import (
     check_norm_type,
     clip_coefficient,
     nonfinite_names,
-    scale_,
-    stack,
-    tensor_norms,
     total_norm,
     use_foreach,
 )
@@ -335,28 +339,28 @@ class StepGuard:
         scaler = self.scaler if self.scaler is not None and self.scaler.is_enabled() else None
         if scaler is not None:
             self._unscale(scaler)
-        names: list[str] = []
-        grads: list[torch.Tensor] = []
-        for gi, group in enumerate(self.optimizer.param_groups):
-            for pi, p in enumerate(group["params"]):
-                if p.grad is not None:
-                    names.append(self._names.get(id(p), f"param_groups[{gi}][{pi}]"))
-                    grads.append(p.grad)
-        fused = use_foreach(self.foreach, grads, where="StepGuard.step")
-        norms = tensor_norms(grads, self.norm_type, fused)
+        grads = [
+            p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None
+        ]
+        gradset = GradSet(grads, use_foreach(self.foreach, where="StepGuard.step"))
+        norms = gradset.norms(self.norm_type)
         local = total_norm(norms, self.norm_type)
-        measured = [local] if loss is None else [local, self._loss(loss, local.device)]
-        values = all_reduce_mean(stack(measured, local.device), self.process_group)
-        norm = values[0]
-        code = int(self._decision(norm, None if loss is None else values[1]).item())  # the sync
+        measured = local.reshape(1)
+        if loss is not None:
+            measured = torch.cat(
+                [measured, self._loss(loss, local.device).to(local.dtype).reshape(1)]
+            )
+        values = all_reduce_mean(measured, self.process_group)
+        norm, reduced_loss = values[0], None if loss is None else values[1]
+        code = int(self._decision(norm, reduced_loss).item())  # the one host read
         reason = next((r for i, r in enumerate(SKIP_REASONS) if code >> i & 1), None)
         if reason is None:
             result = StepResult(True, norm)
-            self._take(grads, norm, fused, scaler, None if loss is None else values[1])
+            self._take(gradset, norm, scaler, reduced_loss)
         else:
-            bad = nonfinite_names(names, norms) if reason == "nonfinite_grad" else []
+            bad = nonfinite_names(self._grad_names(), norms) if reason == "nonfinite_grad" else []
             result = StepResult(False, norm, reason, tuple(bad))
-            self._skip(scaler)
+            self._skip(scaler, overflow=reason == "nonfinite_grad")
         self._steps += 1
         self._last_result = result
         if reason is not None:
@@ -366,8 +370,7 @@ class StepGuard:
     def _unscale(self, scaler: torch.amp.GradScaler) -> None:
         # GradScaler keeps a per-optimizer stage (READY / UNSCALED / STEPPED); unscaling twice
         # would divide the gradients twice, so respect an unscale_ the caller already did.
-        states = getattr(scaler, "_per_optimizer_states", None)
-        state = states.get(id(self.optimizer), {}) if isinstance(states, Mapping) else {}
+        state = _scaler_state(scaler, self.optimizer)
         stage = getattr(state.get("stage"), "name", None)
         if stage == "UNSCALED":
             return
@@ -377,6 +380,14 @@ class StepGuard:
                 "guard.step(loss) instead of scaler.step and scaler.update, not in addition."
             )
         scaler.unscale_(self.optimizer)
+
+    def _mark_overflow(self, scaler: torch.amp.GradScaler) -> None:
+        # The scaler's overflow flags come from this rank's gradients only: a NaN on another
+        # rank (a sharded gradient, or one poisoned after DDP's all-reduce) would back off the
+        # scale on some ranks and grow it on others. The decision is global, so are the flags.
+        state = _scaler_state(scaler, self.optimizer)
+        for found_inf in state.get("found_inf_per_device", {}).values():
+            found_inf.fill_(1.0)
 
     def _loss(self, loss: torch.Tensor | float, device: torch.device) -> torch.Tensor:
         if isinstance(loss, torch.Tensor):
@@ -410,16 +421,24 @@ class StepGuard:
         bits = self._bits[norm.device]
         return (torch.stack(flags).to(bits.dtype) * bits).sum()
 
+    def _grad_names(self) -> list[str]:
+        """Names of the parameters with a gradient, in the order :meth:`step` measured them."""
+        return [
+            self._names.get(id(p), f"param_groups[{gi}][{pi}]")
+            for gi, group in enumerate(self.optimizer.param_groups)
+            for pi, p in enumerate(group["params"])
+            if p.grad is not None
+        ]
+
     def _take(
         self,
-        grads: list[torch.Tensor],
+        gradset: GradSet,
         norm: torch.Tensor,
-        fused: bool,
         scaler: torch.amp.GradScaler | None,
         loss: torch.Tensor | None,
     ) -> None:
-        if self.max_norm is not None and grads:
-            scale_(grads, clip_coefficient(norm, self.max_norm), fused)
+        if self.max_norm is not None and len(gradset):
+            gradset.scale_(clip_coefficient(norm, self.max_norm))
         if scaler is not None:
             scaler.step(self.optimizer)
             scaler.update()
@@ -433,10 +452,12 @@ class StepGuard:
             if loss is not None:
                 self._windows["loss"].push(loss)
 
-    def _skip(self, scaler: torch.amp.GradScaler | None) -> None:
+    def _skip(self, scaler: torch.amp.GradScaler | None, overflow: bool) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
-            scaler.update()  # backs off the scale if the unscale found an overflow
+            if overflow:
+                self._mark_overflow(scaler)
+            scaler.update()  # backs off the scale after an overflow
         self._skipped += 1
         self._consecutive += 1
 
@@ -505,3 +526,12 @@ def _parameter_names(
             )
         names.setdefault(id(item[1]), item[0])
     return names
+
+
+def _scaler_state(
+    scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer
+) -> Mapping[str, Any]:
+    """The scaler's bookkeeping for ``optimizer`` (its stage, its overflow flags); {} if absent."""
+    states = getattr(scaler, "_per_optimizer_states", None)
+    state = states.get(id(optimizer)) if isinstance(states, Mapping) else None
+    return state if isinstance(state, Mapping) else {}
