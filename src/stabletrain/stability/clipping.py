@@ -35,7 +35,13 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_real
-from stabletrain.stability._distributed import GradSet, index_tensor, is_partial, norm_dtype
+from stabletrain.stability._distributed import (
+    GradSet,
+    index_tensor,
+    is_dtensor,
+    is_partial,
+    norm_dtype,
+)
 
 __all__ = [
     "NonFiniteGradError",
@@ -579,10 +585,30 @@ def adaptive_clip_grad_(
         if not all(finite):
             bad = [m[0] for m, ok in zip(measured, finite, strict=True) if not ok]
             _raise_nonfinite(where, "norm of a unit", bad[:_NAMED_AT_MOST])
-    out: dict[str, torch.Tensor] = {}
-    for name, gv, w_norm, g_norm, whole in measured:
-        allowed = lam * w_norm.clamp_min(floor)
-        clip = torch.isfinite(g_norm) & (g_norm > allowed)
-        gv.mul_(torch.where(clip, allowed / g_norm, torch.ones_like(g_norm)).to(gv.dtype))
-        out[name] = g_norm.reshape(()) if whole else g_norm.flatten()
-    return out
+    # the scales of every unit at once: one short chain of kernels per device, not per parameter
+    batches: dict[torch.device | None, list[int]] = {}
+    for i, (_, gv, _, _, _) in enumerate(measured):
+        batches.setdefault(None if is_dtensor(gv) else gv.device, []).append(i)
+    for device, idx in batches.items():
+        parts = [[i] for i in idx] if device is None else [idx]  # DTensors one by one
+        for part in parts:
+            w_norms = torch.cat([measured[i][2].reshape(-1) for i in part])
+            g_norms = torch.cat([measured[i][3].reshape(-1) for i in part])
+            scales = _agc_scales(w_norms, g_norms, lam, floor)
+            sizes = [measured[i][3].numel() for i in part]
+            for i, scale in zip(part, torch.split(scales, sizes), strict=True):
+                gv, g_norm = measured[i][1], measured[i][3]
+                gv.mul_(scale.view(g_norm.shape).to(gv.dtype))
+    return {
+        name: g_norm.reshape(()) if whole else g_norm.flatten()
+        for name, _, _, g_norm, whole in measured
+    }
+
+
+def _agc_scales(
+    w_norms: torch.Tensor, g_norms: torch.Tensor, lam: float, floor: float
+) -> torch.Tensor:
+    """λ·max(‖W_i‖, ε)/‖G_i‖ where that is < 1 and ‖G_i‖ is finite, else 1."""
+    allowed = lam * w_norms.clamp_min(floor)
+    clip = torch.isfinite(g_norms) & (g_norms > allowed)
+    return torch.where(clip, allowed / g_norms, torch.ones_like(g_norms))
