@@ -1,0 +1,198 @@
+"""Decoupled weight decay for any ``torch.optim`` optimizer: AdamW's rule, for Adam, SGD, RMSprop...
+
+Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization": with an adaptive optimizer,
+an L2 term in the loss (or the optimizer's coupled ``weight_decay``) is divided by √v̂ like the
+rest of the gradient, so weights with large gradients are barely regularized (claim R2). Decay
+the weights directly instead, before the optimizer's update, exactly as ``torch.optim.AdamW``:
+
+    θ ← θ · (1 − η_t·λ)        then        θ ← optimizer update of θ (without L2)
+
+Why a hook and not a wrapper class: ``register_step_pre_hook`` keeps the optimizer the user
+built (its type, ``param_groups``, ``state_dict``, LR schedulers, ``GradScaler.step``,
+:class:`~stabletrain.stability.StepGuard` and ``torch.compile`` all see the same object), and
+the hook goes away with :meth:`DecoupledWeightDecay.remove` or at the end of a ``with`` block.
+
+Why λ stays in ``group["weight_decay"]``: each group's λ is the one it was given, e.g. by
+:func:`~stabletrain.regularization.param_groups` (0 for biases and norms). Just before each step
+the hook decays the parameters with it and sets it aside (``group["weight_decay"] = 0``), so the
+inner optimizer takes no L2 step; just after, it puts it back. Between steps the groups are
+exactly as built: ``state_dict()`` saves the true λ, printing the optimizer shows it, and a
+weight-decay schedule that rewrites ``group["weight_decay"]`` is followed at the next step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch.optim import Optimizer
+
+from stabletrain._checks import check_choice, check_real
+from stabletrain.regularization._hooks import (
+    OptimizerHook,
+    Scalar,
+    by_device_and_dtype,
+    check_optimizer,
+    group_lr,
+    group_value,
+    on_device,
+)
+
+__all__ = ["DECAY_SCALINGS", "DecayScaling", "DecoupledWeightDecay", "decouple_weight_decay"]
+
+DecayScaling = Literal["lr", "schedule"]
+DECAY_SCALINGS: tuple[DecayScaling, ...] = ("lr", "schedule")
+_WHERE = "decouple_weight_decay"
+# torch optimizers whose own weight_decay is already decoupled (θ ← θ·(1 − lr·λ) in their step)
+_ALREADY_DECOUPLED = tuple(
+    cls
+    for cls in (getattr(torch.optim, name, None) for name in ("AdamW", "Adafactor", "Muon"))
+    if isinstance(cls, type)
+)
+
+
+def _refuse_double_decay(optimizer: Optimizer) -> None:
+    name = type(optimizer).__name__
+    if isinstance(optimizer, _ALREADY_DECOUPLED):
+        raise ValueError(
+            f"{_WHERE}: {name} already decays its weights decoupled (θ ← θ·(1 − lr·λ)); adding "
+            "decoupled decay would decay twice. Use it as it is, or build torch.optim.Adam (or "
+            "another optimizer with coupled decay) and decouple that."
+        )
+    if any(group.get("decoupled_weight_decay") is True for group in optimizer.param_groups):
+        raise ValueError(
+            f"{_WHERE}: this {name} was built with decoupled_weight_decay=True, so its decay is "
+            "already decoupled; adding decoupled decay would decay twice. Build it with "
+            "decoupled_weight_decay=False, or do not call decouple_weight_decay."
+        )
+
+
+class DecoupledWeightDecay(OptimizerHook):
+    """The handle of :func:`decouple_weight_decay`: ``remove()`` it (or leave its ``with``
+    block) and the optimizer is back to its own, coupled, weight decay."""
+
+    def __init__(
+        self, optimizer: Optimizer, weight_decay: float | None, scaling: DecayScaling
+    ) -> None:
+        super().__init__(optimizer)
+        self.scaling = scaling
+        self._held: dict[int, Scalar] = {}  # group index -> λ set aside during a step
+        self._assigned = weight_decay is not None
+        if weight_decay is not None:
+            for group in optimizer.param_groups:
+                group["weight_decay"] = weight_decay
+        self._register(before=True, after=True)
+
+    def _restore(self) -> None:
+        """Put back the λ set aside (after the step, or at the next one if a step raised)."""
+        groups = self.optimizer.param_groups
+        for i, lam in self._held.items():
+            if i < len(groups):
+                groups[i]["weight_decay"] = lam
+        self._held.clear()
+
+    def _multiplier(self, group: dict[str, Any]) -> Scalar:
+        """η_t (``"lr"``) or η_t/η_0 (``"schedule"``), with η_0 the scheduler's initial lr."""
+        lr = group_lr(group, where=_WHERE)
+        if self.scaling == "lr":
+            return lr
+        initial = group.get("initial_lr")
+        if initial is None or (not isinstance(initial, torch.Tensor) and initial == 0):
+            return 1.0  # no schedule: decay by λ per step
+        ratio: Scalar = lr / initial
+        return ratio
+
+    def _before_step(self) -> None:
+        self._restore()
+        for i, group in enumerate(self.optimizer.param_groups):
+            lam = group_value(group, "weight_decay", 0.0, where=_WHERE)
+            if not isinstance(lam, torch.Tensor) and lam == 0:
+                continue
+            self._held[i] = group["weight_decay"]
+            group["weight_decay"] = 0.0
+            shrink = 1 - self._multiplier(group) * lam  # AdamW's expression, so results match
+            for params in by_device_and_dtype(group):
+                torch._foreach_mul_(params, on_device(shrink, params))
+
+    def _after_step(self) -> None:
+        self._restore()
+
+    def _on_remove(self) -> None:
+        self._restore()
+        if self._assigned:  # the call set every group's λ: the optimizer had none of its own
+            for group in self.optimizer.param_groups:
+                group["weight_decay"] = 0.0
+
+
+def decouple_weight_decay(
+    optimizer: Optimizer,
+    weight_decay: float | None = None,
+    *,
+    scaling: DecayScaling = "lr",
+) -> DecoupledWeightDecay:
+    """Make ``optimizer``'s weight decay decoupled (AdamW-style) with a removable step hook.
+
+    Before every step, for each parameter group g with λ_g = ``g["weight_decay"]`` > 0 and each
+    of its parameters that has a gradient (AdamW skips the others too):
+
+        θ ← θ · (1 − η_t·λ_g)                       (``scaling="lr"``, torch's AdamW)
+        θ ← θ · (1 − (η_t / η_0)·λ_g)               (``scaling="schedule"``)
+
+    then the optimizer steps with λ_g set aside, so it adds no coupled L2 gradient (Loshchilov &
+    Hutter 2019, "Decoupled Weight Decay Regularization", Algorithm 2). η_t is the group's
+    ``"lr"`` at step time, so LR schedulers are followed; a tensor lr is used as a tensor (no
+    host sync). ``"schedule"`` is the paper's form, in which η_t/η_0 is only the schedule's
+    multiplier (η_0: the group's ``"initial_lr"``, set by every ``torch.optim.lr_scheduler``;
+    1 without one): λ then is the shrink per step, independent of the base lr.
+
+    ``Adam(param_groups(model, λ))`` + this hook takes the same steps as ``AdamW`` with the same
+    groups; groups with λ = 0 (biases, norms) are untouched. One fused ``torch._foreach_mul_``
+    per group and (device, dtype); the λ read from the groups costs no sync.
+
+    Args:
+        optimizer: any ``torch.optim.Optimizer`` whose decay is coupled (SGD, Adam, RMSprop,
+            Adagrad, NAdam, ...). AdamW, Adafactor, Muon and optimizers built with
+            ``decoupled_weight_decay=True`` already decouple and are refused.
+        weight_decay: None (default): each group's own ``"weight_decay"``. A number λ >= 0: set
+            every group's ``"weight_decay"`` to λ (only allowed when all groups have 0, so that
+            no-decay groups are never overwritten by mistake; ``remove()`` sets them back to 0).
+        scaling: ``"lr"`` (default) or ``"schedule"``, see above.
+
+    Returns:
+        A :class:`DecoupledWeightDecay` handle; ``remove()`` it or use it in ``with``.
+
+    Raises:
+        TypeError: ``optimizer`` is not a ``torch.optim.Optimizer``.
+        ValueError: an optimizer that already decouples, a negative λ, a ``weight_decay`` given
+            while groups set their own, an unknown ``scaling``.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Linear(3, 1)
+        >>> opt = torch.optim.Adam(model.parameters(), lr=0.1, weight_decay=0.5)
+        >>> handle = decouple_weight_decay(opt)  # now the steps of AdamW(lr=0.1, weight_decay=0.5)
+        >>> model(torch.ones(2, 3)).sum().backward()
+        >>> before = model.weight.detach().clone()
+        >>> opt.step()
+        >>> expected = before * (1 - 0.1 * 0.5) - 0.1 * torch.sign(model.weight.grad)
+        >>> torch.allclose(model.weight, expected, atol=1e-6)  # first Adam step: lr·sign(g)
+        True
+        >>> opt.param_groups[0]["weight_decay"]  # unchanged between steps
+        0.5
+        >>> handle.remove()
+    """
+    optimizer = check_optimizer(optimizer, where=_WHERE)
+    check_choice("scaling", scaling, DECAY_SCALINGS, where=_WHERE)
+    _refuse_double_decay(optimizer)
+    own = [group_value(g, "weight_decay", 0.0, where=_WHERE) for g in optimizer.param_groups]
+    if weight_decay is not None:
+        weight_decay = check_real("weight_decay", weight_decay, where=_WHERE, non_negative=True)
+        set_by_groups = [v for v in own if isinstance(v, torch.Tensor) or v != 0]
+        if set_by_groups:
+            raise ValueError(
+                f"{_WHERE}: weight_decay={weight_decay} was given, but the optimizer's groups set "
+                f"their own (e.g. {set_by_groups[0]}). Pass weight_decay=None to decouple the "
+                "groups' values, or build the optimizer without weight_decay."
+            )
+    return DecoupledWeightDecay(optimizer, weight_decay, scaling)

@@ -1,0 +1,305 @@
+"""Max-norm constraint: every unit's incoming weight vector kept inside a ball of radius c.
+
+Srivastava, Hinton, Krizhevsky, Sutskever & Salakhutdinov 2014, "Dropout: A Simple Way to
+Prevent Neural Networks from Overfitting" (JMLR 15, Sec. 5.1): after each update, project the
+incoming weights w_i of every hidden unit i onto ‖w_i‖₂ <= c,
+
+    w_i ← w_i · min(1, c / ‖w_i‖)
+
+which lets dropout use large learning rates without the weights blowing up (typical c: 3–4).
+
+The unit of each layer type (what "incoming weight vector" means for its weight tensor):
+
+- ``Linear`` (out, in), ``Bilinear`` (out, in1, in2), ``Conv{1,2,3}d`` (out, in/groups, *k):
+  dim 0, the norm taken over everything else;
+- ``ConvTranspose{1,2,3}d`` (in, out/groups, *k): output channel g·(out/groups) + j is column j
+  of the rows of group g, so the weight is viewed as (groups, in/groups, out/groups, *k) and
+  the norm taken over dims 1, 3, ... for each (g, j);
+- ``Embedding`` / ``EmbeddingBag`` (num, dim): dim 0, each embedding vector (``nn.Embedding``'s
+  own ``max_norm`` renormalizes only the rows a batch looks up, at lookup time);
+- transformers' GPT-2 ``Conv1D`` (in, out): dim 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import NamedTuple, overload
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+
+from stabletrain._checks import check_real
+from stabletrain.regularization._hooks import OptimizerHook, check_optimizer
+from stabletrain.stability._distributed import norm_dtype
+from stabletrain.stability.clipping import _CONV_TRANSPOSE, _is_hf_conv1d, _Units
+
+__all__ = ["MAX_NORM_LAYERS", "MaxNormConstraint", "max_norm_", "max_norm_constraint"]
+
+MAX_NORM_LAYERS: tuple[type[nn.Module], ...] = (
+    nn.Linear,
+    nn.Bilinear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    *_CONV_TRANSPOSE,
+    nn.Embedding,
+    nn.EmbeddingBag,
+)
+
+
+class _Target(NamedTuple):
+    name: str
+    tensor: torch.Tensor
+    units: _Units
+
+
+def _check_norm_type(norm_type: float, *, where: str) -> float:
+    if norm_type == float("inf"):
+        return float("inf")
+    p = check_real("norm_type", norm_type, where=where)
+    if p < 1:
+        raise ValueError(
+            f"{where}: norm_type must be >= 1 (a norm), got {p}; use 2 (the paper's), 1 or inf."
+        )
+    return p
+
+
+def _tensor_units(t: torch.Tensor, dim: int | None, *, name: str, where: str) -> _Units:
+    if dim is None:
+        return _Units(0 if t.dim() >= 2 else None)  # a vector or a scalar is one unit
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -t.dim() <= dim < max(t.dim(), 1):
+        raise ValueError(
+            f"{where}: dim={dim!r} is out of range for {name} of shape {tuple(t.shape)}; use an "
+            f"int in [{-t.dim()}, {t.dim() - 1}], the dim that indexes the units, or None."
+        )
+    return _Units(dim % t.dim() if t.dim() else None)
+
+
+def _layer_units(module: nn.Module, t: torch.Tensor, dim: int | None, name: str) -> _Units:
+    if dim is not None:
+        return _tensor_units(t, dim, name=name, where="max_norm_")
+    if isinstance(module, _CONV_TRANSPOSE):
+        return _Units(1, module.groups)  # (in, out/groups, *k)
+    if _is_hf_conv1d(module):
+        return _Units(1)  # (in, out)
+    return _Units(0)
+
+
+def _targets(
+    module: nn.Module,
+    layers: tuple[type[nn.Module], ...],
+    dim: int | None,
+    exclude: Collection[str],
+) -> list[_Target]:
+    """The weight of every matching layer (each tensor once), with its units."""
+    found: list[_Target] = []
+    seen: set[int] = set()
+    for layer, m in module.named_modules():
+        if not (isinstance(m, layers) or _is_hf_conv1d(m)) or layer in exclude:
+            continue
+        weight = getattr(m, "weight", None)
+        name = f"{layer}.weight" if layer else "weight"
+        if not isinstance(weight, torch.Tensor) or id(weight) in seen or name in exclude:
+            continue
+        seen.add(id(weight))
+        found.append(_Target(name, weight, _layer_units(m, weight, dim, name)))
+    return found
+
+
+def _unit_norms(target: _Target, p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The view of the tensor whose units are broadcastable, and the units' norms (keepdim)."""
+    view = target.units.view(target.tensor.detach())
+    dims = target.units.reduce_dims(target.tensor.dim())
+    dtype = norm_dtype(view.dtype)
+    if not dims and view.dim():  # one unit per element: vector_norm(dim=[]) would take all
+        return view, view.abs().to(dtype)
+    return view, torch.linalg.vector_norm(view, p, dim=dims, keepdim=True, dtype=dtype)
+
+
+def _apply(targets: list[_Target], c: float, p: float) -> list[torch.Tensor]:
+    """Rescale every unit above c to norm c; return each target's unit norms before, flattened.
+
+    One norm kernel per tensor, then, per (device, dtype) of the norms, one concatenation and
+    one factor computation c / max(‖w_i‖, c) (exactly 1 for units inside the ball; units whose
+    norm is not finite are left as they are), then one fused multiplication.
+    """
+    views, norms = zip(*(_unit_norms(t, p) for t in targets), strict=True) if targets else ((), ())
+    buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+    for i, n in enumerate(norms):
+        buckets.setdefault((n.device, n.dtype), []).append(i)
+    factors: dict[int, torch.Tensor] = {}
+    for idx in buckets.values():
+        flat = torch.cat([norms[i].flatten() for i in idx])
+        scale = torch.where(torch.isfinite(flat), c / flat.clamp_min(c), 1.0)
+        for i, part in zip(idx, torch.split(scale, [norms[i].numel() for i in idx]), strict=True):
+            factors[i] = part.view(norms[i].shape)
+    torch._foreach_mul_(list(views), [factors[i] for i in range(len(views))])
+    return [
+        n.flatten() if t.units.dim is not None else n.reshape(())
+        for n, t in zip(norms, targets, strict=True)
+    ]
+
+
+@overload
+def max_norm_(
+    target: torch.Tensor, max_value: float, *, dim: int | None = None, norm_type: float = 2.0
+) -> torch.Tensor: ...
+
+
+@overload
+def max_norm_(
+    target: nn.Module, max_value: float, *, dim: int | None = None, norm_type: float = 2.0
+) -> dict[str, torch.Tensor]: ...
+
+
+def max_norm_(
+    target: torch.Tensor | nn.Module,
+    max_value: float,
+    *,
+    dim: int | None = None,
+    norm_type: float = 2.0,
+) -> torch.Tensor | dict[str, torch.Tensor]:
+    """Rescale each unit's weight vector to norm <= c, in place; return the norms before.
+
+    w_i ← w_i · min(1, c / ‖w_i‖) for every unit i (Srivastava et al. 2014, "Dropout", JMLR,
+    Sec. 5.1). Units inside the ball are left bit for bit; units whose norm is NaN or inf are
+    left as they are. No host sync.
+
+    Args:
+        target: a weight tensor, or a module: the weight of every ``Linear``, ``Bilinear``,
+            ``Conv*``, ``ConvTranspose*``, ``Embedding(Bag)`` (and GPT-2 ``Conv1D``) in it,
+            each with its layer's units (see the module docstring).
+        max_value: c > 0.
+        dim: the dim that indexes the units (each slice along it is one unit, as in
+            ``torch.renorm``). None (recommended): dim 0 for a tensor with >= 2 dims (one unit
+            for a vector), each layer's output units for a module. An int overrides it for
+            every weight (grouped transposed convolutions then lose their group split).
+        norm_type: the norm's order p >= 1 (2 in the paper).
+
+    Returns:
+        For a tensor: the unit norms before (1-D, 0-d for one unit). For a module:
+        ``{weight name: unit norms before}``; ``norms[i]`` is output unit i.
+
+    Raises:
+        TypeError: ``target`` is neither a tensor nor a module.
+        ValueError: c <= 0, a dim out of range, p < 1.
+
+    Example:
+        >>> import torch
+        >>> w = torch.tensor([[3.0, 4.0], [0.3, 0.4]])
+        >>> max_norm_(w, 1.0)
+        tensor([5.0000, 0.5000])
+        >>> w  # row 0 rescaled to norm 1, row 1 inside the ball
+        tensor([[0.6000, 0.8000],
+                [0.3000, 0.4000]])
+    """
+    where = "max_norm_"
+    c = check_real("max_value", max_value, where=where, positive=True)
+    p = _check_norm_type(norm_type, where=where)
+    with torch.no_grad():
+        if isinstance(target, torch.Tensor):
+            units = _tensor_units(target, dim, name="the tensor", where=where)
+            return _apply([_Target("0", target, units)], c, p)[0]
+        if not isinstance(target, nn.Module):
+            raise TypeError(
+                f"{where}: expected a tensor or an nn.Module, got {type(target).__name__}."
+            )
+        targets = _targets(target, MAX_NORM_LAYERS, dim, ())
+        if not targets:
+            raise ValueError(
+                f"{where}: {type(target).__name__} has no Linear, Bilinear, Conv, ConvTranspose or "
+                "Embedding layer; pass its weight tensor with dim=<the unit dim> instead."
+            )
+        return dict(zip((t.name for t in targets), _apply(targets, c, p), strict=True))
+
+
+class MaxNormConstraint(OptimizerHook):
+    """The handle of :func:`max_norm_constraint`; ``remove()`` it or leave its ``with`` block.
+
+    ``names``: the constrained weights; ``last_norms``: their unit norms measured before the
+    latest projection (device tensors, empty before the first step).
+    """
+
+    def __init__(
+        self, optimizer: Optimizer, targets: list[_Target], max_value: float, norm_type: float
+    ) -> None:
+        super().__init__(optimizer)
+        self._targets = targets
+        self.max_value = max_value
+        self.norm_type = norm_type
+        self.names = [t.name for t in targets]
+        self.last_norms: dict[str, torch.Tensor] = {}
+        self._register(before=False, after=True)
+
+    def _after_step(self) -> None:
+        norms = _apply(self._targets, self.max_value, self.norm_type)
+        self.last_norms = dict(zip(self.names, norms, strict=True))
+
+
+def max_norm_constraint(
+    optimizer: Optimizer,
+    model: nn.Module,
+    max_value: float,
+    *,
+    norm_type: float = 2.0,
+    layers: Collection[type[nn.Module]] = MAX_NORM_LAYERS,
+    exclude: Collection[str] = (),
+) -> MaxNormConstraint:
+    """Apply :func:`max_norm_` to the model's layer weights after every optimizer step.
+
+    After each ``optimizer.step()``: w_i ← w_i · min(1, c / ‖w_i‖) for every output unit i of
+    every selected weight (Srivastava et al. 2014, "Dropout", JMLR, Sec. 5.1), so the
+    constraint holds whenever the step has returned. Units are picked per layer type (see the
+    module docstring); biases are not constrained. One norm kernel per weight and one fused
+    multiplication; no host sync.
+
+    Args:
+        optimizer: the ``torch.optim.Optimizer`` that updates the model.
+        model: the model whose layers to constrain; only weights the optimizer holds are.
+        max_value: c > 0 (the paper uses 3–4 with dropout).
+        norm_type: the norm's order p >= 1.
+        layers: the layer types whose ``weight`` is constrained (default
+            :data:`MAX_NORM_LAYERS`).
+        exclude: layer or weight names to leave free (e.g. the classifier ``"head"``).
+
+    Returns:
+        A :class:`MaxNormConstraint` handle; ``remove()`` it or use it in ``with``.
+
+    Raises:
+        TypeError: a non-optimizer, a non-module, a ``layers`` entry that is not a module type.
+        ValueError: c <= 0, p < 1, or no weight selected (an empty constraint is a typo).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Linear(4, 3)
+        >>> opt = torch.optim.SGD(model.parameters(), lr=10.0)
+        >>> with max_norm_constraint(opt, model, 2.0):
+        ...     model(torch.ones(1, 4)).sum().backward()
+        ...     opt.step()
+        >>> bool((model.weight.norm(dim=1) <= 2.0 + 1e-6).all())
+        True
+    """
+    where = "max_norm_constraint"
+    optimizer = check_optimizer(optimizer, where=where)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{where}: expected the model (an nn.Module), got {type(model).__name__}.")
+    c = check_real("max_value", max_value, where=where, positive=True)
+    p = _check_norm_type(norm_type, where=where)
+    kinds = tuple(layers)
+    for kind in kinds:
+        if not (isinstance(kind, type) and issubclass(kind, nn.Module)):
+            raise TypeError(
+                f"{where}: layers must hold nn.Module subclasses such as nn.Linear, got {kind!r}."
+            )
+    excluded = {exclude} if isinstance(exclude, str) else set(exclude)
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    targets = [t for t in _targets(model, kinds, None, excluded) if id(t.tensor) in held]
+    if not targets:
+        names = ", ".join(k.__name__ for k in kinds)
+        raise ValueError(
+            f"{where}: no weight to constrain: the model has no {names} layer whose weight the "
+            "optimizer holds (after exclude). Pass the model the optimizer trains, or widen layers."
+        )
+    return MaxNormConstraint(optimizer, targets, c, p)
