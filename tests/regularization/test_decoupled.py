@@ -319,3 +319,43 @@ def test_a_negative_group_lambda_is_refused() -> None:
     opt.param_groups[0]["weight_decay"] = -0.5
     with pytest.raises(ValueError, match=r"'weight_decay'.*must be >= 0"):
         decouple_weight_decay(opt)
+
+
+def test_a_group_mixing_dtypes_is_decayed_per_dtype_like_adamw() -> None:
+    def mixed(seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Linear(6, 16).double(), nn.Linear(16, 3).float())
+
+    def train(make: MakeOpt, decouple: bool) -> list[torch.Tensor]:
+        model = mixed(0)
+        opt = make(model)
+        handle = decouple_weight_decay(opt) if decouple else None
+        x = torch.randn(8, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        for _ in range(10):
+            opt.zero_grad()
+            model[1](model[0](x).float()).pow(2).mean().backward()
+            opt.step()
+        if handle is not None:
+            handle.remove()
+        return [p.detach() for p in model.parameters()]
+
+    adam = train(lambda m: torch.optim.Adam(m.parameters(), 1e-2, weight_decay=LAM), True)
+    adamw = train(lambda m: torch.optim.AdamW(m.parameters(), 1e-2, weight_decay=LAM), False)
+    for a, b in zip(adam, adamw, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # the same arithmetic, bit for bit
+
+
+def test_an_optimizer_without_weight_decay_gets_the_call_lambda_and_loses_it_on_remove() -> None:
+    """Rprop has no weight_decay of its own: the call adds the key, remove() takes it away."""
+    model = _model()
+    opt = torch.optim.Rprop(model.parameters(), lr=1e-2)
+    with decouple_weight_decay(opt, LAM):
+        assert opt.param_groups[0]["weight_decay"] == LAM
+        before = [p.detach().clone() for p in model.parameters()]
+        x, y = _data()
+        nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    assert "weight_decay" not in opt.param_groups[0]
+    for b, p in zip(before, model.parameters(), strict=True):
+        step = p.detach() - b * (1 - 1e-2 * LAM)
+        torch.testing.assert_close(step.abs(), torch.full_like(b, 1e-2), **EQUAL)  # first: ±lr

@@ -271,3 +271,21 @@ def test_bad_arguments_raise_clear_errors(
 ) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+def test_half_precision_weights_are_measured_in_float32_and_mixed_dtypes_work() -> None:
+    """bf16 keeps 8 bits of mantissa: the rescaled norms are within 2⁻⁷ of c."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 4).bfloat16(), nn.Linear(4, 2).double())
+    with torch.no_grad():
+        for layer in model:
+            layer.weight.mul_(10.0)
+    norms = max_norm_(model, 1.0)
+    assert norms["0.weight"].dtype == torch.float32
+    assert norms["1.weight"].dtype == torch.float64
+    torch.testing.assert_close(
+        model[0].weight.float().norm(dim=1), torch.ones(4), rtol=2**-7, atol=0
+    )
+    torch.testing.assert_close(
+        model[1].weight.norm(dim=1), torch.ones(2, dtype=torch.float64), **EQUAL
+    )

@@ -72,10 +72,15 @@ def group_value(group: Mapping[str, Any], key: str, default: Scalar, *, where: s
 def by_device_and_dtype(group: Mapping[str, Any]) -> list[list[torch.Tensor]]:
     """The group's parameters that have a gradient (those the step updates, as AdamW skips the
     rest), bucketed by (device, dtype) so each bucket takes one fused ``torch._foreach_*`` call."""
+    params = [p for p in group["params"] if p.grad is not None]
+    if not params:
+        return []
+    device, dtype = params[0].device, params[0].dtype
+    if all(p.device == device and p.dtype == dtype for p in params):
+        return [params]  # the usual case, in half the time of building the dict below
     buckets: dict[Bucket, list[torch.Tensor]] = {}
-    for p in group["params"]:
-        if p.grad is not None:
-            buckets.setdefault((p.device, p.dtype), []).append(p)
+    for p in params:
+        buckets.setdefault((p.device, p.dtype), []).append(p)
     return list(buckets.values())
 
 

@@ -8,9 +8,10 @@ the weights directly instead, before the optimizer's update, exactly as ``torch.
     θ ← θ · (1 − η_t·λ)        then        θ ← optimizer update of θ (without L2)
 
 Why a hook and not a wrapper class: ``register_step_pre_hook`` keeps the optimizer the user
-built (its type, ``param_groups``, ``state_dict``, LR schedulers, ``GradScaler.step``,
-:class:`~stabletrain.stability.StepGuard` and ``torch.compile`` all see the same object), and
-the hook goes away with :meth:`DecoupledWeightDecay.remove` or at the end of a ``with`` block.
+built (its type, ``param_groups``, ``state_dict``, LR schedulers, ``GradScaler.step`` and
+:class:`~stabletrain.stability.StepGuard` all see the same object; a skipped step decays
+nothing, as with AdamW), and the hook goes away with :meth:`DecoupledWeightDecay.remove` or at
+the end of a ``with`` block.
 
 Why λ stays in ``group["weight_decay"]``: each group's λ is the one it was given, e.g. by
 :func:`~stabletrain.regularization.param_groups` (0 for biases and norms). Just before each step
@@ -18,6 +19,7 @@ the hook decays the parameters with it and sets it aside (``group["weight_decay"
 inner optimizer takes no L2 step; just after, it puts it back. Between steps the groups are
 exactly as built: ``state_dict()`` saves the true λ, printing the optimizer shows it, and a
 weight-decay schedule that rewrites ``group["weight_decay"]`` is followed at the next step.
+(If a step raises, λ stays set aside until the next step or ``remove()``, which put it back.)
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ __all__ = ["DECAY_SCALINGS", "DecayScaling", "DecoupledWeightDecay", "decouple_w
 DecayScaling = Literal["lr", "schedule"]
 DECAY_SCALINGS: tuple[DecayScaling, ...] = ("lr", "schedule")
 _WHERE = "decouple_weight_decay"
+_MISSING = object()
 # torch optimizers whose own weight_decay is already decoupled (θ ← θ·(1 − lr·λ) in their step)
 _ALREADY_DECOUPLED = tuple(
     cls
@@ -77,9 +80,11 @@ class DecoupledWeightDecay(OptimizerHook):
         super().__init__(optimizer)
         self.scaling = scaling
         self._held: dict[int, Scalar] = {}  # group index -> λ set aside during a step
-        self._assigned = weight_decay is not None
+        # the groups' own entries, put back on remove() when the call's λ replaced them
+        self._replaced: list[object] = []
         if weight_decay is not None:
             for group in optimizer.param_groups:
+                self._replaced.append(group.get("weight_decay", _MISSING))
                 group["weight_decay"] = weight_decay
         self._register(before=True, after=True)
 
@@ -119,9 +124,11 @@ class DecoupledWeightDecay(OptimizerHook):
 
     def _on_remove(self) -> None:
         self._restore()
-        if self._assigned:  # the call set every group's λ: the optimizer had none of its own
-            for group in self.optimizer.param_groups:
-                group["weight_decay"] = 0.0
+        for group, original in zip(self.optimizer.param_groups, self._replaced, strict=False):
+            if original is _MISSING:
+                group.pop("weight_decay", None)
+            else:
+                group["weight_decay"] = original
 
 
 def decouple_weight_decay(
@@ -154,8 +161,9 @@ def decouple_weight_decay(
             Adagrad, NAdam, ...). AdamW, Adafactor, Muon and optimizers built with
             ``decoupled_weight_decay=True`` already decouple and are refused.
         weight_decay: None (default): each group's own ``"weight_decay"``. A number λ >= 0: set
-            every group's ``"weight_decay"`` to λ (only allowed when all groups have 0, so that
-            no-decay groups are never overwritten by mistake; ``remove()`` sets them back to 0).
+            the ``"weight_decay"`` of every group present now to λ (only allowed when all have
+            0, so that no-decay groups are never overwritten by mistake; ``remove()`` puts the
+            old entries back). Groups added later decay with their own value.
         scaling: ``"lr"`` (default) or ``"schedule"``, see above.
 
     Returns:

@@ -23,7 +23,7 @@ The unit of each layer type (what "incoming weight vector" means for its weight 
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import NamedTuple, overload
+from typing import overload
 
 import torch
 from torch import nn
@@ -48,10 +48,33 @@ MAX_NORM_LAYERS: tuple[type[nn.Module], ...] = (
 )
 
 
-class _Target(NamedTuple):
-    name: str
-    tensor: torch.Tensor
-    units: _Units
+class _Target:
+    """A weight to constrain, its units, and what its per-step projection needs precomputed."""
+
+    __slots__ = ("axis", "dims", "name", "tensor", "units")
+
+    def __init__(self, name: str, tensor: torch.Tensor, units: _Units) -> None:
+        self.name, self.tensor, self.units = name, tensor, units
+        self.dims = units.reduce_dims(tensor.dim())  # the dims a unit's norm reduces
+        # the one dim along which the keepdim norms differ (0 for a whole-tensor unit); None
+        # for grouped transposed convolutions, whose units span two dims of their view
+        self.axis = None if units.groups > 1 or tensor.dim() == 0 else (units.dim or 0)
+
+    def norms(self, p: float) -> torch.Tensor:
+        """The unit norms, keepdim (broadcastable against :meth:`view`)."""
+        view = self.view()
+        wide = norm_dtype(view.dtype)
+        if not self.dims and view.dim():  # one unit per element: vector_norm(dim=[]) takes all
+            return view.abs().to(wide)
+        dtype = None if view.dtype == wide else wide  # passing it anyway costs 50% more time
+        norm: torch.Tensor = torch.linalg.vector_norm(
+            view, p, dim=self.dims, keepdim=True, dtype=dtype
+        )
+        return norm
+
+    def view(self) -> torch.Tensor:
+        """The tensor, split into groups where needed (a view: in-place ops reach the weight)."""
+        return self.tensor if self.units.groups == 1 else self.units.view(self.tensor)
 
 
 def _check_norm_type(norm_type: float, *, where: str) -> float:
@@ -107,38 +130,35 @@ def _targets(
     return found
 
 
-def _unit_norms(target: _Target, p: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The view of the tensor whose units are broadcastable, and the units' norms (keepdim)."""
-    view = target.units.view(target.tensor.detach())
-    dims = target.units.reduce_dims(target.tensor.dim())
-    dtype = norm_dtype(view.dtype)
-    if not dims and view.dim():  # one unit per element: vector_norm(dim=[]) would take all
-        return view, view.abs().to(dtype)
-    return view, torch.linalg.vector_norm(view, p, dim=dims, keepdim=True, dtype=dtype)
-
-
 def _apply(targets: list[_Target], c: float, p: float) -> list[torch.Tensor]:
-    """Rescale every unit above c to norm c; return each target's unit norms before, flattened.
+    """Rescale every unit above c to norm c; return each target's unit norms before (keepdim).
 
-    One norm kernel per tensor, then, per (device, dtype) of the norms, one concatenation and
-    one factor computation c / max(‖w_i‖, c) (exactly 1 for units inside the ball; units whose
-    norm is not finite are left as they are), then one fused multiplication.
+    One norm kernel per tensor; then, per (device, dtype, layout) of the norms, one
+    concatenation, one factor computation c / max(‖w_i‖, c) (exactly 1 inside the ball; 1 for
+    units whose norm is not finite, which are left as they are) and one split back into views
+    shaped like the norms; then one fused multiplication. Call under ``torch.no_grad()``.
     """
-    views, norms = zip(*(_unit_norms(t, p) for t in targets), strict=True) if targets else ((), ())
-    buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
-    for i, n in enumerate(norms):
-        buckets.setdefault((n.device, n.dtype), []).append(i)
-    factors: dict[int, torch.Tensor] = {}
-    for idx in buckets.values():
-        flat = torch.cat([norms[i].flatten() for i in idx])
+    norms = [t.norms(p) for t in targets]
+    buckets: dict[tuple[torch.device, torch.dtype, int, int | None], list[int]] = {}
+    for i, (t, n) in enumerate(zip(targets, norms, strict=True)):
+        buckets.setdefault((n.device, n.dtype, n.dim(), t.axis), []).append(i)
+    factors: list[torch.Tensor | None] = [None] * len(targets)
+    for (_, _, _, axis), idx in buckets.items():
+        if axis is None:  # grouped: flatten, then view each part back
+            flat = torch.cat([norms[i].flatten() for i in idx])
+        else:  # cat along the unit axis: the split parts have the norms' shapes already
+            flat = torch.cat([norms[i] for i in idx], dim=axis)
         scale = torch.where(torch.isfinite(flat), c / flat.clamp_min(c), 1.0)
-        for i, part in zip(idx, torch.split(scale, [norms[i].numel() for i in idx]), strict=True):
-            factors[i] = part.view(norms[i].shape)
-    torch._foreach_mul_(list(views), [factors[i] for i in range(len(views))])
-    return [
-        n.flatten() if t.units.dim is not None else n.reshape(())
-        for n, t in zip(norms, targets, strict=True)
-    ]
+        sizes = [norms[i].numel() for i in idx]
+        for i, part in zip(idx, torch.split(scale, sizes, dim=axis or 0), strict=True):
+            factors[i] = part if axis is not None else part.view(norms[i].shape)
+    torch._foreach_mul_([t.view() for t in targets], [f for f in factors if f is not None])
+    return norms
+
+
+def _flat(norms: torch.Tensor, target: _Target) -> torch.Tensor:
+    """Unit norms as returned: 1-D in output-unit order, 0-d for a whole-tensor unit."""
+    return norms.reshape(()) if target.units.dim is None else norms.flatten()
 
 
 @overload
@@ -200,7 +220,8 @@ def max_norm_(
     with torch.no_grad():
         if isinstance(target, torch.Tensor):
             units = _tensor_units(target, dim, name="the tensor", where=where)
-            return _apply([_Target("0", target, units)], c, p)[0]
+            single = _Target("0", target, units)
+            return _flat(_apply([single], c, p)[0], single)
         if not isinstance(target, nn.Module):
             raise TypeError(
                 f"{where}: expected a tensor or an nn.Module, got {type(target).__name__}."
@@ -211,14 +232,15 @@ def max_norm_(
                 f"{where}: {type(target).__name__} has no Linear, Bilinear, Conv, ConvTranspose or "
                 "Embedding layer; pass its weight tensor with dim=<the unit dim> instead."
             )
-        return dict(zip((t.name for t in targets), _apply(targets, c, p), strict=True))
+        norms = _apply(targets, c, p)
+        return {t.name: _flat(n, t) for t, n in zip(targets, norms, strict=True)}
 
 
 class MaxNormConstraint(OptimizerHook):
     """The handle of :func:`max_norm_constraint`; ``remove()`` it or leave its ``with`` block.
 
     ``names``: the constrained weights; ``last_norms``: their unit norms measured before the
-    latest projection (device tensors, empty before the first step).
+    latest projection (device tensors).
     """
 
     def __init__(
@@ -229,12 +251,16 @@ class MaxNormConstraint(OptimizerHook):
         self.max_value = max_value
         self.norm_type = norm_type
         self.names = [t.name for t in targets]
-        self.last_norms: dict[str, torch.Tensor] = {}
+        self._last: list[torch.Tensor] = []
         self._register(before=False, after=True)
 
+    @property
+    def last_norms(self) -> dict[str, torch.Tensor]:
+        """``{weight name: unit norms}`` measured before the latest projection ({} before)."""
+        return {t.name: _flat(n, t) for t, n in zip(self._targets, self._last, strict=True)}
+
     def _after_step(self) -> None:
-        norms = _apply(self._targets, self.max_value, self.norm_type)
-        self.last_norms = dict(zip(self.names, norms, strict=True))
+        self._last = _apply(self._targets, self.max_value, self.norm_type)
 
 
 def max_norm_constraint(
