@@ -1,0 +1,375 @@
+"""Step-time overhead of ``TrainingMonitor``, against a plain training loop in the same process.
+
+Two models, each trained on one fixed random batch (the data does not matter for timing):
+
+1. ``mlp``: 10 ``Linear(512, 512)`` + ReLU layers, batch 256, MSE loss, Adam (lr 1e-3). The
+   hardest case for a monitor: little compute per parameter (6 x 256 flops), so every pass over
+   the weights or gradients shows.
+2. ``resnet18``: a ResNet-18-shaped CNN built here from ``nn`` modules (7x7/2 stem + max pool,
+   four stages of two basic blocks with 64-128-256-512 channels, 1x1 projection shortcuts,
+   global average pool, 10 classes), on 3x64x64 images, batch 32, cross-entropy, SGD (lr 0.01,
+   momentum 0.9).
+
+Variants, each on its own copy of the model and optimizer, all entered for the whole run:
+
+- ``plain``: ``zero_grad; loss = f(model(x)); loss.backward(); opt.step()``.
+- ``{minimal,standard,full}/{1,10}``: the same plus ``mon.step(loss)`` under a
+  ``TrainingMonitor`` with that preset and ``every(1)`` / ``every(10)``, writing to a
+  ``JSONLSink`` (and, for ``full``, a ``MemorySink`` that takes histograms every 10 steps).
+- ``tb-hist/1``: what people often do instead: ``SummaryWriter.add_histogram`` for every
+  parameter and every gradient, every step.
+- ``wandb/1``: ``wandb.watch(model, log="all", log_freq=1)`` in offline mode and a
+  ``wandb.log`` per step, when ``wandb`` is importable (it is not a dependency); otherwise the
+  row says so.
+
+Timing: a block is 10 consecutive steps of one variant (so an ``every(10)`` block holds exactly
+one logged step); ``alternating_medians`` from ``_timing`` runs one block of every variant per
+repeat, rotating the order, and returns each variant's median block time. That is one *round*;
+a variant's ratio in a round is its median over the plain loop's. The table gives the median
+ratio over the rounds and its spread (min-max), and the plain loop's milliseconds per step.
+Targets: ``minimal/1 <= 1.02``, ``standard/1 <= 1.05``, ``full/10 <= 1.05``.
+
+Denormal floats are flushed to zero (``torch.set_flush_denormal``): both models fit their one
+batch within a few hundred steps, and the vanishing gradients of a memorized batch otherwise
+slow every variant down by up to 100x on CPU, at random moments.
+
+The machine may be shared: the interleaving makes a drift hit every variant alike, but a busy
+neighbour still widens the spread; read the spread before the median.
+
+Run ``python benchmarks/monitor_overhead.py`` (about 10 minutes on 2 cores); ``--quick`` for a
+smoke run (small models, one round; seconds); ``--json PATH`` to also write every row;
+``--models mlp`` to run one model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import importlib.util
+import json
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from _timing import alternating_medians
+from stabletrain.monitoring import JSONLSink, MemorySink, Sink, TrainingMonitor, every
+
+BLOCK = 10  # steps per timed block
+TARGETS = {"minimal/1": 1.02, "standard/1": 1.05, "full/10": 1.05}
+
+
+# --------------------------------------------------------------------------- models
+
+
+class BasicBlock(nn.Module):
+    """``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``, as in ResNet-18."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        out: torch.Tensor = self.relu(y + self.shortcut(x))
+        return out
+
+
+def resnet18(channels: tuple[int, ...] = (64, 128, 256, 512), classes: int = 10) -> nn.Module:
+    """ResNet-18's layout: stem, four stages of two basic blocks, pool, linear head."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(3, channels[0], 7, 2, 3, bias=False),
+        nn.BatchNorm2d(channels[0]),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2, 1),
+    ]
+    cin = channels[0]
+    for i, cout in enumerate(channels):
+        stride = 1 if i == 0 else 2
+        layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
+        cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, classes)]
+    return nn.Sequential(*layers)
+
+
+def mlp(depth: int = 10, width: int = 512) -> nn.Module:
+    """``depth`` blocks of ``Linear(width, width)`` + ReLU."""
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A model to time: how to build it, its batch, its loss and its optimizer."""
+
+    name: str
+    build: Callable[[], nn.Module]
+    x: torch.Tensor
+    y: torch.Tensor
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    optimizer: Callable[[nn.Module], torch.optim.Optimizer]
+    blocks: int  # blocks per variant per round
+    rounds: int
+
+
+def setups(quick: bool) -> dict[str, Setup]:
+    gen = torch.Generator().manual_seed(0)
+    width, batch = (64, 32) if quick else (512, 256)
+    side, images = (16, 4) if quick else (64, 32)
+    cnn_channels = (8, 16, 16, 32) if quick else (64, 128, 256, 512)
+    return {
+        "mlp": Setup(
+            "mlp",
+            lambda: mlp(3 if quick else 10, width),
+            torch.randn(batch, width, generator=gen),
+            torch.randn(batch, width, generator=gen),
+            F.mse_loss,
+            lambda m: torch.optim.Adam(m.parameters(), lr=1e-3),
+            blocks=1 if quick else 3,
+            rounds=1 if quick else 5,
+        ),
+        "resnet18": Setup(
+            "resnet18",
+            lambda: resnet18(cnn_channels),
+            torch.randn(images, 3, side, side, generator=gen),
+            torch.randint(0, 10, (images,), generator=gen),
+            F.cross_entropy,
+            lambda m: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9),
+            blocks=1,
+            rounds=1 if quick else 4,
+        ),
+    }
+
+
+# --------------------------------------------------------------------------- variants
+
+
+class Variant:
+    """One training loop to time: a model copy, its optimizer, and what runs after each step."""
+
+    def __init__(self, setup: Setup, base: nn.Module) -> None:
+        self.setup = setup
+        self.model = copy.deepcopy(base)
+        self.opt = setup.optimizer(self.model)
+        self.after: Callable[[torch.Tensor], None] = lambda loss: None
+        self.end: Callable[[], None] = lambda: None  # finish asynchronous work inside the block
+        self.steps = 0
+
+    def block(self) -> None:
+        for _ in range(BLOCK):
+            self.opt.zero_grad()
+            loss = self.setup.loss(self.model(self.setup.x), self.setup.y)
+            torch.autograd.backward(loss)  # typed, unlike Tensor.backward
+            self.opt.step()
+            self.steps += 1
+            self.after(loss)
+        self.end()
+
+
+def monitored(
+    stack: contextlib.ExitStack, setup: Setup, base: nn.Module, preset: str, n: int, out: Path
+) -> Variant:
+    v = Variant(setup, base)
+    sinks: list[Sink] = [JSONLSink(out / f"{setup.name}-{preset}-{n}.jsonl")]
+    if preset == "full":
+        sinks.append(MemorySink(max_rows=1, histograms=every(10)))
+    mon = TrainingMonitor(
+        v.model,
+        v.opt,
+        preset=preset,  # type: ignore[arg-type]
+        schedule=every(n),
+        sinks=sinks,
+        summary=False,
+    )
+    stack.enter_context(mon)
+    v.after = mon.step
+    return v
+
+
+def tb_histograms(stack: contextlib.ExitStack, setup: Setup, base: nn.Module, out: Path) -> Variant:
+    from torch.utils.tensorboard import SummaryWriter
+
+    v = Variant(setup, base)
+    writer = SummaryWriter(str(out / f"{setup.name}-tb"))
+    stack.callback(writer.close)
+    named = list(v.model.named_parameters())
+
+    def after(loss: torch.Tensor) -> None:
+        for name, p in named:
+            writer.add_histogram(name, p.detach(), v.steps)
+            if p.grad is not None:
+                writer.add_histogram(f"{name}.grad", p.grad, v.steps)
+
+    # zero_grad runs first in the loop, so the gradients are still there when `after` runs
+    v.after = after
+    v.end = writer.flush  # the writer's thread would otherwise bill the next variant's block
+    return v
+
+
+def wandb_watch(
+    stack: contextlib.ExitStack, setup: Setup, base: nn.Module, out: Path
+) -> Variant | None:
+    if importlib.util.find_spec("wandb") is None:
+        return None
+    import wandb  # type: ignore[import-not-found]
+
+    v = Variant(setup, base)
+    run = wandb.init(mode="offline", dir=str(out), project="monitor-overhead", reinit=True)
+    stack.callback(run.finish)
+    wandb.watch(v.model, log="all", log_freq=1)
+
+    def after(loss: torch.Tensor) -> None:
+        run.log({"loss": float(loss)})
+
+    v.after = after
+    return v
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@dataclass
+class Result:
+    """One variant of one model: milliseconds per step and overhead ratios over the rounds."""
+
+    model: str
+    variant: str
+    ms_per_step: float
+    ratio: float
+    ratio_min: float
+    ratio_max: float
+    target: float | None
+    note: str = ""
+
+
+def time_setup(setup: Setup, include: list[str], out: Path) -> list[Result]:
+    torch.manual_seed(0)
+    base = setup.build()
+    results: list[Result] = []
+    with contextlib.ExitStack() as stack:
+        variants: dict[str, Variant] = {"plain": Variant(setup, base)}
+        for preset in ("minimal", "standard", "full"):
+            for n in (1, 10):
+                name = f"{preset}/{n}"
+                if name in include:
+                    variants[name] = monitored(stack, setup, base, preset, n, out)
+        if "tb-hist/1" in include:
+            variants["tb-hist/1"] = tb_histograms(stack, setup, base, out)
+        missing = ""
+        if "wandb/1" in include:
+            watched = wandb_watch(stack, setup, base, out)
+            if watched is None:
+                missing = "wandb is not installed"
+            else:
+                variants["wandb/1"] = watched
+        rounds: list[dict[str, float]] = []
+        fns = {name: v.block for name, v in variants.items()}
+        for r in range(setup.rounds):
+            rounds.append(alternating_medians(fns, setup.blocks, warm_up=r == 0))
+        for name in variants:
+            ratios = [rd[name] / rd["plain"] for rd in rounds]
+            results.append(
+                Result(
+                    setup.name,
+                    name,
+                    1e3 * statistics.median(rd[name] for rd in rounds) / BLOCK,
+                    statistics.median(ratios),
+                    min(ratios),
+                    max(ratios),
+                    TARGETS.get(name),
+                )
+            )
+        if missing:
+            results.append(
+                Result(
+                    setup.name,
+                    "wandb/1",
+                    float("nan"),
+                    float("nan"),
+                    float("nan"),
+                    float("nan"),
+                    None,
+                    missing,
+                )
+            )
+    return results
+
+
+def table(results: list[Result], *, verdicts: bool = True) -> str:
+    head = f"{'model':<9} {'variant':<12} {'ms/step':>8} {'ratio':>7} {'spread':>15} {'target':>7}"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        if r.note:
+            lines.append(f"{r.model:<9} {r.variant:<12} {'':>8} {'':>7} {'':>15} {'':>7}  {r.note}")
+            continue
+        target = f"<={r.target:.2f}" if r.target else ""
+        verdict = ""
+        if verdicts and r.target is not None:
+            verdict = "  met" if r.ratio <= r.target else "  missed"
+        spread = f"{r.ratio_min:.3f}-{r.ratio_max:.3f}"
+        lines.append(
+            f"{r.model:<9} {r.variant:<12} {r.ms_per_step:8.2f} {r.ratio:7.3f} {spread:>15} "
+            f"{target:>7}{verdict}"
+        )
+    return "\n".join(lines)
+
+
+VARIANTS = [
+    "minimal/1",
+    "minimal/10",
+    "standard/1",
+    "standard/10",
+    "full/1",
+    "full/10",
+    "tb-hist/1",
+    "wandb/1",
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small models, one round")
+    parser.add_argument("--models", nargs="+", choices=["mlp", "resnet18"], default=None)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=VARIANTS)
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args(argv)
+    torch.set_flush_denormal(True)
+    chosen = setups(args.quick)
+    names = args.models or list(chosen)
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            print(f"timing {name} ...", file=sys.stderr, flush=True)
+            results += time_setup(chosen[name], args.variants, Path(tmp))
+    print(f"Monitor overhead: step time / plain loop's, {BLOCK}-step blocks interleaved")
+    if args.quick:
+        print("--quick: tiny models and one round, a smoke run; the ratios mean nothing here")
+    print(table(results, verdicts=not args.quick))
+    if args.json is not None:
+        rows: list[dict[str, Any]] = [asdict(r) for r in results]
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,219 @@
+"""Forward hooks for activation statistics and gradient hooks, registered on an ``ExitStack``.
+
+Every handle is pushed on the caller's ``ExitStack``, so closing the stack (the monitor does it
+in ``__exit__``, exceptions included) removes every hook. Hooks do nothing unless ``collect`` is
+set: on steps the schedule does not log they cost one Python call and one attribute test.
+
+Which tensor a layer's activation statistics come from:
+
+- an activation *module* that consumes the layer's output (``nn.Sequential(Linear, ReLU)``,
+  ``self.act(self.bn(x))``): its output. The pairing is observed at run time: each layer hook
+  remembers (by weak reference) the tensor it returned, and an activation module whose input is
+  that very tensor belongs to that layer, call by call, so a ReLU module reused in several places
+  pairs with whichever layer feeds it;
+- otherwise the layer's own output; if a traced forward pass saw a functional activation after
+  it (``F.relu(self.fc(x))``), dead units and saturation are measured there on the activation's
+  input, with the equivalent thresholds (see :mod:`stabletrain.monitoring._activations`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from stabletrain.monitoring._activations import ActivationKind, module_kind
+from stabletrain.monitoring._layers import LayerSpec
+from stabletrain.monitoring.metrics import (
+    dead_units,
+    moments,
+    refresh_last_alive,
+    saturated_count,
+    unit_max,
+)
+
+_NEVER = -(2**62)  # last_alive of a unit never seen positive
+
+
+def _main_tensor(output: Any) -> torch.Tensor | None:
+    """A module's main output: the tensor, or the first tensor of a tuple (RNNs, attention)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    return None
+
+
+class Site:
+    """The activation statistics of one layer: this step's sums, and the dead-unit record."""
+
+    def __init__(self, spec: LayerSpec) -> None:
+        self.unit_dim = spec.unit_dim
+        self.input_kind = spec.input_kind
+        self.kind = spec.input_kind  # the kind of the latest observation
+        self.paired = False  # an activation module consumes the output: measure there
+        self.last_alive: torch.Tensor | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget this step's sums."""
+        self.n = 0
+        self.total: torch.Tensor | None = None
+        self.squares: torch.Tensor | None = None
+        self.umax: torch.Tensor | None = None
+        self.saturated: torch.Tensor | None = None
+
+    def observe(self, x: torch.Tensor, kind: ActivationKind | None) -> None:
+        """Add one batch of activations ``x`` (seen by the activation ``kind``) to the sums."""
+        if not x.is_floating_point() or x.dim() == 0 or x.numel() == 0:
+            return
+        with torch.no_grad():
+            s, q = moments(x)
+            first = self.n == 0
+            self.total = s if first or self.total is None else self.total + s
+            self.squares = q if first or self.squares is None else self.squares + q
+            self.n += x.numel()
+            self.kind = kind
+            if kind is not None and kind.rectifier:
+                m = unit_max(x, self.unit_dim)
+                same = self.umax is not None and self.umax.shape == m.shape
+                self.umax = torch.maximum(self.umax, m) if same and self.umax is not None else m
+            if kind is not None and kind.saturating:
+                c = saturated_count(x, kind.center, kind.threshold)
+                self.saturated = c if self.saturated is None else self.saturated + c
+
+    def dead(self, batch: int, window: int) -> torch.Tensor | None:
+        """Update the record with this step's unit maxima; the dead-unit count (a tensor)."""
+        if self.umax is None:
+            return None
+        if self.last_alive is None or self.last_alive.shape != self.umax.shape:
+            self.last_alive = torch.full_like(self.umax, _NEVER, dtype=torch.long)
+        self.last_alive = refresh_last_alive(self.last_alive, self.umax, batch)
+        return dead_units(self.last_alive, batch, window)
+
+
+class ActivationProbe:
+    """Forward hooks on every layer and every activation module of a model."""
+
+    def __init__(self, model: nn.Module, layers: Sequence[LayerSpec], *, level: float) -> None:
+        self.model = model
+        self.layers = list(layers)
+        self.level = level
+        self.sites = [Site(spec) for spec in self.layers]
+        self.collect = False
+        self.batches = 0  # logged steps on which some activation was seen
+        self._last: tuple[weakref.ref[torch.Tensor], Site] | None = None
+
+    def install(self, stack: contextlib.ExitStack) -> None:
+        """Register the hooks; their handles go on ``stack``.
+
+        Activation hooks come first, so that on a module that is both a layer and an activation
+        (``nn.PReLU``) the pairing with the layer before it is checked before the module's own
+        layer hook records its output.
+        """
+        for module in self.model.modules():
+            kind = module_kind(module, level=self.level)
+            if kind is not None:
+                hook = functools.partial(self._activation_hook, kind)
+                stack.callback(module.register_forward_hook(hook).remove)
+        for spec, site in zip(self.layers, self.sites, strict=True):
+            hook = functools.partial(self._layer_hook, site)
+            stack.callback(spec.module.register_forward_hook(hook).remove)
+
+    def _layer_hook(self, site: Site, module: nn.Module, args: Any, output: Any) -> None:
+        if not self.collect:
+            return
+        out = _main_tensor(output)
+        if out is None:
+            return
+        self._last = (weakref.ref(out), site)
+        if not site.paired:
+            site.observe(out, site.input_kind)
+
+    def _activation_hook(
+        self, kind: ActivationKind, module: nn.Module, args: Any, output: Any
+    ) -> None:
+        if not self.collect or self._last is None or not args:
+            return
+        ref, site = self._last
+        if ref() is not args[0]:
+            return
+        out = _main_tensor(output)
+        if out is None:
+            return
+        if not site.paired:  # first time: drop what the layer hook measured on its output
+            site.paired = True
+            site.reset()
+        site.observe(out, kind)
+        self._last = None
+
+    def finish(self, window: int) -> tuple[torch.Tensor | None, list[tuple[int, int, int]]]:
+        """End a logged step: the statistics of every layer that saw activations.
+
+        Returns ``(stats, layers)``: ``stats`` a ``(len(layers), 4)`` tensor of ``[Σx, Σx², dead
+        units, saturated outputs]`` (-1 where a test does not apply), ``layers`` the matching
+        ``(layer index, elements, units)`` (units 0 when not rectified). Resets the step's sums.
+        """
+        observed = [i for i, s in enumerate(self.sites) if s.n > 0 and s.total is not None]
+        self._last = None
+        if not observed:
+            return None, []
+        self.batches += 1
+        parts: list[torch.Tensor] = []
+        layers = []
+        minus_one: torch.Tensor | None = None
+        for i in observed:
+            site = self.sites[i]
+            if site.total is None or site.squares is None:
+                continue
+            if minus_one is None:
+                minus_one = torch.full((), -1.0, dtype=torch.float64, device=site.total.device)
+            dead = site.dead(self.batches, window)
+            parts += [site.total, site.squares, minus_one if dead is None else dead]
+            parts.append(minus_one if site.saturated is None else site.saturated)
+            layers.append((i, site.n, site.umax.numel() if site.umax is not None else 0))
+            site.reset()
+        return torch.stack(parts).reshape(len(layers), 4), layers
+
+
+class GradCapture:
+    """Keeps a reference to each parameter's gradient when backward finishes accumulating it.
+
+    So the gradient of a logged step can be read even after ``optimizer.zero_grad()`` (which
+    sets ``.grad`` to None) ran before ``monitor.step``. Only on steps that will be logged;
+    the references are dropped once read.
+    """
+
+    def __init__(self, params: Sequence[torch.Tensor]) -> None:
+        self.params = list(params)
+        self.grads: list[torch.Tensor | None] = [None] * len(self.params)
+        self.collect = False
+
+    def install(self, stack: contextlib.ExitStack) -> None:
+        """Register a post-accumulate-grad hook on every parameter; handles go on ``stack``."""
+        for i, p in enumerate(self.params):
+            hook = functools.partial(self._hook, i)
+            handle = p.register_post_accumulate_grad_hook(hook)  # type: ignore[no-untyped-call]
+            stack.callback(handle.remove)
+
+    def _hook(self, i: int, param: torch.Tensor) -> None:
+        if self.collect:
+            self.grads[i] = param.grad
+
+    def read(self) -> list[torch.Tensor | None]:
+        """Each parameter's gradient now, or the one captured at the end of backward."""
+        grads = [
+            p.grad if p.grad is not None else g
+            for p, g in zip(self.params, self.grads, strict=True)
+        ]
+        self.grads = [None] * len(self.params)
+        return grads
+
+    def clear(self) -> None:
+        """Drop every captured reference."""
+        self.grads = [None] * len(self.params)

@@ -1,0 +1,544 @@
+"""From one logged step's measurements to findings: what is wrong, where, and how to fix it.
+
+Each rule is a pure function ``(StepMetrics, Thresholds) -> list[Finding]``; the monitor runs
+:data:`RULES` on every logged step and merges repeated findings (same rule, same layer). Every
+``fix`` names the stabletrain call or setting that addresses the problem.
+
+=====================  ======================================================  =============
+rule                   fires when                                              severity
+=====================  ======================================================  =============
+``nonfinite``          a layer's gradient or weights, or the loss, hold NaN/inf  error
+``exploding``          a layer's (or the total) gradient norm > exploding_norm   error
+``depth_trend``        the gradient norm, fitted geometrically over depth,       warning
+                       changes by more than depth_ratio from the first weight
+                       layer to the last (vanishing or exploding with depth)
+``vanishing``          a weight layer's gradient norm < vanishing_ratio ×        warning
+                       the median over the weight layers
+``dead_units``         > dead_fraction of a ReLU-like layer's units were never   warning
+                       positive over the last dead_window logged batches
+``saturation``         > saturation_fraction of a bounded activation's outputs   warning
+                       are within 1% of a bound
+``symmetric_units``    two weight rows have cosine similarity >= symmetric_cosine  error
+``update_ratio``       ‖Δθ‖/‖θ‖ above update_ratio_high or below update_ratio_low  warning
+``loss_plateau``       the mean loss of the last loss_window/2 steps is not        info
+                       below that of the loss_window/2 steps before
+=====================  ======================================================  =============
+
+The depth rules follow the tutorials' claim S1 (gradients vanish or explode through many factors
+below or above 1) and S6 (monitor per-layer gradient norms to catch it early).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from stabletrain._checks import check_positive_int, check_real
+
+__all__ = [
+    "RULES",
+    "SEVERITIES",
+    "Finding",
+    "LayerMeta",
+    "Rule",
+    "Severity",
+    "StepMetrics",
+    "Thresholds",
+    "dead_units",
+    "depth_trend",
+    "exploding",
+    "loss_plateau",
+    "nonfinite",
+    "saturation",
+    "symmetric_units",
+    "update_ratio",
+    "vanishing",
+]
+
+Severity = Literal["info", "warning", "error"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When the rules fire, and the windows they look over. Every field is checked once.
+
+    Attributes:
+        vanishing_ratio: a weight layer whose gradient norm is below this fraction of the median
+            gradient norm of the weight layers has vanishing gradients.
+        depth_ratio: gradients vanish (explode) with depth when the geometric fit of the weight
+            layers' gradient norms over depth falls (rises) by more than this factor from the
+            last weight layer back to the first.
+        min_depth: the fewest weight layers for a depth fit.
+        exploding_norm: a gradient norm above this explodes (a layer's, or the total).
+        dead_fraction: a ReLU-like layer with more than this fraction of dead units is flagged.
+        dead_window: a unit is dead when never positive over this many logged batches; the rule
+            waits for a full window.
+        saturation_level: an output within ``1 − saturation_level`` of a bound (relative to the
+            half-range) is saturated: ``|tanh(z)| > 0.99``.
+        saturation_fraction: a layer with more than this fraction of saturated outputs is
+            flagged.
+        symmetric_cosine: two rows of a weight matrix with at least this cosine similarity are
+            symmetric (the same unit twice).
+        symmetric_rows: compare at most this many rows per layer (a fixed random sample), which
+            bounds the cost at ``rows² × fan_in``.
+        update_ratio_low, update_ratio_high: the healthy band of ``‖Δθ‖/‖θ‖`` per step; the
+            rule of thumb is about 1e-3 (Karpathy, CS231n), the defaults are two decades either
+            side of it.
+        loss_window: the loss is compared over the last this-many steps (every step's loss is
+            kept, in a ring buffer); the rule waits for a full window.
+        loss_min_decrease: the relative decrease of the mean loss from the first half of the
+            window to the second half below which the loss is not decreasing.
+
+    Example:
+        >>> Thresholds(dead_fraction=0.1).dead_fraction
+        0.1
+    """
+
+    vanishing_ratio: float = 1e-3
+    depth_ratio: float = 1e2
+    min_depth: int = 4
+    exploding_norm: float = 1e3
+    dead_fraction: float = 0.25
+    dead_window: int = 8
+    saturation_level: float = 0.99
+    saturation_fraction: float = 0.25
+    symmetric_cosine: float = 0.999
+    symmetric_rows: int = 256
+    update_ratio_low: float = 1e-5
+    update_ratio_high: float = 1e-1
+    loss_window: int = 100
+    loss_min_decrease: float = 0.0
+
+    def __post_init__(self) -> None:
+        where = "Thresholds"
+        for name in ("vanishing_ratio", "depth_ratio", "exploding_norm", "update_ratio_high"):
+            check_real(name, getattr(self, name), where=where, positive=True)
+        check_real("update_ratio_low", self.update_ratio_low, where=where, non_negative=True)
+        check_real("loss_min_decrease", self.loss_min_decrease, where=where, non_negative=True)
+        for name in ("min_depth", "dead_window", "symmetric_rows"):
+            check_positive_int(name, getattr(self, name), where=where)
+        if check_positive_int("loss_window", self.loss_window, where=where) < 2:
+            raise ValueError(f"{where}: loss_window must be >= 2, got {self.loss_window}.")
+        if self.symmetric_rows < 2:
+            raise ValueError(f"{where}: symmetric_rows must be >= 2, got {self.symmetric_rows}.")
+        for name in ("dead_fraction", "saturation_fraction", "saturation_level"):
+            value = check_real(name, getattr(self, name), where=where)
+            if not 0 < value < 1:
+                raise ValueError(f"{where}: {name} must be in (0, 1), got {value}.")
+        check_real("symmetric_cosine", self.symmetric_cosine, where=where)
+        if not 0 < self.symmetric_cosine <= 1:
+            raise ValueError(
+                f"{where}: symmetric_cosine must be in (0, 1], got {self.symmetric_cosine}."
+            )
+        if self.depth_ratio <= 1:
+            raise ValueError(f"{where}: depth_ratio must be > 1, got {self.depth_ratio}.")
+        if self.update_ratio_low >= self.update_ratio_high:
+            raise ValueError(
+                f"{where}: update_ratio_low ({self.update_ratio_low}) must be below "
+                f"update_ratio_high ({self.update_ratio_high})."
+            )
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A problem the monitor found: where, how bad, and which stabletrain call fixes it.
+
+    Attributes:
+        severity: ``"error"`` (training is broken), ``"warning"`` (it is impaired) or
+            ``"info"``.
+        layer: the qualified module name, or None for the whole model.
+        metric: the measurement that crossed the threshold (a row's metric name).
+        value: its value, on the latest step the finding fired.
+        threshold: the threshold it crossed.
+        message: what is wrong, in one sentence.
+        fix: the stabletrain call or setting that addresses it.
+        rule: the rule that fired (a name in :data:`RULES`).
+        step: the first logged step on which it fired.
+        last_step: the latest.
+        count: on how many logged steps it fired.
+    """
+
+    severity: Severity
+    layer: str | None
+    metric: str
+    value: float
+    threshold: float
+    message: str
+    fix: str
+    rule: str = ""
+    step: int = 0
+    last_step: int = 0
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class LayerMeta:
+    """What the rules know about a layer besides its measurements.
+
+    ``depth`` is the position among the weight layers (not normalizations or embeddings) in
+    execution order, None for the others; ``activation`` is the activation whose statistics the
+    layer reports, if known.
+    """
+
+    name: str
+    depth: int | None = None
+    activation: str | None = None
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    """One logged step's measurements, as the rules see them.
+
+    ``values`` maps ``(layer, metric)`` to a float (layer None: the whole model); ``losses`` are
+    the most recent per-step losses, oldest first; ``window_batches`` how many logged batches
+    the dead-unit window holds; ``lr`` the optimizer's first learning rate, if known.
+    """
+
+    step: int
+    layers: tuple[LayerMeta, ...]
+    values: Mapping[tuple[str | None, str], float]
+    losses: tuple[float, ...] = ()
+    window_batches: int = 0
+    lr: float | None = None
+
+    def get(self, layer: str | None, metric: str) -> float | None:
+        """The value of ``metric`` for ``layer``, None if it was not measured."""
+        return self.values.get((layer, metric))
+
+
+Rule = Callable[[StepMetrics, Thresholds], list[Finding]]
+
+_FIX_INIT = "stabletrain.auto_init(model, example_input)"
+_FIX_NORM_RESIDUAL = (
+    "add LayerNorm/BatchNorm or residual connections "
+    '(stabletrain.models.mlp(..., norm="layer", residual=True))'
+)
+_FIX_CLIP = (
+    "stabletrain.stability.clip_grad_norm_(model, max_norm=1.0), or "
+    "StepGuard(opt, max_norm=1.0) to clip and skip non-finite steps"
+)
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _lr_text(m: StepMetrics) -> str:
+    return f" (now {m.lr:g})" if m.lr is not None else ""
+
+
+def nonfinite(m: StepMetrics, t: Thresholds) -> list[Finding]:
+    """NaN or inf in a layer's gradient or weights, or in the loss."""
+    found = []
+    fix = (
+        "StepGuard(opt, max_norm=1.0) skips the update of a step with non-finite gradients; "
+        "then remove the cause: lower the learning rate, "
+        "stabletrain.stability.clip_grad_norm_(model, max_norm=1.0), or a stable loss "
+        "(F.cross_entropy on logits rather than log(softmax))"
+    )
+    for layer in m.layers:
+        for metric, what in (("grad_nonfinite", "gradient"), ("weight_nonfinite", "weights")):
+            count = m.get(layer.name, metric)
+            if count is not None and count > 0:
+                found.append(
+                    Finding(
+                        "error",
+                        layer.name,
+                        metric,
+                        count,
+                        0.0,
+                        f"{int(count)} non-finite (NaN/inf) entries in the {what} of "
+                        f"{layer.name or '(root)'}.",
+                        fix,
+                        "nonfinite",
+                    )
+                )
+    loss = m.get(None, "loss")
+    if loss is not None and not math.isfinite(loss):
+        found.append(
+            Finding("error", None, "loss", loss, 0.0, f"The loss is {loss}.", fix, "nonfinite")
+        )
+    return found
+
+
+def exploding(m: StepMetrics, t: Thresholds) -> list[Finding]:
+    """A gradient norm above ``exploding_norm``: a layer's, else the total one."""
+    fix = f"{_FIX_CLIP}; lower the learning rate; if it starts at init, {_FIX_INIT}"
+    found = []
+    for layer in m.layers:
+        g = m.get(layer.name, "grad_norm")
+        if g is not None and g > t.exploding_norm:  # inf too: a norm that overflowed
+            found.append(
+                Finding(
+                    "error",
+                    layer.name,
+                    "grad_norm",
+                    g,
+                    t.exploding_norm,
+                    f"Exploding gradient: norm {g:.3g} in {layer.name or '(root)'}.",
+                    fix,
+                    "exploding",
+                )
+            )
+    total = m.get(None, "grad_norm")
+    if not found and total is not None and total > t.exploding_norm:
+        found.append(
+            Finding(
+                "error",
+                None,
+                "grad_norm",
+                total,
+                t.exploding_norm,
+                f"Exploding gradient: total norm {total:.3g}.",
+                fix,
+                "exploding",
+            )
+        )
+    return found
+
+
+def _weight_layer_norms(m: StepMetrics) -> list[tuple[LayerMeta, float]]:
+    """(layer, gradient norm) of the weight layers with a finite norm, by depth."""
+    pairs = []
+    for layer in m.layers:
+        g = m.get(layer.name, "grad_norm")
+        if layer.depth is not None and g is not None and math.isfinite(g):
+            pairs.append((layer, g))
+    return sorted(pairs, key=lambda p: p[0].depth or 0)
+
+
+def depth_trend(m: StepMetrics, t: Thresholds) -> list[Finding]:
+    """Gradient norms decaying (or growing) geometrically from the output back to the input.
+
+    Least squares of ``log10 ‖g_l‖`` on the depth ``l`` of the weight layers with a positive
+    norm; the fitted change from the last layer to the first, ``10^(−slope·(l_last − l_first))``,
+    is the value; the finding names the first weight layer, where the gradient is extreme.
+    """
+    pairs = [(layer, g) for layer, g in _weight_layer_norms(m) if g > 0]
+    if len(pairs) < t.min_depth:
+        return []
+    xs = [float(layer.depth or 0) for layer, _ in pairs]
+    ys = [math.log10(g) for _, g in pairs]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    ratio = 10 ** (-slope * (xs[-1] - xs[0]))  # first layer's norm / last layer's, fitted
+    first = pairs[0][0].name
+    if ratio < 1 / t.depth_ratio:
+        return [
+            Finding(
+                "warning",
+                first,
+                "grad_norm",
+                ratio,
+                1 / t.depth_ratio,
+                f"Vanishing gradients with depth: the gradient norm shrinks geometrically from "
+                f"the last weight layer back to {first or '(root)'} (fitted ratio {ratio:.2g} "
+                f"over {len(pairs)} layers).",
+                f"{_FIX_INIT} (He init for ReLU, Xavier for tanh/sigmoid); use ReLU-family "
+                f"activations rather than sigmoid/tanh; {_FIX_NORM_RESIDUAL}",
+                "depth_trend",
+            )
+        ]
+    if ratio > t.depth_ratio:
+        return [
+            Finding(
+                "warning",
+                first,
+                "grad_norm",
+                ratio,
+                t.depth_ratio,
+                f"Exploding gradients with depth: the gradient norm grows geometrically from "
+                f"the last weight layer back to {first or '(root)'} (fitted ratio {ratio:.2g} "
+                f"over {len(pairs)} layers).",
+                f"{_FIX_INIT} (the init is too large for this depth); {_FIX_NORM_RESIDUAL}; "
+                f"{_FIX_CLIP}",
+                "depth_trend",
+            )
+        ]
+    return []
+
+
+def vanishing(m: StepMetrics, t: Thresholds) -> list[Finding]:
+    """A weight layer whose gradient norm is far below the median of the weight layers."""
+    pairs = _weight_layer_norms(m)
+    if len(pairs) < 2:
+        return []
+    median = statistics.median(g for _, g in pairs)
+    if median <= 0:
+        return []
+    found = []
+    for layer, g in pairs:
+        if g < t.vanishing_ratio * median:
+            found.append(
+                Finding(
+                    "warning",
+                    layer.name,
+                    "grad_norm",
+                    g,
+                    t.vanishing_ratio * median,
+                    f"Vanishing gradient in {layer.name or '(root)'}: norm {g:.3g}, "
+                    f"{g / median:.2g} x the median layer's {median:.3g}.",
+                    f"{_FIX_INIT}; {_FIX_NORM_RESIDUAL}; check for dead or saturated units "
+                    "feeding this layer",
+                    "vanishing",
+                )
+            )
+    return found
+
+
+def dead_units(m: StepMetrics, t: Thresholds) -> list[Finding]:
+    """ReLU-like layers with many units never positive over a full window."""
+    if m.window_batches < t.dead_window:
+        return []
+    found = []
+    for layer in m.layers:
+        dead = m.get(layer.name, "dead_fraction")
+        if _finite(dead) and dead is not None and dead > t.dead_fraction:
+            found.append(
+                Finding(
+                    "warning",
+                    layer.name,
+                    "dead_fraction",
+                    dead,
+                    t.dead_fraction,
+                    f"{dead:.0%} of the units after {layer.name or '(root)'} "
+                    f"({layer.activation or 'ReLU-like'}) were never positive over the last "
+                    f"{t.dead_window} logged batches: they get no gradient.",
+                    f"{_FIX_INIT} (He init, zero biases); lower the learning rate{_lr_text(m)}; "
+                    "or LeakyReLU/GELU, whose units cannot die",
+                    "dead_units",
+                )
+            )
+    return found
+
+
+def saturation(m: StepMetrics, t: Thresholds) -> list[Finding]:
+    """Bounded activations (tanh, sigmoid) stuck near their bounds, where the slope is ~0."""
+    found = []
+    for layer in m.layers:
+        sat = m.get(layer.name, "saturation_fraction")
+        if _finite(sat) and sat is not None and sat > t.saturation_fraction:
+            found.append(
+                Finding(
+                    "warning",
+                    layer.name,
+                    "saturation_fraction",
+                    sat,
+                    t.saturation_fraction,
+                    f"{sat:.0%} of the {layer.activation or 'bounded'} outputs after "
+                    f"{layer.name or '(root)'} are saturated: their gradient is ~0.",
+                    f"{_FIX_INIT} (Xavier for tanh/sigmoid: the init is too large); add "
+                    "normalization before the activation (stabletrain.models.mlp(..., "
+                    'norm="layer")); or a ReLU-family activation',
+                    "saturation",
+                )
+            )
+    return found
+
+
+def symmetric_units(m: StepMetrics, t: Thresholds) -> list[Finding]:
+    """Two units of a layer with the same weights: they stay equal under gradient descent."""
+    found = []
+    for layer in m.layers:
+        cos = m.get(layer.name, "max_row_cosine")
+        if _finite(cos) and cos is not None and cos >= t.symmetric_cosine:
+            found.append(
+                Finding(
+                    "error",
+                    layer.name,
+                    "max_row_cosine",
+                    cos,
+                    t.symmetric_cosine,
+                    f"Symmetric units in {layer.name or '(root)'}: two rows of its weight have "
+                    f"cosine similarity {cos:.4f}; identical units get identical gradients and "
+                    "never differ (claim I1).",
+                    "break the symmetry with a random init: stabletrain.init.orthogonal_(weight)"
+                    f" or {_FIX_INIT}; never initialize weights to a constant",
+                    "symmetric_units",
+                )
+            )
+    return found
+
+
+def update_ratio(m: StepMetrics, t: Thresholds) -> list[Finding]:
+    """Relative weight updates far from the ~1e-3 rule of thumb."""
+    found = []
+    for layer in m.layers:
+        r = m.get(layer.name, "update_ratio")
+        if not _finite(r) or r is None:
+            continue
+        name = layer.name or "(root)"
+        if r > t.update_ratio_high:
+            found.append(
+                Finding(
+                    "warning",
+                    layer.name,
+                    "update_ratio",
+                    r,
+                    t.update_ratio_high,
+                    f"One step changes the weights of {name} by {r:.2g} of their norm "
+                    "(rule of thumb ~1e-3): the learning rate is too high for this layer.",
+                    f"lower the learning rate{_lr_text(m)}, or clip: {_FIX_CLIP}",
+                    "update_ratio",
+                )
+            )
+        elif r < t.update_ratio_low:
+            found.append(
+                Finding(
+                    "warning",
+                    layer.name,
+                    "update_ratio",
+                    r,
+                    t.update_ratio_low,
+                    f"One step changes the weights of {name} by only {r:.2g} of their norm "
+                    "(rule of thumb ~1e-3): it barely learns.",
+                    f"raise the learning rate{_lr_text(m)}; check that the optimizer holds this "
+                    "layer's parameters and that its gradient does not vanish",
+                    "update_ratio",
+                )
+            )
+    return found
+
+
+def loss_plateau(m: StepMetrics, t: Thresholds) -> list[Finding]:
+    """The loss does not decrease over the last ``loss_window`` steps."""
+    losses = [v for v in m.losses[-t.loss_window :] if math.isfinite(v)]
+    if len(m.losses) < t.loss_window or len(losses) < t.loss_window:
+        return []
+    half = t.loss_window // 2
+    before, after = statistics.fmean(losses[:half]), statistics.fmean(losses[-half:])
+    if after < before - t.loss_min_decrease * abs(before):
+        return []
+    return [
+        Finding(
+            "info",
+            None,
+            "loss",
+            after,
+            before,
+            f"The loss is not decreasing: mean {after:.4g} over the last {half} steps, "
+            f"{before:.4g} over the {half} before.",
+            f"check the learning rate{_lr_text(m)} (try 3-10x higher or lower) and the other "
+            "findings: vanishing gradients, dead or saturated units stop learning",
+            "loss_plateau",
+        )
+    ]
+
+
+RULES: dict[str, Rule] = {
+    "nonfinite": nonfinite,
+    "exploding": exploding,
+    "depth_trend": depth_trend,
+    "vanishing": vanishing,
+    "dead_units": dead_units,
+    "saturation": saturation,
+    "symmetric_units": symmetric_units,
+    "update_ratio": update_ratio,
+    "loss_plateau": loss_plateau,
+}
+"""Every rule, by name, in the order the monitor runs them."""

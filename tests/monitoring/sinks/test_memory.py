@@ -1,0 +1,42 @@
+"""Memory sink: series, last values, and an optional bound on what it keeps."""
+
+from __future__ import annotations
+
+import pytest
+
+from stabletrain.monitoring import MemorySink, Row, every
+from stabletrain.monitoring.sinks import Histogram
+
+
+def test_series_and_last_read_one_metric_of_one_layer() -> None:
+    sink = MemorySink()
+    for step in (1, 2):
+        sink.write(
+            step, [Row(step, "fc", "grad_norm", step / 10), Row(step, None, "grad_norm", 9.0)]
+        )
+    assert sink.series("grad_norm", "fc") == [(1, 0.1), (2, 0.2)]
+    assert sink.last("grad_norm") == 9.0
+    with pytest.raises(KeyError, match="act_std"):
+        sink.last("act_std", "fc")
+
+
+def test_max_rows_keeps_only_the_most_recent() -> None:
+    sink = MemorySink(max_rows=3)
+    for step in range(1, 6):
+        sink.write(step, [Row(step, "fc", "loss", float(step))])
+    assert [r.step for r in sink.rows] == [3, 4, 5]
+    sink.clear()
+    assert not sink.rows
+
+
+def test_histograms_follow_their_schedule() -> None:
+    sink = MemorySink(histograms=every(3))
+    assert [s for s in range(1, 7) if sink.wants_histograms(s)] == [3, 6]
+    h = Histogram(3, "fc", "weight", 0.0, 1.0, (1.0,), 1, 0.5, 0.25)
+    sink.write_histograms(3, [h])
+    assert list(sink.histograms) == [h]
+
+
+def test_a_bad_bound_raises() -> None:
+    with pytest.raises(ValueError, match="max_rows"):
+        MemorySink(max_rows=0)

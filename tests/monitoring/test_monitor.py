@@ -1,0 +1,560 @@
+"""TrainingMonitor end to end: its rows against a slow float64 reference, and its contracts:
+it changes nothing, leaves no hook, holds bounded memory and reads the device once per step."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from stabletrain.monitoring import MemorySink, Thresholds, TrainingMonitor, every, metrics
+
+RTOL = 1e-5  # float32 device sums against float64 loops
+WINDOW = 2  # dead-unit window of the reference test
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def tanh_relu_mlp() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3)
+    )
+
+
+def batch(rows: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(rows, 6, generator=g) * 2, torch.randn(rows, 3, generator=g)
+
+
+# --------------------------------------------------------------------------- reference
+
+
+def layer_norm(tensors: list[torch.Tensor]) -> float:
+    return math.sqrt(sum(float((t.double() ** 2).sum()) for t in tensors))
+
+
+def max_cosine(w: torch.Tensor) -> float:
+    rows = w.detach().double().reshape(w.shape[0], -1)
+    unit = rows / rows.norm(dim=1, keepdim=True)
+    cos = unit @ unit.T
+    return max(float(cos[i, j]) for i in range(len(rows)) for j in range(len(rows)) if i != j)
+
+
+def reference_run(steps: int) -> list[dict[tuple[str | None, str], float]]:
+    """The rows the monitor should write, computed by hand in float64, step by step."""
+    torch.manual_seed(0)
+    model = tanh_relu_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    x, y = batch()
+    layers = {"0": model[0], "2": model[2], "4": model[4]}
+    seen: dict[str, torch.Tensor] = {}
+    model[1].register_forward_hook(lambda m, a, out: seen.__setitem__("0", out.detach().double()))
+    model[3].register_forward_hook(lambda m, a, out: seen.__setitem__("2", out.detach().double()))
+    model[4].register_forward_hook(lambda m, a, out: seen.__setitem__("4", out.detach().double()))
+    alive: deque[torch.Tensor] = deque(maxlen=WINDOW)
+    expected = []
+    for _ in range(steps):
+        before = {
+            n: [p.detach().double().clone() for p in m.parameters()] for n, m in layers.items()
+        }
+        loss = F.mse_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        grads = {n: [p.grad.detach().clone() for p in m.parameters()] for n, m in layers.items()}  # type: ignore[union-attr]
+        opt.step()
+        rows: dict[tuple[str | None, str], float] = {(None, "loss"): loss.item()}
+        total = 0.0
+        for n, m in layers.items():
+            params = [p.detach() for p in m.parameters()]
+            rows[(n, "grad_norm")] = layer_norm(grads[n])
+            total += rows[(n, "grad_norm")] ** 2
+            rows[(n, "weight_norm")] = layer_norm(params)
+            delta = [p.double() - b for p, b in zip(params, before[n], strict=True)]
+            rows[(n, "update_ratio")] = layer_norm(delta) / rows[(n, "weight_norm")]
+            rows[(n, "grad_nonfinite")] = rows[(n, "weight_nonfinite")] = 0.0
+            rows[(n, "max_row_cosine")] = max_cosine(m.weight)
+            out = seen[n]
+            rows[(n, "act_mean")] = float(out.mean())
+            rows[(n, "act_std")] = float(out.std(unbiased=False))
+        rows[(None, "grad_norm")] = math.sqrt(total)
+        rows[("0", "saturation_fraction")] = float((seen["0"].abs() > 0.99).double().mean())
+        alive.append((seen["2"] > 0).any(dim=0))
+        rows[("2", "dead_fraction")] = float((~torch.stack(list(alive)).any(dim=0)).double().mean())
+        expected.append(rows)
+    return expected
+
+
+def monitored_run(steps: int, **kwargs: Any) -> tuple[TrainingMonitor, MemorySink, nn.Module]:
+    torch.manual_seed(0)
+    model = tanh_relu_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    x, y = batch()
+    sink = MemorySink()
+    options: dict[str, Any] = {
+        "preset": "full",
+        "schedule": every(1),
+        "sinks": [sink],
+        "summary": False,
+        "thresholds": Thresholds(dead_window=WINDOW),
+    }
+    options.update(kwargs)
+    with TrainingMonitor(model, opt, **options) as mon:
+        for _ in range(steps):
+            loss = F.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+    return mon, sink, model
+
+
+def test_every_row_matches_the_float64_reference_at_every_step() -> None:
+    steps = 4
+    expected = reference_run(steps)
+    _, sink, _ = monitored_run(steps)
+    for step, want in enumerate(expected, start=1):
+        got = {(r.layer, r.metric): r.value for r in sink.rows if r.step == step}
+        assert set(got) == set(want), f"step {step}: rows {set(got) ^ set(want)}"
+        for key, value in want.items():
+            assert got[key] == pytest.approx(value, rel=RTOL, abs=1e-7), f"step {step} {key}"
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_large_layers_and_frozen_ones_get_exact_weight_norms_and_update_ratios(n: int) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 256), nn.ReLU(), nn.Linear(256, 256), nn.Linear(256, 3))
+    assert model[2].weight.numel() >= metrics.CPU_DOT_MIN  # the per-parameter path
+    opt = torch.optim.Adam([*model[2].parameters(), *model[3].parameters()], lr=1e-3)
+    x, y = torch.randn(32, 6), torch.randn(32, 3)
+    sink = MemorySink()
+    want: dict[tuple[int, str, str], float] = {}
+    with TrainingMonitor(model, opt, schedule=every(n), sinks=[sink], summary=False) as mon:
+        for step in range(1, 7):
+            before = {
+                k: [p.detach().double().clone() for p in model[k].parameters()] for k in (0, 2, 3)
+            }
+            loss = F.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+            for k in (0, 2, 3):
+                now = [p.detach().double() for p in model[k].parameters()]
+                want[(step, str(k), "weight_norm")] = layer_norm(now)
+                if k != 0:
+                    delta = [a - b for a, b in zip(now, before[k], strict=True)]
+                    want[(step, str(k), "update_ratio")] = layer_norm(delta) / layer_norm(now)
+    got = {(r.step, r.layer, r.metric): r.value for r in sink.rows}
+    logged = [s for s in range(1, 7) if s % n == 0]
+    checked = {key: value for key, value in want.items() if key[0] in logged}
+    for key, value in checked.items():
+        assert got[key] == pytest.approx(value, rel=RTOL), key
+    assert not any(layer == "0" for _, layer, metric in got if metric == "update_ratio")
+
+
+def test_the_rows_do_not_depend_on_when_zero_grad_runs() -> None:
+    series = []
+    for zero_grad_last in (False, True):
+        torch.manual_seed(0)
+        model = tanh_relu_mlp()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        x, y = batch()
+        sink = MemorySink()
+        with TrainingMonitor(model, opt, schedule=every(1), sinks=[sink], summary=False) as mon:
+            for _ in range(3):
+                if not zero_grad_last:
+                    opt.zero_grad()
+                loss = F.mse_loss(model(x), y)
+                loss.backward()
+                opt.step()
+                if zero_grad_last:
+                    opt.zero_grad()  # .grad is None when mon.step runs
+                mon.step(loss)
+        series.append([sink.series("grad_norm", n) for n in ("0", "2", "4", None)])
+    assert series[0] == series[1]
+    assert len(series[0][0]) == 3
+
+
+# --------------------------------------------------------------------------- contracts
+
+
+class DropNormNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(6, 32)
+        self.bn = nn.BatchNorm1d(32)
+        self.drop = nn.Dropout(0.3)
+        self.fc2 = nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.drop(F.relu(self.bn(self.fc1(x)))))
+
+
+def train_20(mode: str, monitor: bool) -> tuple[list[float], dict[str, torch.Tensor]]:
+    torch.manual_seed(0)
+    model = DropNormNet()
+    model.train(mode == "train")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x, y = batch()
+    losses: list[float] = []
+
+    def loop(after: Callable[[torch.Tensor], None]) -> None:
+        for _ in range(20):
+            loss = F.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            after(loss)
+            losses.append(loss.item())
+
+    if monitor:
+        sink = MemorySink(histograms=every(1))
+        with TrainingMonitor(
+            model,
+            opt,
+            preset="full",
+            schedule=every(1),
+            sinks=[sink],
+            example_input=x,
+            summary=False,
+        ) as mon:
+            loop(mon.step)
+        assert sink.rows
+        assert sink.histograms
+    else:
+        loop(lambda loss: None)
+    return losses, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_the_monitor_changes_no_parameter_buffer_or_loss_bit(mode: str) -> None:
+    plain_losses, plain_state = train_20(mode, monitor=False)
+    losses, state = train_20(mode, monitor=True)
+    assert losses == plain_losses
+    assert state.keys() == plain_state.keys()
+    for key, value in plain_state.items():
+        assert torch.equal(state[key], value), key
+
+
+def test_entering_with_an_example_input_draws_no_random_number() -> None:
+    model = DropNormNet()  # train mode: the traced pass runs dropout
+    before = torch.get_rng_state()
+    with TrainingMonitor(model, example_input=batch()[0], summary=False):
+        assert torch.equal(torch.get_rng_state(), before)
+
+
+def hooks_left(model: nn.Module) -> list[str]:
+    left = []
+    for name, m in model.named_modules():
+        for kind in (
+            "_forward_hooks",
+            "_forward_pre_hooks",
+            "_backward_hooks",
+            "_backward_pre_hooks",
+        ):
+            if getattr(m, kind):
+                left.append(f"{name}.{kind}")
+    for name, p in model.named_parameters():
+        if p._post_accumulate_grad_hooks or p._backward_hooks:
+            left.append(f"{name} grad hook")
+    return left
+
+
+def test_no_hook_survives_an_exception_inside_the_block() -> None:
+    model = DropNormNet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = batch()
+    out = io.StringIO()
+    during: list[str] = []
+
+    def train_then_fail() -> None:
+        monitor = TrainingMonitor(
+            model,
+            opt,
+            preset="full",
+            schedule=every(1),
+            example_input=x,
+            console=Console(file=out),
+        )
+        with monitor as mon:
+            during.extend(hooks_left(model))
+            for _ in range(2):
+                loss = F.mse_loss(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                mon.step(loss)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        train_then_fail()
+    assert during
+    assert hooks_left(model) == []
+    assert "stabletrain monitor" in out.getvalue()  # the summary still printed
+
+
+def tensors_held(obj: Any, exclude: set[int], seen: set[int] | None = None) -> int:
+    """Bytes of the tensors reachable from the monitor's own objects (not the model's)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        return 0 if id(obj) in exclude else obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensors_held(v, exclude, seen) for v in obj.values())
+    if isinstance(obj, list | tuple | deque | set):
+        return sum(tensors_held(v, exclude, seen) for v in obj)
+    if type(obj).__module__.startswith("stabletrain.monitoring"):
+        return sum(
+            tensors_held(v, exclude, seen)
+            for v in vars(obj).values()
+            if not isinstance(v, nn.Module)
+        )
+    return 0
+
+
+def test_memory_does_not_grow_with_the_number_of_steps() -> None:
+    model = tanh_relu_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = batch()
+    exclude = {id(p) for p in model.parameters()}
+    held = []
+    with TrainingMonitor(model, opt, preset="full", schedule=every(1), summary=False) as mon:
+        for step in range(1, 161):
+            loss = F.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+            if step in (20, 160):
+                held.append(tensors_held(mon, exclude | {id(p.grad) for p in model.parameters()}))
+                held.append(len(mon.findings()))
+    assert held[0] > 0
+    assert held[0] == held[2]
+    assert held[1] == held[3]
+
+
+def test_the_weight_copy_is_freed_between_logged_steps() -> None:
+    model = tanh_relu_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = batch()
+    with TrainingMonitor(model, opt, schedule=every(5), summary=False) as mon:
+        for step in range(1, 10):
+            loss = F.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+            assert (mon._snapshot is not None) == (step == 4 or step == 9), step
+
+
+SYNCS = {"item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy"}
+
+
+class SyncCounter(TorchFunctionMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if getattr(func, "__name__", "") in SYNCS:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("preset", ["minimal", "standard", "full"])
+def test_a_logged_step_reads_the_device_once_and_another_step_never(preset: str) -> None:
+    model = tanh_relu_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = batch()
+    counts = []
+    with TrainingMonitor(model, opt, preset=preset, schedule=every(2), summary=False) as mon:  # type: ignore[arg-type]
+        for _ in range(4):
+            with SyncCounter() as counter:
+                loss = F.mse_loss(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+            opt.step()
+            with counter:
+                mon.step(loss)
+            counts.append(counter.count)
+    assert counts == [0, 1, 0, 1]
+
+
+def test_non_finite_entries_are_counted_exactly_in_the_layer_that_has_them() -> None:
+    model = tanh_relu_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = batch()
+    sink = MemorySink()
+    with TrainingMonitor(
+        model, opt, preset="minimal", schedule=every(1), sinks=[sink], summary=False
+    ) as mon:
+        loss = F.mse_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        model[2].weight.grad[0, :3] = math.nan  # type: ignore[index]
+        opt.step()
+        mon.step(loss)
+    assert sink.last("grad_nonfinite", "2") == 3
+    assert sink.last("weight_nonfinite", "2") == 3
+    assert sink.last("grad_nonfinite", "0") == 0
+    assert sink.last("weight_nonfinite", "4") == 0
+    assert math.isnan(sink.last("grad_norm", "2"))
+    assert math.isnan(sink.last("grad_norm"))
+
+
+class FakeGuard:
+    skipped_steps = 0
+
+
+def test_a_guard_s_skipped_steps_are_reported_and_a_skipped_step_has_no_update_ratio() -> None:
+    model = tanh_relu_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = batch()
+    sink = MemorySink()
+    guard = FakeGuard()
+    with TrainingMonitor(
+        model, opt, schedule=every(1), sinks=[sink], guard=guard, summary=False
+    ) as mon:
+        for step in range(1, 4):
+            loss = F.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            if step == 2:
+                guard.skipped_steps += 1  # the guard skipped opt.step()
+            else:
+                opt.step()
+            mon.step(loss)
+    assert sink.series("skipped_steps") == [(1, 0.0), (2, 1.0), (3, 1.0)]
+    assert [s for s, _ in sink.series("update_ratio", "0")] == [1, 3]
+
+
+def test_the_optimizer_decides_which_layers_have_an_update_ratio() -> None:
+    model = tanh_relu_mlp()
+    opt = torch.optim.SGD(model[4].parameters(), lr=0.01)  # only the head trains
+    x, y = batch()
+    sink = MemorySink()
+    with TrainingMonitor(model, opt, schedule=every(1), sinks=[sink], summary=False) as mon:
+        for _ in range(2):
+            loss = F.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+    assert {r.layer for r in sink.rows if r.metric == "update_ratio"} == {"4"}
+    assert mon.findings() == []
+
+
+def test_histograms_go_to_the_sinks_that_ask_and_match_numpy() -> None:
+    sink = MemorySink(histograms=every(2))
+    mon, _, model = monitored_run(2, sinks=[sink])
+    assert {h.step for h in sink.histograms} == {2}
+    assert {(h.layer, h.metric) for h in sink.histograms} == {
+        (n, m) for n in mon.layers for m in ("weight", "grad")
+    }
+    h = next(h for h in sink.histograms if h.layer == "0" and h.metric == "weight")
+    weight = model[0].weight.detach().double().numpy()
+    want, _ = np.histogram(weight, bins=len(h.counts), range=(h.low, h.high))
+    assert list(h.counts) == want.astype(float).tolist()
+    assert h.num == weight.size
+    assert (h.low, h.high) == (weight.min(), weight.max())
+    assert h.total == pytest.approx(weight.sum(), rel=RTOL)
+    assert h.sum_squares == pytest.approx((weight**2).sum(), rel=RTOL)
+
+
+def test_the_summary_prints_at_exit_unless_disabled() -> None:
+    out = io.StringIO()
+    model = tanh_relu_mlp()
+    with TrainingMonitor(model, console=Console(file=out, width=120)) as mon:
+        mon.step(1.0)
+    assert "no findings" in out.getvalue()
+    quiet = io.StringIO()
+    with TrainingMonitor(model, summary=False, console=Console(file=quiet)) as mon:
+        mon.step(1.0)
+    assert quiet.getvalue() == ""
+    assert "1 steps, 0 logged" in mon.summary_text()
+
+
+def test_findings_can_be_filtered_by_severity() -> None:
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 1))
+    for p in model.parameters():
+        nn.init.constant_(p, 0.1)
+    with TrainingMonitor(model, preset="full", schedule=every(1), summary=False) as mon:
+        loss = model(torch.randn(5, 4)).sum()
+        loss.backward()
+        mon.step(loss)
+    assert mon.findings("error")
+    assert all(f.severity == "error" for f in mon.findings("error"))
+    with pytest.raises(ValueError, match="min_severity"):
+        mon.findings("fatal")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _bad_options() -> Iterator[tuple[dict[str, Any], type[Exception], str]]:
+    yield {"preset": "cheap"}, ValueError, "'minimal', 'standard', 'full'"
+    yield {"schedule": "often"}, TypeError, "every"
+    yield {"sinks": [object()]}, TypeError, "Sink"
+    yield {"thresholds": {"dead_fraction": 0.1}}, TypeError, "Thresholds"
+    yield {"guard": object()}, TypeError, "skipped_steps"
+    yield {"optimizer": "adam"}, TypeError, "torch.optim.Optimizer"
+
+
+@pytest.mark.parametrize(("options", "error", "match"), list(_bad_options()))
+def test_bad_options_raise_and_name_the_fix(
+    options: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        TrainingMonitor(tanh_relu_mlp(), **options)
+
+
+def test_a_model_must_be_a_module_with_parameters() -> None:
+    with pytest.raises(TypeError, match=r"nn\.Module"):
+        TrainingMonitor("model")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no parameters"):
+        TrainingMonitor(nn.ReLU())
+
+
+@pytest.mark.parametrize(
+    ("loss", "error", "match"),
+    [
+        (torch.ones(2), ValueError, "scalar"),
+        (torch.tensor(1), TypeError, "floating"),
+        ("1", TypeError, "number"),
+    ],
+)
+def test_step_rejects_a_bad_loss(loss: Any, error: type[Exception], match: str) -> None:
+    with TrainingMonitor(tanh_relu_mlp(), summary=False) as mon, pytest.raises(error, match=match):
+        mon.step(loss)
+
+
+def test_step_outside_the_block_and_entering_twice_raise() -> None:
+    mon = TrainingMonitor(tanh_relu_mlp(), summary=False)
+    with pytest.raises(RuntimeError, match="with TrainingMonitor"):
+        mon.step(1.0)
+    with mon:
+        pass
+    with pytest.raises(RuntimeError, match="new one"), mon:
+        pass
+
+
+def test_a_model_that_fails_on_the_example_input_leaves_no_hook() -> None:
+    model = tanh_relu_mlp()
+    with pytest.raises(ValueError, match="example_input"):
+        TrainingMonitor(model, example_input=torch.randn(2, 5), summary=False).__enter__()
+    assert hooks_left(model) == []
