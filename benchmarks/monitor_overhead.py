@@ -13,11 +13,16 @@ Two models, each trained on one fixed random batch (the data does not matter for
 Variants, each on its own copy of the model and optimizer, all entered for the whole run:
 
 - ``plain``: ``zero_grad; loss = f(model(x)); loss.backward(); opt.step()``.
+- ``plain-copy``: the same loop on another copy: nothing differs, so its spread is the noise
+  floor of the machine.
 - ``{minimal,standard,full}/{1,10}``: the same plus ``mon.step(loss)`` under a
   ``TrainingMonitor`` with that preset and ``every(1)`` / ``every(10)``, writing to a
-  ``JSONLSink`` (and, for ``full``, a ``MemorySink`` that takes histograms every 10 steps).
+  ``JSONLSink``; the ``full`` ones also to a ``MemorySink`` that takes weight and gradient
+  histograms every 100 steps (``TensorBoardSink``'s default: histograms on a slower schedule).
+- ``full/10+h10``: ``full/10`` with histograms on every logged step, to show their cost.
 - ``tb-hist/1``: what people often do instead: ``SummaryWriter.add_histogram`` for every
-  parameter and every gradient, every step.
+  parameter and every gradient, every step (the writer is flushed and garbage collected at the
+  end of each of its blocks, so that its leftovers are billed to it).
 - ``wandb/1``: ``wandb.watch(model, log="all", log_freq=1)`` in offline mode and a
   ``wandb.log`` per step, when ``wandb`` is importable (it is not a dependency); otherwise the
   row says so.
@@ -25,8 +30,11 @@ Variants, each on its own copy of the model and optimizer, all entered for the w
 Timing: a block is 10 consecutive steps of one variant (so an ``every(10)`` block holds exactly
 one logged step); ``alternating_medians`` from ``_timing`` runs one block of every variant per
 repeat, rotating the order, and returns each variant's median block time. That is one *round*;
-a variant's ratio in a round is its median over the plain loop's. The table gives the median
-ratio over the rounds and its spread (min-max), and the plain loop's milliseconds per step.
+each round starts from a new random order of the variants (a rotation alone keeps every
+variant behind the same neighbour, whose leftovers it would always inherit). A variant's ratio
+in a round is its median over the plain loop's; the table gives the median ratio over the
+rounds, its spread (min-max) and the variant's milliseconds per step. The monitor's variants
+and the other tools' are interleaved in two separate groups, each with its own plain loop.
 Targets: ``minimal/1 <= 1.02``, ``standard/1 <= 1.05``, ``full/10 <= 1.05``.
 
 Denormal floats are flushed to zero (``torch.set_flush_denormal``): both models fit their one
@@ -46,6 +54,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import gc
 import importlib.util
 import json
 import statistics
@@ -64,6 +73,8 @@ from _timing import alternating_medians
 from stabletrain.monitoring import JSONLSink, MemorySink, Sink, TrainingMonitor, every
 
 BLOCK = 10  # steps per timed block
+HISTOGRAMS_EVERY = 100  # the full preset's histogram schedule (TensorBoardSink's default)
+PRESETS = ("minimal", "standard", "full")
 TARGETS = {"minimal/1": 1.02, "standard/1": 1.05, "full/10": 1.05}
 
 
@@ -129,7 +140,7 @@ class Setup:
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     optimizer: Callable[[nn.Module], torch.optim.Optimizer]
     blocks: int  # blocks per variant per round
-    rounds: int
+    rounds: int  # rounds of the monitor's group; the other tools' group runs 2 (1 if quick)
 
 
 def setups(quick: bool) -> dict[str, Setup]:
@@ -146,7 +157,7 @@ def setups(quick: bool) -> dict[str, Setup]:
             F.mse_loss,
             lambda m: torch.optim.Adam(m.parameters(), lr=1e-3),
             blocks=1 if quick else 3,
-            rounds=1 if quick else 5,
+            rounds=1 if quick else 8,
         ),
         "resnet18": Setup(
             "resnet18",
@@ -155,8 +166,8 @@ def setups(quick: bool) -> dict[str, Setup]:
             torch.randint(0, 10, (images,), generator=gen),
             F.cross_entropy,
             lambda m: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9),
-            blocks=1,
-            rounds=1 if quick else 4,
+            blocks=1 if quick else 2,
+            rounds=1 if quick else 8,
         ),
     }
 
@@ -187,17 +198,24 @@ class Variant:
 
 
 def monitored(
-    stack: contextlib.ExitStack, setup: Setup, base: nn.Module, preset: str, n: int, out: Path
+    stack: contextlib.ExitStack,
+    setup: Setup,
+    base: nn.Module,
+    name: str,
+    out: Path,
 ) -> Variant:
+    """``name`` is ``preset/n``, or ``full/n+hN`` for histograms every N steps (default 100)."""
     v = Variant(setup, base)
-    sinks: list[Sink] = [JSONLSink(out / f"{setup.name}-{preset}-{n}.jsonl")]
+    preset, _, rest = name.partition("/")
+    n, _, hist = rest.partition("+h")
+    sinks: list[Sink] = [JSONLSink(out / f"{setup.name}-{preset}-{n}-{hist}.jsonl")]
     if preset == "full":
-        sinks.append(MemorySink(max_rows=1, histograms=every(10)))
+        sinks.append(MemorySink(max_rows=1, histograms=every(int(hist or HISTOGRAMS_EVERY))))
     mon = TrainingMonitor(
         v.model,
         v.opt,
         preset=preset,  # type: ignore[arg-type]
-        schedule=every(n),
+        schedule=every(int(n)),
         sinks=sinks,
         summary=False,
     )
@@ -221,8 +239,12 @@ def tb_histograms(stack: contextlib.ExitStack, setup: Setup, base: nn.Module, ou
                 writer.add_histogram(f"{name}.grad", p.grad, v.steps)
 
     # zero_grad runs first in the loop, so the gradients are still there when `after` runs
+    def end() -> None:  # bill the writer's thread and the garbage to this variant's block
+        writer.flush()
+        gc.collect()
+
     v.after = after
-    v.end = writer.flush  # the writer's thread would otherwise bill the next variant's block
+    v.end = end
     return v
 
 
@@ -262,56 +284,73 @@ class Result:
     note: str = ""
 
 
+def interleaved(
+    variants: dict[str, Variant], rounds: int, blocks: int, seed: int
+) -> dict[str, list[float]]:
+    """Per variant, its median ms/step, then its ratio to ``plain`` in each round. Every round runs
+    ``alternating_medians`` over the variants in a new random order, so that no variant always
+    follows the same one (a variant's leftovers, e.g. garbage to collect, hit the next one)."""
+    gen = torch.Generator().manual_seed(seed)
+    names = list(variants)
+    ratios: dict[str, list[float]] = {name: [] for name in names}
+    ms: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        order = [names[i] for i in torch.randperm(len(names), generator=gen).tolist()]
+        medians = alternating_medians(
+            {name: variants[name].block for name in order}, blocks, warm_up=r == 0
+        )
+        for name in names:
+            ratios[name].append(medians[name] / medians["plain"])
+            ms[name].append(1e3 * medians[name] / BLOCK)
+    return {name: [statistics.median(ms[name]), *ratios[name]] for name in names}
+
+
 def time_setup(setup: Setup, include: list[str], out: Path) -> list[Result]:
+    """Two interleaved groups, each with its own plain loop: the monitor's variants, and the
+    other tools' (whose cost is far larger and would only widen the first group's spread)."""
     torch.manual_seed(0)
     base = setup.build()
     results: list[Result] = []
     with contextlib.ExitStack() as stack:
-        variants: dict[str, Variant] = {"plain": Variant(setup, base)}
-        for preset in ("minimal", "standard", "full"):
-            for n in (1, 10):
-                name = f"{preset}/{n}"
-                if name in include:
-                    variants[name] = monitored(stack, setup, base, preset, n, out)
+        ours: dict[str, Variant] = {"plain": Variant(setup, base)}
+        if "plain-copy" in include:
+            ours["plain-copy"] = Variant(setup, base)  # the noise floor: nothing differs
+        for name in include:
+            if name.split("/")[0] in PRESETS:
+                ours[name] = monitored(stack, setup, base, name, out)
+        others: dict[str, Variant] = {"plain": Variant(setup, base)}
         if "tb-hist/1" in include:
-            variants["tb-hist/1"] = tb_histograms(stack, setup, base, out)
+            others["tb-hist/1"] = tb_histograms(stack, setup, base, out)
         missing = ""
         if "wandb/1" in include:
             watched = wandb_watch(stack, setup, base, out)
             if watched is None:
                 missing = "wandb is not installed"
             else:
-                variants["wandb/1"] = watched
-        rounds: list[dict[str, float]] = []
-        fns = {name: v.block for name, v in variants.items()}
-        for r in range(setup.rounds):
-            rounds.append(alternating_medians(fns, setup.blocks, warm_up=r == 0))
-        for name in variants:
-            ratios = [rd[name] / rd["plain"] for rd in rounds]
-            results.append(
-                Result(
-                    setup.name,
-                    name,
-                    1e3 * statistics.median(rd[name] for rd in rounds) / BLOCK,
-                    statistics.median(ratios),
-                    min(ratios),
-                    max(ratios),
-                    TARGETS.get(name),
+                others["wandb/1"] = watched
+        quick = setup.rounds == 1
+        groups = ((ours, setup.rounds, setup.blocks, 0), (others, 1 if quick else 2, 1, 1))
+        for group, rounds, blocks, seed in groups:
+            if len(group) == 1 and group is others:
+                continue
+            measured = interleaved(group, rounds, blocks, seed)
+            for name, (ms, *ratios) in measured.items():
+                if name == "plain" and group is others:
+                    continue
+                results.append(
+                    Result(
+                        setup.name,
+                        name,
+                        ms,
+                        statistics.median(ratios),
+                        min(ratios),
+                        max(ratios),
+                        TARGETS.get(name),
+                    )
                 )
-            )
         if missing:
-            results.append(
-                Result(
-                    setup.name,
-                    "wandb/1",
-                    float("nan"),
-                    float("nan"),
-                    float("nan"),
-                    float("nan"),
-                    None,
-                    missing,
-                )
-            )
+            nan = float("nan")
+            results.append(Result(setup.name, "wandb/1", nan, nan, nan, nan, None, missing))
     return results
 
 
@@ -335,12 +374,14 @@ def table(results: list[Result], *, verdicts: bool = True) -> str:
 
 
 VARIANTS = [
+    "plain-copy",
     "minimal/1",
     "minimal/10",
     "standard/1",
     "standard/10",
     "full/1",
     "full/10",
+    "full/10+h10",
     "tb-hist/1",
     "wandb/1",
 ]

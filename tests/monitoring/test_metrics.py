@@ -173,6 +173,14 @@ def test_histogram_matches_numpy_on_the_same_range() -> None:
     assert (float(lo), float(hi)) == (float(x.min()), float(x.max()))
 
 
+def test_both_ways_of_counting_buckets_agree() -> None:
+    index = torch.randint(0, 16, (10_000,), generator=gen(), dtype=torch.int32)
+    by_bincount = metrics._bucket_counts(index, 16, bincount=True)
+    by_scatter = metrics._bucket_counts(index, 16, bincount=False)
+    assert torch.equal(by_bincount, by_scatter)
+    assert by_scatter.tolist() == [float((index == b).sum()) for b in range(16)]
+
+
 def test_histogram_of_a_constant_tensor_puts_everything_in_one_bin() -> None:
     counts, lo, hi = metrics.histogram(torch.full((7,), 2.0), bins=4)
     assert counts.tolist() == [7.0, 0.0, 0.0, 0.0]

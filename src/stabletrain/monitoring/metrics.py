@@ -219,20 +219,35 @@ def histogram(x: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor, t
     """``(counts, low, high)``: ``bins`` equal-width buckets from ``x.min()`` to ``x.max()``.
 
     Computed without reading anything back to the host (``torch.histc`` needs its range as
-    Python numbers). Non-finite entries are counted as 0. Bucket ``i`` covers
-    ``[low + i·w, low + (i+1)·w)``, ``w = (high − low) / bins``; the maximum falls in the last.
+    Python numbers): bucket indices on the device, then ``torch.bincount`` on the CPU (where it
+    needs no transfer) or a scatter-add elsewhere. Non-finite entries are counted as 0. Bucket
+    ``i`` covers ``[low + i·w, low + (i+1)·w)``, ``w = (high − low) / bins``; the maximum falls
+    in the last.
 
     Example:
         >>> counts, lo, hi = histogram(torch.tensor([0.0, 0.1, 0.9, 1.0]), bins=2)
         >>> counts.tolist(), float(lo), float(hi)
         ([2.0, 2.0], 0.0, 1.0)
     """
-    flat = torch.nan_to_num(x.detach().reshape(-1).double(), nan=0.0, posinf=0.0, neginf=0.0)
+    flat = x.detach().reshape(-1)
+    if flat.dtype not in (torch.float32, torch.float64):
+        flat = flat.float()
+    flat = torch.nan_to_num(flat, nan=0.0, posinf=0.0, neginf=0.0)
     lo, hi = torch.aminmax(flat)
-    width = (hi - lo).clamp_min(torch.finfo(torch.float64).tiny)
-    index = ((flat - lo) / width * bins).floor().long().clamp_(0, bins - 1)
-    counts = torch.zeros(bins, dtype=torch.float64, device=flat.device)
-    counts.index_add_(
-        0, index, torch.ones((), dtype=torch.float64, device=flat.device).expand(index.numel())
-    )
-    return counts, lo, hi
+    scale = bins / (hi - lo).clamp_min(bins * torch.finfo(flat.dtype).tiny)  # finite
+    # non-negative before the cast, so truncation is the floor
+    index = (flat - lo).mul_(scale).clamp_(0, bins - 1).to(torch.int32)
+    return _bucket_counts(index, bins, bincount=flat.device.type == "cpu"), lo, hi
+
+
+def _bucket_counts(index: torch.Tensor, bins: int, *, bincount: bool) -> torch.Tensor:
+    """How many entries of ``index`` (all in ``[0, bins)``) fall in each bucket, as float64.
+
+    ``torch.bincount`` sizes its output from the largest index, which an accelerator would have
+    to send to the host; a scatter-add into ``bins`` zeros needs nothing back.
+    """
+    if bincount:
+        return torch.bincount(index, minlength=bins).double()
+    ones = torch.ones((), dtype=torch.float64, device=index.device).expand(index.numel())
+    counts = torch.zeros(bins, dtype=torch.float64, device=index.device)
+    return counts.index_add_(0, index, ones)

@@ -15,9 +15,12 @@ Cost design (see ``benchmarks/monitor_overhead.py`` for the measured overhead):
   step whose norms are non-finite, to count the NaN/inf entries of the layers concerned.
 - Update ratios ``‖θ_t − θ_{t−1}‖ / ‖θ_t‖`` need the weights before the step: at the end of
   ``step(t − 1)`` (or on entering), if step ``t`` will be logged, the monitor copies the
-  trainable weights into a buffer; at ``step(t)`` it subtracts the new weights in place and takes
-  the norms. The buffer (one copy of the trainable weights) is kept while consecutive steps are
-  logged and freed otherwise; no copy is made before a step that is not logged.
+  trainable weights into a buffer; at ``step(t)`` one pass subtracts the new weights from it in
+  place, takes both norms and, if step ``t + 1`` is logged too, copies the new weights in (on
+  the CPU, parameter by parameter while each is in cache). The buffer (one copy of the trainable
+  weights) is kept while consecutive steps are logged and freed otherwise; no copy is made
+  before a step that is not logged, and none on a step a guard skipped (the weights did not
+  change).
 - Memory is bounded however long the run: the loss ring holds ``loss_window`` values, the
   dead-unit record one integer per unit (the last logged batch on which it was positive), the
   findings one entry per (rule, layer). Rows go to the sinks, not into the monitor.
@@ -312,7 +315,7 @@ class TrainingMonitor:
         self._snapshot = None
         self._snapshot_step = -1
         self._skipped = self._read_skipped()
-        self._prepare(1)
+        self._prepare(1, bool(self.schedule(1)))
 
     def _trace(self) -> Graph:
         devices = sorted(
@@ -331,9 +334,9 @@ class TrainingMonitor:
             return None
         return int(self.guard.skipped_steps)
 
-    def _prepare(self, next_step: int) -> None:
+    def _prepare(self, next_step: int, logged: bool) -> None:
         """Before step ``next_step``: arm the hooks and copy the weights if it will be logged."""
-        self._log_next = bool(self.schedule(next_step))
+        self._log_next = logged
         self._grads.collect = self._log_next
         if self._probe is not None:
             self._probe.collect = self._log_next
@@ -390,11 +393,11 @@ class TrainingMonitor:
             self._losses += 1
         skipped = self._read_skipped()
         was_skipped = skipped is not None and self._skipped is not None and skipped > self._skipped
+        log_next = bool(self.schedule(step + 1))  # asked once per step: schedules may be stateful
         if self._log_next:
-            refresh = self._wants_snapshot(bool(self.schedule(step + 1)))
-            self._log(step, slot, skipped, was_skipped, refresh)
+            self._log(step, slot, skipped, was_skipped, refresh=self._wants_snapshot(log_next))
         self._skipped = skipped
-        self._prepare(step + 1)
+        self._prepare(step + 1, log_next)
 
     def findings(self, min_severity: Severity = "info") -> list[Finding]:
         """The findings so far, errors first; repeated ones merged (see ``Finding.count``)."""
