@@ -29,8 +29,13 @@ Methods (one learning rate per config, shared by all of them):
   attention weight, biases 0: Xavier uniform on ReLU-family nets (the ReLU MLPs, and the GELU
   Transformer), He normal (``kaiming_normal_``, ReLU gain, torch's fans) on tanh nets (the tanh
   MLP and the LSTM, whose gates are sigmoid/tanh). Embeddings and LayerNorms keep their init.
-- ``auto_init``: ``stabletrain.auto_init(model, example)``, with ``residual="fixup"`` for
-  ``resmlp-200`` (the only config whose residual branches have no normalization).
+- ``auto_init``: ``stabletrain.auto_init(model, example)``, with the option that applies to
+  the architecture: ``residual="fixup"`` for ``resmlp-200`` (residual branches without
+  normalization), ``residual="zero"`` for ``postln-hist-12`` (every block is the identity at
+  init, so the Post-LN stack starts as well conditioned as a Pre-LN one; Xiong et al. 2020
+  trace Post-LN's need for warmup to its large gradients at init), ``looks_linear=True`` for
+  ``relu-mlp-100`` (a plain ReLU chain starts as an exact linear isometry; Balduzzi et al.
+  2017).
 - ``lsuv_``: ``stabletrain.lsuv_(model, example)`` (orthogonal, then unit output std).
 - ``lsuv (PyPI)``: ``lsuv.lsuv_with_singlebatch`` from the ``lsuv`` package, when importable:
   from the project's environment, else from a scratch venv (``--lsuv-venv``, by default
@@ -249,6 +254,7 @@ class Config:
     task: Task
     family: Family  # activation family: decides the mismatched scheme
     residual: ResidualMode | None  # auto_init's residual mode
+    looks_linear: bool  # auto_init's looks-linear option for plain ReLU chains
     optimizer: Literal["sgd", "adam"]
     lr: float
     momentum: float
@@ -294,6 +300,7 @@ def configs(sizes: Sizes, seed: int) -> list[Config]:
             task=digits,
             family="tanh",
             residual=None,
+            looks_linear=False,
             optimizer="sgd",
             lr=0.003,
             momentum=0.9,
@@ -307,6 +314,7 @@ def configs(sizes: Sizes, seed: int) -> list[Config]:
             task=digits,
             family="relu",
             residual=None,
+            looks_linear=True,
             optimizer="sgd",
             lr=0.001,
             momentum=0.9,
@@ -320,6 +328,7 @@ def configs(sizes: Sizes, seed: int) -> list[Config]:
             task=digits,
             family="relu",
             residual="fixup",
+            looks_linear=False,
             optimizer="sgd",
             lr=0.1,
             momentum=0.0,
@@ -333,6 +342,7 @@ def configs(sizes: Sizes, seed: int) -> list[Config]:
             task=adding_task(seed, s.adding_length),
             family="tanh",
             residual=None,
+            looks_linear=False,
             optimizer="adam",
             lr=1e-2,
             momentum=0.0,
@@ -353,7 +363,8 @@ def configs(sizes: Sizes, seed: int) -> list[Config]:
             ),
             task=histogram_task(seed, 16, 16),
             family="relu",  # GELU: a ReLU-like activation, so the mismatch is Xavier
-            residual=None,
+            residual="zero",
+            looks_linear=False,
             optimizer="adam",
             lr=1e-3,
             momentum=0.0,
@@ -458,8 +469,18 @@ def apply_method(
         mismatched_(model, config.family, generator)
         return "xavier_uniform" if config.family == "relu" else "he_normal"
     if method == "auto_init":
-        report = st.auto_init(model, example, residual=config.residual, generator=generator)
-        return f"{report.forward_passes} fwd" + (f", {config.residual}" if config.residual else "")
+        report = st.auto_init(
+            model,
+            example,
+            residual=config.residual,
+            looks_linear=config.looks_linear,
+            generator=generator,
+        )
+        return (
+            f"{report.forward_passes} fwd"
+            + (f", {config.residual}" if config.residual else "")
+            + (", looks-linear" if config.looks_linear else "")
+        )
     if method == "lsuv_":
         report = st.lsuv_(model, example, generator=generator)
         missed = [n for n in report.notes if n.startswith("not within")]
@@ -638,14 +659,17 @@ def time_auto_init(configs_: Sequence[Config], seed: int, repeats: int) -> list[
         torch.manual_seed(seed)
         model = config.build()
         example = example_batch(config, seed)
-        passes = st.auto_init(model, example, residual=config.residual).forward_passes
+        auto = partial(
+            st.auto_init, model, example, residual=config.residual, looks_linear=config.looks_linear
+        )
+        passes = auto().forward_passes
         ms = {
             name: s * 1e3
             for name, s in alternating_medians(
                 {
                     "rebuild": config.build,
                     "reset": partial(reset_all, model),
-                    "auto_init": partial(st.auto_init, model, example, residual=config.residual),
+                    "auto_init": auto,
                     "forward": partial(_forward, model, example),
                 },
                 repeats,

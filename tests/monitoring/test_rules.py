@@ -225,6 +225,15 @@ def test_a_deep_sigmoid_mlp_has_vanishing_gradients_at_its_first_layers() -> Non
     assert "auto_init" in next(f for f in findings if f.rule == "depth_trend").fix
 
 
+def test_the_same_depth_with_he_initialized_relus_has_no_vanishing_gradients() -> None:
+    torch.manual_seed(0)  # claim S2: the ReLU family avoids the vanishing of sigmoid
+    model = models.mlp(16, 1, depth=20, width=32, activation="relu")
+    st.auto_init(model, torch.randn(64, 16))
+    findings, _ = train(model)
+    assert fired(findings, "depth_trend") == []
+    assert fired(findings, "vanishing") == []
+
+
 def test_an_oversized_init_explodes_the_gradients() -> None:
     torch.manual_seed(0)
     model = models.mlp(16, 1, depth=6, width=64)

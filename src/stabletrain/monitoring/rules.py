@@ -4,25 +4,25 @@ Each rule is a pure function ``(StepMetrics, Thresholds) -> list[Finding]``; the
 :data:`RULES` on every logged step and merges repeated findings (same rule, same layer). Every
 ``fix`` names the stabletrain call or setting that addresses the problem.
 
-=====================  ======================================================  =============
-rule                   fires when                                              severity
-=====================  ======================================================  =============
-``nonfinite``          a layer's gradient or weights, or the loss, hold NaN/inf  error
-``exploding``          a layer's (or the total) gradient norm > exploding_norm   error
-``depth_trend``        the gradient norm, fitted geometrically over depth,       warning
-                       changes by more than depth_ratio from the first weight
-                       layer to the last (vanishing or exploding with depth)
-``vanishing``          a weight layer's gradient norm < vanishing_ratio ×        warning
-                       the median over the weight layers
-``dead_units``         > dead_fraction of a ReLU-like layer's units were never   warning
-                       positive over the last dead_window logged batches
-``saturation``         > saturation_fraction of a bounded activation's outputs   warning
-                       are within 1% of a bound
-``symmetric_units``    two weight rows have cosine similarity >= symmetric_cosine  error
-``update_ratio``       ‖Δθ‖/‖θ‖ above update_ratio_high or below update_ratio_low  warning
-``loss_plateau``       the mean loss of the last loss_window/2 steps is not        info
-                       below that of the loss_window/2 steps before
-=====================  ======================================================  =============
+Rules (severity in brackets; every threshold is a field of :class:`Thresholds`):
+
+- ``nonfinite`` [error]: a layer's gradient or weights, or the loss, hold NaN or inf.
+- ``exploding`` [error]: a layer's gradient norm (else the total one) > ``exploding_norm``.
+- ``depth_trend`` [warning]: the weight layers' gradient norms, fitted geometrically over depth,
+  change by more than ``depth_ratio`` from the last weight layer back to the first: gradients
+  vanish (or explode) with depth.
+- ``vanishing`` [warning]: a weight layer's gradient norm < ``vanishing_ratio`` x the median
+  over the weight layers.
+- ``dead_units`` [warning]: > ``dead_fraction`` of a ReLU-like layer's units were never
+  positive over the last ``dead_window`` logged batches.
+- ``saturation`` [warning]: > ``saturation_fraction`` of a bounded activation's outputs lie
+  within 1% of a bound.
+- ``symmetric_units`` [error]: two rows of a weight matrix have cosine similarity >=
+  ``symmetric_cosine``.
+- ``update_ratio`` [warning]: ``‖Δθ‖/‖θ‖`` above ``update_ratio_high`` or below
+  ``update_ratio_low``.
+- ``loss_plateau`` [info]: the mean loss of the last ``loss_window / 2`` steps is not below
+  that of the ``loss_window / 2`` steps before.
 
 The depth rules follow the tutorials' claim S1 (gradients vanish or explode through many factors
 below or above 1) and S6 (monitor per-layer gradient norms to catch it early).

@@ -15,6 +15,7 @@ from stabletrain.graph._ops import ACTIVATION_OPS
 from stabletrain.init._calibrate import calibrate
 from stabletrain.init.fans import layer_fans, recurrent_gates
 from stabletrain.init.gain import gain
+from stabletrain.init.looks_linear import looks_linear_, relu_chains
 from stabletrain.init.policy._report import InitReport, ParamRecord
 from stabletrain.init.policy._rules import (
     CATEGORIES,
@@ -112,6 +113,30 @@ def _apply(
     return None
 
 
+def _looks_linear(
+    name: str,
+    layer: str,
+    p: torch.Tensor,
+    mirror: tuple[bool, bool],
+    generator: torch.Generator | None,
+) -> ParamRecord:
+    record = ParamRecord(
+        name,
+        layer,
+        tuple(p.shape),
+        "relu -> layer" if mirror[1] else "linear",
+        "looks_linear" if p.dim() >= 2 else "zeros",
+        "ReLU chain: looks-linear (Balduzzi et al. 2017)",
+        _std(p),
+    )
+    if p.dim() >= 2:
+        looks_linear_(p, mirror_in=mirror[0], mirror_out=mirror[1], generator=generator)
+        record.gain = 1.0
+    else:
+        zeros_(p)
+    return record
+
+
 def auto_init(
     model: nn.Module,
     example_input: Any,
@@ -120,6 +145,7 @@ def auto_init(
     residual: ResidualMode | None = None,
     calibrate_layers: bool = True,
     target_std: float = 1.0,
+    looks_linear: bool = False,
     generator: torch.Generator | None = None,
 ) -> InitReport:
     """Initialize every parameter of ``model`` for the operation that actually follows its layer.
@@ -145,6 +171,11 @@ def auto_init(
             keep Xavier's gain 1: scaling their pre-activations to std 1 puts a deep tanh net in
             the chaotic regime (gradients grow ~1.18x per layer), which trains worse.
         target_std: the output std calibration aims for (pre-activations ~ N(0, 1)).
+        looks_linear: initialize chains of Linear/Conv layers joined by plain ReLUs (no
+            normalization, no skip) with mirrored orthogonal weights, so the chain computes an
+            isometric linear map at init (:func:`stabletrain.init.looks_linear_`, Balduzzi et
+            al. 2017): what makes a depth-100 plain ReLU MLP trainable, where He init's
+            gradients shatter. Other layers follow ``policy``.
         generator: random generator for every draw.
 
     Returns:
@@ -176,9 +207,13 @@ def auto_init(
     calibrated: dict[str, nn.Module] = {}
     modules = dict(model.named_modules(remove_duplicate=False))
     params = dict(model.named_parameters())
+    chains = relu_chains(graph, model) if looks_linear else {}
     for name, p in params.items():
         layer, _, pname = name.rpartition(".")
         module = modules[layer]
+        if layer in chains and pname in ("weight", "bias"):
+            report.params.append(_looks_linear(name, layer, p, chains[layer], generator))
+            continue
         info, use = graph.layers.get(layer), graph.params.get(name)
         seen = use.following if use else (info.following if info else None)
         following, act_gain, described = following_of(seen)
@@ -208,6 +243,11 @@ def auto_init(
             and any(following in CATEGORIES[c] for c in CALIBRATED_CATEGORIES)
         ):
             calibrated[layer] = module
+    if chains:
+        report.notes.append(
+            f"looks-linear: {len(chains)} layer(s) in ReLU chains compute an isometric linear map "
+            "at init (mirrored orthogonal weights)"
+        )
     if calibrated:
         # one call each, linear in its parameters: the fitting pass is exact, skip the check
         called_once = all(
