@@ -30,9 +30,9 @@ from torch import nn
 from torch.optim import Optimizer
 
 from stabletrain._checks import check_real
+from stabletrain._units import CONV_TRANSPOSE, Units, is_hf_conv1d
 from stabletrain.regularization._hooks import OptimizerHook, check_optimizer
 from stabletrain.stability._distributed import norm_dtype
-from stabletrain.stability.clipping import _CONV_TRANSPOSE, _is_hf_conv1d, _Units
 
 __all__ = ["MAX_NORM_LAYERS", "MaxNormConstraint", "max_norm_", "max_norm_constraint"]
 
@@ -42,7 +42,7 @@ MAX_NORM_LAYERS: tuple[type[nn.Module], ...] = (
     nn.Conv1d,
     nn.Conv2d,
     nn.Conv3d,
-    *_CONV_TRANSPOSE,
+    *CONV_TRANSPOSE,
     nn.Embedding,
     nn.EmbeddingBag,
 )
@@ -53,7 +53,7 @@ class _Target:
 
     __slots__ = ("axis", "dims", "name", "tensor", "units")
 
-    def __init__(self, name: str, tensor: torch.Tensor, units: _Units) -> None:
+    def __init__(self, name: str, tensor: torch.Tensor, units: Units) -> None:
         self.name, self.tensor, self.units = name, tensor, units
         self.dims = units.reduce_dims(tensor.dim())  # the dims a unit's norm reduces
         # the one dim along which the keepdim norms differ (0 for a whole-tensor unit); None
@@ -88,25 +88,25 @@ def _check_norm_type(norm_type: float, *, where: str) -> float:
     return p
 
 
-def _tensor_units(t: torch.Tensor, dim: int | None, *, name: str, where: str) -> _Units:
+def _tensor_units(t: torch.Tensor, dim: int | None, *, name: str, where: str) -> Units:
     if dim is None:
-        return _Units(0 if t.dim() >= 2 else None)  # a vector or a scalar is one unit
+        return Units(0 if t.dim() >= 2 else None)  # a vector or a scalar is one unit
     if isinstance(dim, bool) or not isinstance(dim, int) or not -t.dim() <= dim < max(t.dim(), 1):
         raise ValueError(
             f"{where}: dim={dim!r} is out of range for {name} of shape {tuple(t.shape)}; use an "
             f"int in [{-t.dim()}, {t.dim() - 1}], the dim that indexes the units, or None."
         )
-    return _Units(dim % t.dim() if t.dim() else None)
+    return Units(dim % t.dim() if t.dim() else None)
 
 
-def _layer_units(module: nn.Module, t: torch.Tensor, dim: int | None, name: str) -> _Units:
+def _layer_units(module: nn.Module, t: torch.Tensor, dim: int | None, name: str) -> Units:
     if dim is not None:
         return _tensor_units(t, dim, name=name, where="max_norm_")
-    if isinstance(module, _CONV_TRANSPOSE):
-        return _Units(1, module.groups)  # (in, out/groups, *k)
-    if _is_hf_conv1d(module):
-        return _Units(1)  # (in, out)
-    return _Units(0)
+    if isinstance(module, CONV_TRANSPOSE):
+        return Units(1, module.groups)  # (in, out/groups, *k)
+    if is_hf_conv1d(module):
+        return Units(1)  # (in, out)
+    return Units(0)
 
 
 def _targets(
@@ -119,7 +119,7 @@ def _targets(
     found: list[_Target] = []
     seen: set[int] = set()
     for layer, m in module.named_modules():
-        if not (isinstance(m, layers) or _is_hf_conv1d(m)) or layer in exclude:
+        if not (isinstance(m, layers) or is_hf_conv1d(m)) or layer in exclude:
             continue
         weight = getattr(m, "weight", None)
         name = f"{layer}.weight" if layer else "weight"

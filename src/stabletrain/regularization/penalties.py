@@ -9,7 +9,7 @@ Conventions (claims R1, R4 of the tutorials):
   (λ/2n)·Σθ² form, under which each step shrinks θ by a factor η·λ/n, so λ must grow with n to
   keep the shrink factor (claim R4). ``reduction="sum"`` (default) is the textbook λ/2·‖θ‖².
 - ``l1_penalty`` is λ·Σ|θ| (or λ/n·Σ|θ| with ``"mean"``); its subgradient λ·sign(θ) never makes a
-  weight exactly zero: use :func:`stabletrain.regularization.proximal` for exact sparsity.
+  weight exactly zero: use :func:`stabletrain.regularization.proximal_l1` for exact sparsity.
 
 By default only the weights are penalized, with the selection of
 :func:`stabletrain.regularization.param_groups` (no biases, norms, gains, embeddings or

@@ -12,11 +12,10 @@ guard that skips non-finite or spiking steps.
 True
 """
 
+from stabletrain.stability.adaptive import UnitDims, adaptive_clip_grad_
 from stabletrain.stability.clipping import (
     NonFiniteGradError,
     Parameters,
-    UnitDims,
-    adaptive_clip_grad_,
     clip_grad_norm_,
     clip_grad_value_,
     grad_norm,
