@@ -16,6 +16,7 @@ from stabletrain.init.gain import (
     activation_name,
     gain,
 )
+from stabletrain.init.looks_linear import looks_linear_
 from stabletrain.init.lsuv import lsuv_
 from stabletrain.init.policy import InitReport, Rule, auto_init, default_rules
 from stabletrain.init.residual import RESIDUAL_MODES, ResidualMode, init_residual_
@@ -72,6 +73,7 @@ __all__ = [
     "layer_fans",
     "lecun_normal_",
     "lecun_uniform_",
+    "looks_linear_",
     "lsuv_",
     "normal_",
     "ones_",
