@@ -20,9 +20,10 @@ Example:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 import torch
@@ -67,6 +68,20 @@ class Verdict:
         if self.outcome not in OUTCOMES:
             raise ValueError(f"Verdict: outcome {self.outcome!r} is not one of {OUTCOMES}.")
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (NaN stays a float, written as JSON ``NaN``)."""
+        return {
+            "outcome": self.outcome,
+            "measured": self.measured,
+            "threshold": self.threshold,
+            "rule": self.rule,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
+        """The inverse of :meth:`to_dict`."""
+        return cls(data["outcome"], float(data["measured"]), float(data["threshold"]), data["rule"])
+
 
 @dataclass(frozen=True)
 class Table:
@@ -84,6 +99,34 @@ class Table:
                     f"{len(self.columns)} columns {self.columns}."
                 )
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data; cells that are not JSON scalars become numbers or text."""
+        return {
+            "title": self.title,
+            "columns": list(self.columns),
+            "rows": [[_json_cell(cell) for cell in row] for row in self.rows],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Table:
+        """The inverse of :meth:`to_dict`."""
+        return cls(data["title"], tuple(data["columns"]), tuple(tuple(row) for row in data["rows"]))
+
+
+def _json_cell(cell: Any) -> Any:
+    """A table cell as a JSON scalar: numbers and text as they are, 0-d arrays as numbers."""
+    if cell is None or isinstance(cell, bool | int | float | str):
+        return cell
+    item = getattr(cell, "item", None)  # numpy scalars, one-element tensors
+    if callable(item):
+        try:
+            value = item()
+        except (TypeError, ValueError, RuntimeError):
+            return str(cell)
+        if isinstance(value, bool | int | float | str):
+            return value
+    return str(cell)
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -99,6 +142,33 @@ class Figure:
     logy: bool = False
     kind: Literal["line", "bar"] = "line"
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data: each series as ``{"x": [...], "y": [...]}``."""
+        return {
+            "title": self.title,
+            "xlabel": self.xlabel,
+            "ylabel": self.ylabel,
+            "series": {
+                name: {"x": [_json_cell(v) for v in x], "y": [_json_cell(v) for v in y]}
+                for name, (x, y) in self.series.items()
+            },
+            "logy": self.logy,
+            "kind": self.kind,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Figure:
+        """The inverse of :meth:`to_dict`."""
+        series = {name: (tuple(xy["x"]), tuple(xy["y"])) for name, xy in data["series"].items()}
+        return cls(
+            data["title"],
+            data["xlabel"],
+            data["ylabel"],
+            series,
+            logy=bool(data["logy"]),
+            kind=data["kind"],
+        )
+
 
 @dataclass(frozen=True)
 class Result:
@@ -112,6 +182,9 @@ class Result:
         tables: the numbers behind the verdict.
         figures: plots, as data.
         claim_id: filled in by the runner.
+        seconds: how long the experiment ran, filled in by the runner.
+        error: ``"ExceptionType: message"`` when the experiment raised (the runner then reports
+            an error row whose verdict is ``"does not hold"`` with NaN numbers); else empty.
     """
 
     verdict: Verdict
@@ -120,6 +193,60 @@ class Result:
     tables: tuple[Table, ...] = ()
     figures: tuple[Figure, ...] = ()
     claim_id: str = ""
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def status(self) -> str:
+        """The verdict's outcome, or ``"error"`` when the experiment raised."""
+        return "error" if self.error else self.verdict.outcome
+
+    @classmethod
+    def failed(cls, claim_id: str, error: str, *, seconds: float = 0.0) -> Result:
+        """An error row: the experiment for ``claim_id`` could not give a verdict."""
+        nan = math.nan
+        return cls(
+            verdict=Verdict("does not hold", nan, nan, "no measurement: the experiment failed"),
+            key_number="error",
+            explanation=f"No verdict: {error}",
+            claim_id=claim_id,
+            seconds=seconds,
+            error=error,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data; :meth:`from_dict` reads it back.
+
+        Example:
+            >>> r = Result(Verdict("holds", 0.01, 0.05, "measured <= 0.05"), "err = 0.01", "ok")
+            >>> Result.from_dict(r.to_dict()) == r
+            True
+        """
+        return {
+            "claim_id": self.claim_id,
+            "status": self.status,
+            "verdict": self.verdict.to_dict(),
+            "key_number": self.key_number,
+            "explanation": self.explanation,
+            "tables": [t.to_dict() for t in self.tables],
+            "figures": [f.to_dict() for f in self.figures],
+            "seconds": self.seconds,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Result:
+        """The inverse of :meth:`to_dict` (``status`` is derived, so it is not read)."""
+        return cls(
+            verdict=Verdict.from_dict(data["verdict"]),
+            key_number=data["key_number"],
+            explanation=data["explanation"],
+            tables=tuple(Table.from_dict(t) for t in data["tables"]),
+            figures=tuple(Figure.from_dict(f) for f in data["figures"]),
+            claim_id=data["claim_id"],
+            seconds=float(data["seconds"]),
+            error=data["error"],
+        )
 
 
 @dataclass(frozen=True)
@@ -164,14 +291,7 @@ class Experiment:
             raise TypeError(
                 f"experiment {self.ids[0]} returned {type(result).__name__}, not a Result."
             )
-        return Result(
-            verdict=result.verdict,
-            key_number=result.key_number,
-            explanation=result.explanation,
-            tables=result.tables,
-            figures=result.figures,
-            claim_id=self.ids[0],
-        )
+        return replace(result, claim_id=self.ids[0])
 
 
 REGISTRY: dict[str, Experiment] = {}
