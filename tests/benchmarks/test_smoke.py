@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
             ["--quick", "--configs", "tanh-mlp", "resmlp"],
             "reached the target",
         ),
+        ("param_groups_speed.py", ["--quick", "--repeats", "1"], "param_groups+layer_decay"),
     ],
 )
 def test_benchmark_quick_run_prints_its_tables(script: str, args: list[str], expect: str) -> None:

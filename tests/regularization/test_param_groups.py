@@ -44,7 +44,7 @@ class TinyLM(nn.Module):
         super().__init__()
         self.tok = nn.Embedding(vocab, dim)
         self.pos = nn.Parameter(torch.zeros(1, length, dim))  # broadcast: shape says positional
-        self.pos_table = nn.Parameter(torch.zeros(length, dim))  # only the trace can tell
+        self.pos_table = nn.Parameter(torch.zeros(length, dim))  # the trace (or the name) tells
         self.blocks = nn.ModuleList([Block(dim) for _ in range(blocks)])
         self.ln = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, vocab, bias=False)
@@ -116,8 +116,6 @@ def test_every_trainable_parameter_is_in_exactly_one_group_with_its_category(tra
     _check_partition(model, groups)
     report = explain_param_groups(model, 0.1, example_input=example)
     for name, category in EXPECTED_TINY_LM.items():
-        if name == "pos_table" and not traced:
-            continue  # a (T, C) parameter used additively needs the trace to be recognized
         assert report[name].category == category, name
         assert report[name].weight_decay == (0.1 if category == "weight" else 0.0), name
     assert report["head.weight"].name == "tok.weight"  # tied: listed once, with its alias
@@ -125,11 +123,29 @@ def test_every_trainable_parameter_is_in_exactly_one_group_with_its_category(tra
     assert report["frozen.weight"].group is None
 
 
+class Shifted(nn.Module):
+    """A (T, C) table added to the activations under a name that says nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.zeros(5, 4))
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C)
+        return self.fc(x + self.table[: x.shape[1]])
+
+
 def test_a_matrix_used_additively_is_decayed_by_shape_alone_but_not_once_traced() -> None:
-    model = TinyLM()
-    assert explain_param_groups(model, 0.1)["pos_table"].category == "weight"
-    traced = explain_param_groups(model, 0.1, example_input=torch.randint(0, 11, (2, 5)))
-    assert traced["pos_table"].category == "positional"
+    model = Shifted()
+    assert explain_param_groups(model, 0.1)["table"].category == "weight"
+    traced = explain_param_groups(model, 0.1, example_input=torch.randn(2, 5, 4))
+    assert traced["table"].category == "positional"
+
+
+def test_a_table_named_positional_is_not_decayed_without_a_trace() -> None:
+    report = explain_param_groups(TinyLM(), 0.1)
+    assert report["pos_table"].category == "positional"
+    assert "named like a positional" in report["pos_table"].reason
 
 
 def test_every_normalization_type_is_excluded_where_name_rules_fail() -> None:

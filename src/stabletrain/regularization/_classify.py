@@ -22,6 +22,7 @@ traced forward pass (:func:`stabletrain.graph.trace`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -62,6 +63,9 @@ class ParamInfo:
         return self.param.requires_grad
 
 
+_POSITIONAL_NAME = re.compile(r"(^|_)(pos|position|positional|cls|class)(_|$)|pos_?emb", re.I)
+
+
 def _is_custom_norm(module: nn.Module) -> bool:
     """A module that says it is a normalization and holds only 1-D affine parameters."""
     own = list(module.parameters(recurse=False))
@@ -88,12 +92,16 @@ def _by_use(use: ParamUse, ndim: int) -> tuple[Category, str] | None:
     return None
 
 
-def _by_shape(param: nn.Parameter) -> tuple[Category, str]:
-    """The category of a custom module's parameter from its shape alone."""
+def _by_shape(local: str, param: nn.Parameter) -> tuple[Category, str]:
+    """The category of a custom module's parameter from its shape (and, for tables, its name)."""
     if param.ndim <= 1:
         return "gain", "1-D parameter of a custom module: an elementwise gain or shift"
     if param.shape[0] == 1:
         return "positional", "broadcast over the batch (leading dim 1): positional or class token"
+    if _POSITIONAL_NAME.search(local):
+        # a (T, C) table read by slicing: only a traced forward sees it added; the name is the
+        # best evidence without one (pass example_input to decide by use)
+        return "positional", "named like a positional table or class token"
     return "weight", "parameter with ndim >= 2 of a custom module: a weight matrix"
 
 
@@ -115,7 +123,7 @@ def _category(
         observed = _by_use(use, param.ndim)
         if observed is not None:
             return observed
-    category, reason = _by_shape(param)
+    category, reason = _by_shape(local, param)
     if use is None and param.requires_grad:
         reason += " (by shape)"
     return category, reason
