@@ -39,15 +39,26 @@ from stabletrain.graph._analysis import (
     analyse,
     first_activation,
 )
-from stabletrain.graph._recorder import Recording, call_model, check_example_input, record
+from stabletrain.graph._recorder import (
+    Call,
+    Observer,
+    Op,
+    Recording,
+    call_model,
+    check_example_input,
+    run,
+)
 from stabletrain.graph._state import preserved_state
 
 __all__ = [
     "NORM_TYPES",
+    "Call",
     "Following",
     "FollowingKind",
     "Graph",
     "LayerInfo",
+    "Observer",
+    "Op",
     "ParamUse",
     "ResidualBranch",
     "call_model",
@@ -55,6 +66,7 @@ __all__ = [
     "first_activation",
     "preserved_state",
     "trace",
+    "trace_with_grad",
 ]
 
 
@@ -87,18 +99,51 @@ def trace(model: nn.Module, example_input: Any) -> Graph:
         TypeError: ``model`` is not an ``nn.Module`` or ``example_input`` is of another type.
         ValueError: the model raised on ``example_input`` (the original error is chained).
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"trace: expected an nn.Module, got {type(model).__name__}.")
-    check_example_input(example_input, where="trace")
+    _check(model, example_input, "trace")
     with preserved_state(model):
-        try:
-            rec = record(model, example_input)
-        except Exception as err:
-            raise ValueError(
-                f"trace: the model raised {type(err).__name__} on example_input: {err}. Pass an "
-                "input the model accepts (a tensor, a tuple of positional inputs or a dict of "
-                "keyword inputs)."
-            ) from err
+        return _trace(model, example_input, "trace", grad=False, observer=None)[0]
+
+
+def trace_with_grad(
+    model: nn.Module, example_input: Any, observer: Observer | None = None
+) -> tuple[Graph, Any]:
+    """:func:`trace` with gradients enabled, returning the model's output too.
+
+    For measurements that need the forward pass's values and its graph in the same pass (a
+    backward pass follows): ``observer`` sees every op and layer call as it runs. Unlike
+    :func:`trace`, buffers and modes are not restored here: wrap the forward and the backward
+    in :func:`preserved_state` (BatchNorm's backward may read the running statistics).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+        >>> with preserved_state(model):
+        ...     graph, out = trace_with_grad(model, torch.randn(3, 4))
+        >>> graph.layers["0"].activation.op, out.requires_grad
+        ('tanh', True)
+    """
+    _check(model, example_input, "trace_with_grad")
+    return _trace(model, example_input, "trace_with_grad", grad=True, observer=observer)
+
+
+def _check(model: Any, example_input: Any, where: str) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{where}: expected an nn.Module, got {type(model).__name__}.")
+    check_example_input(example_input, where=where)
+
+
+def _trace(
+    model: nn.Module, example_input: Any, where: str, *, grad: bool, observer: Observer | None
+) -> tuple[Graph, Any]:
+    try:
+        rec, output = run(model, example_input, grad=grad, observer=observer)
+    except Exception as err:
+        raise ValueError(
+            f"{where}: the model raised {type(err).__name__} on example_input: {err}. Pass an "
+            "input the model accepts (a tensor, a tuple of positional inputs or a dict of "
+            "keyword inputs)."
+        ) from err
     layers, uses, residuals = analyse(rec, model)
     used = {layer.name for layer in layers} | {u.name.rpartition(".")[0] for u in uses}
     unused = tuple(
@@ -106,6 +151,7 @@ def trace(model: nn.Module, example_input: Any) -> Graph:
         for name, m in model.named_modules()
         if name not in used and any(True for _ in m.parameters(recurse=False))
     )
-    return Graph(
+    graph = Graph(
         {layer.name: layer for layer in layers}, {u.name: u for u in uses}, residuals, unused, rec
     )
+    return graph, output

@@ -22,7 +22,9 @@ class Following:
     """An operation that consumes a layer's output (after view/reshape/dropout/pooling).
 
     ``then`` is what follows a normalization, so ``Linear -> BatchNorm -> ReLU`` reads as
-    ``Following("norm", "batch_norm", then=Following("activation", "relu"))``.
+    ``Following("norm", "batch_norm", then=Following("activation", "relu"))``. ``node`` is the
+    recording's node of the op's result (for ``x * sigmoid(x)`` the product's); it takes no part
+    in comparisons, so one layer's calls still describe alike.
     """
 
     kind: FollowingKind
@@ -31,6 +33,7 @@ class Following:
     module: str = ""
     via_dropout: bool = False
     then: Following | None = None
+    node: int = field(default=-1, compare=False, repr=False)
 
     def describe(self) -> str:
         """A short readable form: ``"batch_norm -> relu"``."""
@@ -50,6 +53,8 @@ class LayerInfo:
     module: nn.Module
     order: tuple[int, ...]  # execution order of each call
     following: tuple[Following, ...]
+    # per call, the node of the first activation's result (-1: none), as in ``activation``
+    activation_nodes: tuple[int, ...] = ()
 
     @property
     def calls(self) -> int:
@@ -191,14 +196,15 @@ def _follow(
             for out in op.outputs:
                 found += _follow(index, out, residual_adds, drop, depth + 1)
         elif kind == "activation":
-            name, params = op.name, op.act_params
-            if name == "sigmoid" and _is_gate_of(index, op, node):
-                name, params = "silu", ()
-            found.append(Following("activation", name, params, op.module, dropout))
+            name, params, result = op.name, op.act_params, _first(op)
+            gate = _gate_of(index, op, node) if name == "sigmoid" else None
+            if gate is not None:
+                name, params, result = "silu", (), _first(gate)
+            found.append(Following("activation", name, params, op.module, dropout, node=result))
         elif kind == "norm":
             after = _follow(index, op.outputs[0], residual_adds, depth=depth + 1)
             then = next((f for f in after if f.kind == "activation"), after[0] if after else None)
-            found.append(Following("norm", op.name, (), op.module, dropout, then))
+            found.append(Following("norm", op.name, (), op.module, dropout, then, _first(op)))
         elif kind in ("add", "mul") and all(index.is_constant(n) for n in others):
             for out in op.outputs:  # a shift or scale by a constant
                 found += _follow(index, out, residual_adds, dropout, depth + 1)
@@ -223,14 +229,24 @@ def _follow(
     return found
 
 
+def _first(op: Op) -> int:
+    return op.outputs[0] if op.outputs else -1
+
+
 def _is_sigmoid_of(index: _Index, node: int, x: int) -> bool:
     op = index.producer.get(node)
     return op is not None and op.name == "sigmoid" and op.inputs == (x,)
 
 
-def _is_gate_of(index: _Index, sigmoid: Op, x: int) -> bool:
-    return any(
-        op.name in ("mul",) and x in op.inputs for op in index.consumers.get(sigmoid.outputs[0], [])
+def _gate_of(index: _Index, sigmoid: Op, x: int) -> Op | None:
+    """The product ``x * sigmoid(x)`` that gates ``x``, if any."""
+    return next(
+        (
+            op
+            for op in index.consumers.get(sigmoid.outputs[0], [])
+            if op.name == "mul" and x in op.inputs
+        ),
+        None,
     )
 
 
@@ -280,10 +296,13 @@ def analyse(
     adds = {b.add_op for b in branches}
     orders: dict[str, list[int]] = defaultdict(list)
     following: dict[str, list[Following]] = defaultdict(list)
+    activations: dict[str, list[int]] = defaultdict(list)
     for call in rec.calls:
         orders[call.module].append(call.order)
-        if call.outputs:
-            following[call.module] += _follow(index, call.outputs[0], adds)
+        after = _follow(index, call.outputs[0], adds) if call.outputs else []
+        following[call.module] += after
+        act = first_activation(tuple(after))
+        activations[call.module].append(act.node if act is not None else -1)
     # parameters used outside their module's own call (tied weights, functional use)
     inside = {(c.module, i) for c in rec.calls for i in range(c.first_op, c.last_op)}
     param_ops: dict[str, list[str]] = defaultdict(list)
@@ -304,7 +323,11 @@ def analyse(
     ]
     layers = [
         LayerInfo(
-            name, model.get_submodule(name), tuple(order), tuple(dict.fromkeys(following[name]))
+            name,
+            model.get_submodule(name),
+            tuple(order),
+            tuple(dict.fromkeys(following[name])),
+            tuple(activations[name]),
         )
         for name, order in orders.items()
     ]

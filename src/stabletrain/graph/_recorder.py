@@ -9,9 +9,9 @@ call begins and ends. Hooks live only inside :func:`record` and are removed in `
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -47,6 +47,29 @@ class Call:
     last_op: int
 
 
+class Observer(Protocol):
+    """Sees every recorded op and layer call as it happens, with the tensors themselves.
+
+    Both methods run with torch function handling disabled (what they compute is not
+    recorded), right after the op or the call, so they see values before any later in-place
+    operation changes them (``nn.ReLU(inplace=True)`` after a layer).
+    """
+
+    def on_op(
+        self, op: Op, inputs: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor]
+    ) -> None:
+        """``op`` just ran on ``inputs`` (its non-parameter tensors) and returned ``outputs``."""
+
+    def on_call(
+        self,
+        call: Call,
+        module: nn.Module,
+        inputs: Sequence[torch.Tensor],
+        outputs: Sequence[torch.Tensor],
+    ) -> None:
+        """``module``, which holds parameters, just returned; tensors in ``call``'s node order."""
+
+
 @dataclass
 class Recording:
     """Everything one forward pass did."""
@@ -74,8 +97,9 @@ _OP_NAMES: dict[Callable[..., Any], str] = {}
 
 
 class _Recorder(TorchFunctionMode):
-    def __init__(self, named_state: dict[int, str]) -> None:
+    def __init__(self, named_state: dict[int, str], observer: Observer | None = None) -> None:
         super().__init__()
+        self.observer = observer
         self.named_state = named_state  # id(parameter or buffer) -> qualified name
         self.nodes: dict[int, int] = {}
         self.keep: list[torch.Tensor] = []  # alive until the end, so ids are not reused
@@ -101,12 +125,13 @@ class _Recorder(TorchFunctionMode):
         name = _OP_NAMES.get(func)
         if name is None:
             name = _OP_NAMES.setdefault(func, op_name(func))
-        inputs, params = [], []
+        inputs, params, tensors = [], [], []
         for t in _tensors((args, kwargs)):
             if id(t) in self.named_state:
                 params.append(self.named_state[id(t)])
             else:
                 inputs.append(self.node(t))
+                tensors.append(t)
         out = func(*args, **kwargs)
         outs = _tensors(out)
         if not outs:
@@ -114,17 +139,18 @@ class _Recorder(TorchFunctionMode):
         act = activation_params(name, args, kwargs) if name in ACTIVATION_OPS else {}
         if name == "gelu" and kwargs.get("approximate", "none") == "tanh":
             name = "gelu_tanh"
-        self.rec.ops.append(
-            Op(
-                index=len(self.rec.ops),
-                name=name,
-                inputs=tuple(inputs),
-                params=tuple(params),
-                outputs=tuple(self.node(t, new=True) for t in outs),
-                module=self.stack[-1],
-                act_params=tuple(sorted(act.items())),
-            )
+        op = Op(
+            index=len(self.rec.ops),
+            name=name,
+            inputs=tuple(inputs),
+            params=tuple(params),
+            outputs=tuple(self.node(t, new=True) for t in outs),
+            module=self.stack[-1],
+            act_params=tuple(sorted(act.items())),
         )
+        self.rec.ops.append(op)
+        if self.observer is not None:  # the mode is off inside __torch_function__
+            self.observer.on_op(op, tensors, outs)
         return out
 
 
@@ -162,11 +188,15 @@ def _hooks(model: nn.Module, recorder: _Recorder) -> Iterator[None]:
         if pending:
             first = pending.pop()
             state = recorder.named_state
-            ins = tuple(recorder.node(t) for t in _tensors((args, kwargs)) if id(t) not in state)
-            outs = tuple(recorder.node(t) for t in _tensors(output))
-            recorder.rec.calls.append(
-                Call(name, len(recorder.rec.calls), ins, outs, first, len(recorder.rec.ops))
-            )
+            in_tensors = [t for t in _tensors((args, kwargs)) if id(t) not in state]
+            out_tensors = _tensors(output)
+            ins = tuple(recorder.node(t) for t in in_tensors)
+            outs = tuple(recorder.node(t) for t in out_tensors)
+            call = Call(name, len(recorder.rec.calls), ins, outs, first, len(recorder.rec.ops))
+            recorder.rec.calls.append(call)
+            if recorder.observer is not None:
+                with torch._C.DisableTorchFunction():
+                    recorder.observer.on_call(call, module, in_tensors, out_tensors)
 
     with contextlib.ExitStack() as stack:
         stack.callback(register_module_forward_pre_hook(pre).remove)
@@ -194,16 +224,24 @@ def call_model(model: nn.Module, example_input: Any) -> Any:
 
 def record(model: nn.Module, example_input: Any) -> Recording:
     """Run ``model`` once on ``example_input`` (no grad) and return what it did."""
+    return run(model, example_input, grad=False)[0]
+
+
+def run(
+    model: nn.Module, example_input: Any, *, grad: bool, observer: Observer | None = None
+) -> tuple[Recording, Any]:
+    """Run ``model`` once on ``example_input``, gradients enabled or not, reporting every op
+    and layer call to ``observer``; returns what it did and the model's output."""
     named_state = {id(t): n for n, t in model.named_parameters(remove_duplicate=False)}
     named_state.update({id(t): n for n, t in model.named_buffers(remove_duplicate=False)})
     # shared parameters: the first name wins, as in model.named_parameters()
     for n, t in model.named_parameters():
         named_state[id(t)] = n
-    recorder = _Recorder(named_state)
+    recorder = _Recorder(named_state, observer)
     recorder.rec.input_nodes = tuple(recorder.node(t) for t in _tensors(example_input))
-    with torch.no_grad(), _hooks(model, recorder), recorder:
+    with torch.set_grad_enabled(grad), _hooks(model, recorder), recorder:
         output = call_model(model, example_input)
     recorder.rec.output_nodes = tuple(
         recorder.nodes[id(t)] for t in _tensors(output) if id(t) in recorder.nodes
     )
-    return recorder.rec
+    return recorder.rec, output
