@@ -1,5 +1,14 @@
 """Before training: signal propagation checked against theory, architecture lint, reports."""
 
 from stabletrain.diagnostics.diagnosis import SCHEMA_NAME, SCHEMA_VERSION, Diagnosis, LayerStats
+from stabletrain.diagnostics.lint import LINT_RULES, LintThresholds, lint
 
-__all__ = ["SCHEMA_NAME", "SCHEMA_VERSION", "Diagnosis", "LayerStats"]
+__all__ = [
+    "LINT_RULES",
+    "SCHEMA_NAME",
+    "SCHEMA_VERSION",
+    "Diagnosis",
+    "LayerStats",
+    "LintThresholds",
+    "lint",
+]
