@@ -307,33 +307,31 @@ CLAIMS: tuple[Claim, ...] = (
     # C. Recipes
     _c(
         "C1", "C", "Deep ReLU network: He + L2 + Dropout",
-        "Deep ReLU network: initialize with He; regularize with L2 + Dropout",
+        "Deep ReLU network → init: He; regularization: L2 + Dropout",
         "000",
         _RECIPE,
     ),
     _c(
         "C2", "C", "Shallow tanh/sigmoid network: Xavier + L2",
-        "Shallow tanh/sigmoid network: initialize with Xavier; regularize with L2",
+        "Shallow tanh/sigmoid network → init: Xavier; regularization: L2",
         "000",
         _RECIPE,
     ),
     _c(
         "C3", "C", "Small fully connected network: Xavier or default + L2",
-        "Small fully connected network: initialize with Xavier or the default; regularize "
-        "with L2",
+        "Small fully connected network → init: Xavier or default; regularization: L2",
         "000",
         _RECIPE,
     ),
     _c(
         "C4", "C", "CNN image classification: He + Dropout + BatchNorm",
-        "CNN image classification: initialize with He; regularize with Dropout + BatchNorm",
+        "CNN image classification → init: He; regularization: Dropout + BatchNorm",
         "000",
         _RECIPE,
     ),
     _c(
         "C5", "C", "NLP (RNN/Transformer): Xavier + LayerNorm + Dropout",
-        "NLP (RNN/Transformer): initialize with Xavier or a custom scheme; regularize with "
-        "LayerNorm + Dropout",
+        "NLP (RNN/Transformer) → init: Xavier or custom; regularization: LayerNorm + Dropout",
         "000",
         _RECIPE,
     ),

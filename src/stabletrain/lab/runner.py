@@ -1,0 +1,292 @@
+"""Running the lab: experiments in claim order, timed, cached, and an error row when one fails.
+
+:func:`run` runs the experiments of the requested claim IDs (all by default) in the lab's order
+(I, R, S, C, then ``P-``), each with the global random state seeded from ``seed`` and restored
+afterwards, so a result does not depend on what ran before it. An experiment that raises, or a
+claim with no experiment yet, becomes an error row (:meth:`Result.failed`) and the run goes on.
+
+Results are cached as JSON in ``cache_dir`` (one file per ID, mode and seed) under a key made of
+the ID, the mode, the seed, the stabletrain version and a hash of the experiment's source: its
+module and the ``stabletrain.lab`` modules it uses, so editing an experiment or a shared helper
+runs it again. Error rows are never cached.
+
+Example:
+    >>> from stabletrain.lab import Context, Experiment, Result, verdicts
+    >>> def two(ctx: Context) -> Result:
+    ...     return Result(verdicts.close_to(1.0 + 1.0, 2.0, rel_tol=1e-9), "1 + 1 = 2", "ok")
+    >>> fake = {"X1": Experiment(ids=("X1",), title="sum", claim="1 + 1 = 2", fn=two)}
+    >>> [(r.claim_id, r.status) for r in run(["X1"], experiments=fake, progress=False)]
+    [('X1', 'holds')]
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import inspect
+import json
+import os
+import random
+import sys
+import time
+import traceback
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from stabletrain import __version__
+from stabletrain.lab.claims import CLAIM_IDS, sort_ids
+from stabletrain.lab.experiment import Context, Experiment, Result
+from stabletrain.lab.registry import load_all
+
+__all__ = ["cache_key", "default_cache_dir", "resolve_ids", "run", "source_hash"]
+
+_LAB_PACKAGE = "stabletrain.lab"
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/stabletrain/lab``, or ``~/.cache/stabletrain/lab``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "stabletrain" / "lab"
+
+
+def _module_source(module: ModuleType) -> bytes:
+    file = getattr(module, "__file__", None)
+    if file and Path(file).is_file():
+        return Path(file).read_bytes()
+    try:
+        return inspect.getsource(module).encode()
+    except (OSError, TypeError):
+        return module.__name__.encode()  # no source to hash: the version still keys the cache
+
+
+def _lab_imports(module: ModuleType) -> set[str]:
+    """The ``stabletrain.lab`` modules that ``module``'s source imports (absolute or relative)."""
+    try:
+        tree = ast.parse(_module_source(module))
+    except (SyntaxError, ValueError):
+        return set()
+    package = module.__name__ if hasattr(module, "__path__") else module.__name__.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            try:
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+            except (ImportError, ValueError):
+                continue
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # submodules
+    return {
+        name
+        for name in found
+        if (name == _LAB_PACKAGE or name.startswith(_LAB_PACKAGE + ".")) and name in sys.modules
+    }
+
+
+def source_hash(exp: Experiment) -> str:
+    """SHA-256 of the experiment's module source and of the ``stabletrain.lab`` modules it uses.
+
+    "Uses" follows the imports of the source, transitively, within ``stabletrain.lab``, so an
+    edit to a shared helper (``lab/_common.py``) changes the hash. A function without a module
+    (built in a REPL) hashes its own code object.
+    """
+    digest = hashlib.sha256()
+    module = sys.modules.get(exp.fn.__module__)
+    if module is None:
+        code = getattr(exp.fn, "__code__", None)
+        digest.update(repr(exp.fn).encode() if code is None else code.co_code)
+        return digest.hexdigest()
+    digest.update(_module_source(module))
+    seen, todo = {module.__name__}, sorted(_lab_imports(module))
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += sorted(_lab_imports(sys.modules[name]) - seen)
+    for name in sorted(seen - {module.__name__}):
+        digest.update(name.encode() + b"\0" + _module_source(sys.modules[name]))
+    return digest.hexdigest()
+
+
+def cache_key(claim_id: str, exp: Experiment, ctx: Context) -> str:
+    """The key a cached result must match: ID, mode, seed, version and :func:`source_hash`."""
+    parts = [claim_id, ctx.mode, str(ctx.seed), __version__, source_hash(exp)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _cache_path(cache_dir: Path, claim_id: str, ctx: Context) -> Path:
+    return cache_dir / f"{claim_id}-{ctx.mode}-seed{ctx.seed}.json"
+
+
+def _read_cache(path: Path, key: str) -> Result | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("key") != key:
+            return None
+        return Result.from_dict(data["result"])
+    except (OSError, ValueError, KeyError, TypeError):  # missing, stale format or corrupt: rerun
+        return None
+
+
+def _write_cache(path: Path, key: str, result: Result) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"key": key, "result": result.to_dict()}), encoding="utf-8")
+    os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the new one
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed torch, numpy and random globally; restore their states afterwards."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+
+
+def _describe(exc: BaseException) -> str:
+    """``"Type: message (at file.py:line)"`` with the innermost frame of the traceback."""
+    text = f"{type(exc).__name__}: {exc}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        text += f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})"
+    return text
+
+
+def _execute(exp: Experiment, claim_id: str, ctx: Context) -> Result:
+    start = time.perf_counter()
+    try:
+        with _seeded(ctx.seed):
+            result = exp.run(ctx)
+    except Exception as exc:  # an experiment's failure is a row of the report, not a crash
+        return Result.failed(claim_id, _describe(exc), seconds=time.perf_counter() - start)
+    return replace(result, claim_id=claim_id, seconds=time.perf_counter() - start, error="")
+
+
+def _check_args(quick: object, seed: object) -> None:
+    if not isinstance(quick, bool):
+        raise TypeError(f"run: quick must be True or False, got {quick!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"run: seed must be an int >= 0, got {seed!r}.")
+
+
+def resolve_ids(
+    ids: Iterable[str] | None = None, *, experiments: Mapping[str, Experiment] | None = None
+) -> list[str]:
+    """The IDs :func:`run` would run for ``ids``, in the lab's order, each once.
+
+    ``None`` means every claim and every registered ID; an ID that is neither raises a
+    ``ValueError`` that lists the valid ones.
+
+    Example:
+        >>> resolve_ids(["R1", "I5", "R1"])
+        ['I5', 'R1']
+    """
+    registry = load_all() if experiments is None else experiments
+    valid_ids = sort_ids([*CLAIM_IDS, *registry])
+    if ids is None:
+        return valid_ids
+    if isinstance(ids, str):
+        raise TypeError(f"run: ids must be a list of IDs, got the string {ids!r}; use [{ids!r}].")
+    wanted = list(ids)
+    unknown = [i for i in wanted if i not in valid_ids]
+    if unknown:
+        raise ValueError(
+            f"run: unknown claim ID(s) {', '.join(map(repr, unknown))}; valid IDs are "
+            f"{', '.join(valid_ids)}."
+        )
+    return sort_ids(wanted)
+
+
+def run(
+    ids: Iterable[str] | None = None,
+    *,
+    quick: bool = True,
+    seed: int = 0,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    experiments: Mapping[str, Experiment] | None = None,
+) -> list[Result]:
+    """Run the experiments of ``ids`` (every claim by default); one :class:`Result` per ID.
+
+    Args:
+        ids: claim IDs (``["I5", "P-HE2015"]``); ``None`` runs every claim of
+            :data:`~stabletrain.lab.claims.CLAIMS` and every other registered ID. Results come
+            in the lab's order whatever the order asked, once per ID.
+        quick: CI sizes (seconds per experiment) when True, the full sizes when False.
+        seed: seeds every experiment (``Context.seed``) and the global random state.
+        cache_dir: where results are cached (see the module docstring); ``None`` caches nothing.
+        progress: show a progress bar on stderr.
+        experiments: ``{ID: Experiment}`` to choose from; default every registered one.
+
+    Raises:
+        ValueError: an ID that is neither a claim nor registered (the message lists the valid
+            IDs), or a negative seed.
+    """
+    _check_args(quick, seed)
+    registry = load_all() if experiments is None else dict(experiments)
+    selected = resolve_ids(ids, experiments=registry)
+    ctx = Context(quick=quick, seed=seed)
+    cache = None if cache_dir is None else Path(cache_dir)
+    done: dict[int, Result] = {}  # one run per experiment, even when it answers several IDs
+    results: list[Result] = []
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
+        task = bar.add_task("lab", total=len(selected))
+        for claim_id in selected:
+            exp = registry.get(claim_id)
+            bar.update(task, description=f"{claim_id} {exp.title if exp else ''}".strip())
+            if exp is None:
+                results.append(
+                    Result.failed(claim_id, "no experiment is registered for this claim yet")
+                )
+            else:
+                results.append(_cached_or_run(exp, claim_id, ctx, cache, done))
+            bar.advance(task)
+    return results
+
+
+def _cached_or_run(
+    exp: Experiment, claim_id: str, ctx: Context, cache: Path | None, done: dict[int, Result]
+) -> Result:
+    key = path = None
+    if cache is not None:
+        key, path = cache_key(claim_id, exp, ctx), _cache_path(cache, claim_id, ctx)
+        hit = _read_cache(path, key)
+        if hit is not None:
+            return hit
+    if id(exp) in done:
+        result = replace(done[id(exp)], claim_id=claim_id)
+    else:
+        result = done[id(exp)] = _execute(exp, claim_id, ctx)
+    if key is not None and path is not None and not result.error:
+        _write_cache(path, key, result)
+    return result

@@ -1,0 +1,250 @@
+"""The runner: claim order, error rows, one run per experiment, the cache and its invalidation."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+from stabletrain.lab import Context, Experiment, Result, Table, experiment, verdicts
+from stabletrain.lab import runner as runner_module
+from stabletrain.lab.claims import CLAIM_IDS
+from stabletrain.lab.runner import cache_key, run, source_hash
+
+
+def fake(
+    *ids: str, calls: list[str] | None = None, fail: Callable[[], bool] = lambda: False
+) -> Experiment:
+    """An unregistered experiment that records its calls and may raise."""
+
+    def fn(ctx: Context) -> Result:
+        if calls is not None:
+            calls.append(f"{ids[0]}:{ctx.mode}:{ctx.seed}")
+        if fail():
+            raise RuntimeError(f"{ids[0]} broke")
+        draw = float(torch.rand(1))  # the global generator, seeded by the runner
+        return Result(
+            verdicts.at_most(draw, 2.0),
+            f"draw = {draw!r}",
+            "a fake",
+            tables=(Table("t", ("a", "b"), ((1, 2.5),)),),
+        )
+
+    return experiment(*ids, title=f"fake {ids[0]}", claim="fake", register=False)(fn)
+
+
+def registry(*exps: Experiment) -> dict[str, Experiment]:
+    return {claim_id: exp for exp in exps for claim_id in exp.ids}
+
+
+def test_results_come_in_claim_order_whatever_the_order_asked() -> None:
+    exps = registry(*(fake(i) for i in ("I2", "R1", "X2", "X10", "P-HE2015", "C1")))
+    results = run(
+        ["X10", "P-HE2015", "R1", "X2", "C1", "I2", "R1"], experiments=exps, progress=False
+    )
+    assert [r.claim_id for r in results] == ["I2", "R1", "C1", "P-HE2015", "X2", "X10"]
+    assert all(r.status == "holds" for r in results)
+    assert all(r.seconds > 0 for r in results)
+
+
+def test_all_runs_every_claim_and_reports_those_without_an_experiment() -> None:
+    results = run(experiments=registry(fake("I3"), fake("X1")), progress=False)
+    assert [r.claim_id for r in results] == [*CLAIM_IDS, "X1"]
+    by_id = {r.claim_id: r for r in results}
+    assert by_id["I3"].status == by_id["X1"].status == "holds"
+    assert by_id["I1"].status == "error"
+    assert "no experiment is registered" in by_id["I1"].error
+
+
+def test_unknown_ids_raise_listing_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown claim ID\(s\) 'I99', 'i1'; valid IDs are I1, "):
+        run(["I1", "I99", "i1"], experiments={}, progress=False)
+    with pytest.raises(ValueError, match=r"X1$|X1\.$"):
+        run(["Q"], experiments=registry(fake("X1")), progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"ids": "I1"}, TypeError, r"use \['I1'\]"),
+        ({"seed": -1}, ValueError, "seed must be an int >= 0, got -1"),
+        ({"seed": 1.5}, ValueError, "seed must be an int"),
+        ({"quick": "yes"}, TypeError, "quick must be True or False"),
+    ],
+)
+def test_bad_arguments_raise(kwargs: dict[str, object], error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        run(experiments={}, progress=False, **kwargs)
+
+
+def test_an_experiment_that_raises_is_an_error_row_and_the_run_goes_on() -> None:
+    calls: list[str] = []
+    exps = registry(fake("I1", calls=calls), fake("I2", fail=lambda: True), fake("I3", calls=calls))
+    first, broken, last = run(["I1", "I2", "I3"], experiments=exps, progress=False)
+    assert (first.status, last.status) == ("holds", "holds")
+    assert calls == ["I1:quick:0", "I3:quick:0"]
+    assert broken.status == "error"
+    assert broken.claim_id == "I2"
+    assert broken.error.startswith("RuntimeError: I2 broke (at test_runner.py:")
+    assert broken.verdict.outcome == "does not hold"
+    assert math.isnan(broken.verdict.measured)
+    assert "I2 broke" in broken.explanation
+    assert broken.seconds >= 0
+
+
+def test_an_experiment_that_returns_no_result_is_an_error_row() -> None:
+    bad = experiment("X1", title="bad", claim="", register=False)(lambda ctx: 42)
+    (row,) = run(["X1"], experiments={"X1": bad}, progress=False)
+    assert row.status == "error"
+    assert "TypeError: experiment X1 returned int, not a Result" in row.error
+
+
+def test_one_experiment_answering_two_ids_runs_once_and_fills_each_id() -> None:
+    calls: list[str] = []
+    both = fake("C1", "C2", calls=calls)
+    one, two = run(["C2", "C1"], experiments=registry(both), progress=False)
+    assert calls == ["C1:quick:0"]
+    assert (one.claim_id, two.claim_id) == ("C1", "C2")
+    assert one.key_number == two.key_number
+
+
+def test_every_experiment_starts_from_the_seed_and_the_callers_state_is_restored() -> None:
+    exps = registry(fake("I1"), fake("I2"))
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a, b = run(["I1", "I2"], experiments=exps, progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert a.key_number == b.key_number  # same seed, whatever ran before
+    (c,) = run(["I1"], experiments=exps, seed=1, progress=False)
+    assert c.key_number != a.key_number
+
+
+def test_cache_hits_for_the_same_id_mode_seed_and_source(tmp_path: Path) -> None:
+    calls: list[str] = []
+    exps = registry(fake("I1", calls=calls), fake("I2", calls=calls))
+    first = run(["I1", "I2"], experiments=exps, cache_dir=tmp_path, progress=False)
+    again = run(["I1", "I2"], experiments=exps, cache_dir=tmp_path, progress=False)
+    assert calls == ["I1:quick:0", "I2:quick:0"]
+    assert again == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "I1-quick-seed0.json",
+        "I2-quick-seed0.json",
+    ]
+    run(["I1"], experiments=exps, cache_dir=tmp_path, seed=1, progress=False)
+    run(["I1"], experiments=exps, cache_dir=tmp_path, quick=False, progress=False)
+    run(["I1"], experiments=exps, cache_dir=tmp_path, progress=False)
+    assert calls[2:] == ["I1:quick:1", "I1:full:0"]
+
+
+def test_cache_misses_for_another_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    exps = registry(fake("I1", calls=calls))
+    run(["I1"], experiments=exps, cache_dir=tmp_path, progress=False)
+    monkeypatch.setattr(runner_module, "__version__", "99.0")
+    run(["I1"], experiments=exps, cache_dir=tmp_path, progress=False)
+    run(["I1"], experiments=exps, cache_dir=tmp_path, progress=False)
+    assert len(calls) == 2
+
+
+def test_error_rows_are_not_cached(tmp_path: Path) -> None:
+    broken = [True]
+    calls: list[str] = []
+    exps = registry(fake("I1", calls=calls, fail=lambda: broken[0]))
+    assert run(["I1"], experiments=exps, cache_dir=tmp_path, progress=False)[0].status == "error"
+    assert not list(tmp_path.iterdir())
+    broken[0] = False
+    assert run(["I1"], experiments=exps, cache_dir=tmp_path, progress=False)[0].status == "holds"
+    assert run(["I1"], experiments=exps, cache_dir=tmp_path, progress=False)[0].status == "holds"
+    assert len(calls) == 2
+
+
+def test_a_corrupt_or_stale_cache_file_is_rerun_and_rewritten(tmp_path: Path) -> None:
+    calls: list[str] = []
+    exps = registry(fake("I1", calls=calls))
+    path = tmp_path / "I1-quick-seed0.json"
+    path.write_text("{not json")
+    run(["I1"], experiments=exps, cache_dir=tmp_path, progress=False)
+    data = json.loads(path.read_text())
+    assert data["key"] == cache_key("I1", exps["I1"], Context())
+    path.write_text(json.dumps({"key": data["key"], "result": {"verdict": {}}}))
+    run(["I1"], experiments=exps, cache_dir=tmp_path, progress=False)
+    assert len(calls) == 2
+
+
+_SOURCE = """
+from stabletrain.lab import Context, Result, experiment, verdicts
+from {helper} import VALUE
+
+CALLS = []
+
+
+@experiment("X1", title="from a file", claim="", register=False)
+def x1(ctx: Context) -> Result:
+    CALLS.append(ctx.seed)
+    return Result(verdicts.at_least(VALUE, 0.0), "{marker} " + str(VALUE), "")
+"""
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_editing_the_experiment_or_a_lab_helper_it_uses_invalidates_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    helper_name, module_name = "stabletrain.lab._test_helper_xyz", "_test_experiment_xyz"
+    for name in (helper_name, module_name):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    helper_file, module_file = tmp_path / "helper.py", tmp_path / "exp.py"
+    cache = tmp_path / "cache"
+
+    def load(marker: str, value: int) -> tuple[ModuleType, Experiment]:
+        helper_file.write_text(f"VALUE = {value}\n")
+        module_file.write_text(_SOURCE.format(helper=helper_name, marker=marker))
+        _load(helper_name, helper_file)
+        module = _load(module_name, module_file)
+        return module, module.x1
+
+    def once(exp: Experiment) -> Result:
+        return run(["X1"], experiments={"X1": exp}, cache_dir=cache, progress=False)[0]
+
+    module, exp = load("v1", 1)
+    assert once(exp).key_number == "v1 1"
+    assert once(exp).key_number == "v1 1"
+    assert module.CALLS == [0]
+
+    module, exp = load("v2", 1)  # the experiment's own source changed
+    assert once(exp).key_number == "v2 1"
+    assert module.CALLS == [0]
+
+    before = source_hash(exp)
+    module, exp = load("v2", 2)  # only the lab helper it imports changed
+    assert source_hash(exp) != before
+    assert once(exp).key_number == "v2 2"
+    assert module.CALLS == [0]
+
+
+def test_source_hash_is_stable_for_unchanged_code() -> None:
+    a = fake("I1")
+    assert source_hash(a) == source_hash(a)
+    assert len(source_hash(a)) == 64
+
+
+def test_the_progress_bar_goes_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    run(["I1"], experiments=registry(fake("I1")), progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "1/1" in captured.err
