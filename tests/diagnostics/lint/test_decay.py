@@ -1,5 +1,5 @@
 """decay_on_norm_or_bias: a naive all-decay group is flagged with the exact count of what
-should not decay; stabletrain.regularization.param_groups is clean; bad groups raise."""
+should not decay; stabletrain.param_groups is clean; bad groups raise."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from stabletrain import models
+from stabletrain import models, param_groups
 from stabletrain.diagnostics.lint import lint
-from stabletrain.regularization import param_groups
 from tests.diagnostics.lint._helpers import of_rule
 
 X = torch.randn(4, 8)
@@ -30,7 +29,7 @@ def test_one_all_decay_group_is_flagged_with_every_bias_and_norm_parameter() -> 
     assert one_dim == 7
     assert "3 bias, 4 norm" in found.message
     assert "weight_decay=0.1" in found.message
-    assert found.fix.startswith("stabletrain.regularization.param_groups(model, weight_decay=")
+    assert found.fix.startswith("stabletrain.param_groups(model, weight_decay=")
 
 
 def test_stabletrain_param_groups_are_clean() -> None:

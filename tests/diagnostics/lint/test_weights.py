@@ -5,6 +5,7 @@ initialized by stabletrain.auto_init is clean."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -86,6 +87,20 @@ def test_inside_a_residual_branch_a_mismatch_is_only_info() -> None:
     }
 
 
+@pytest.mark.parametrize("scale", [0.1, 10.0])
+def test_the_first_layer_expects_the_inputs_second_moment(scale: float) -> None:
+    # auto_init calibrates the first layer to the input's scale: that is not a mismatch
+    model, x = models.mlp(64, 2, depth=2, width=64), X * scale
+    st.auto_init(model, x)
+    assert of_rule(lint(model, x), "init_mismatch") == []
+    # the default init against He / √E[x²]: 1/√6 · √E[x²] ≈ 0.41 · scale
+    (first,) = of_rule(lint(models.mlp(64, 2, depth=2, width=64), x), "init_mismatch")[:1]
+    ms = float(x.square().mean())
+    assert first.layer == "linear1"
+    assert first.value == pytest.approx(math.sqrt(ms / 6), rel=RTOL)
+    assert "E[x²]" in first.message
+
+
 def test_auto_init_leaves_nothing_to_flag() -> None:
     model = models.mlp(64, 2, depth=3, width=64)
     st.auto_init(model, X)
@@ -125,7 +140,9 @@ def test_a_nonzero_constant_is_flagged_even_in_the_output_layer() -> None:
     ],
     ids=["residual_mlp", "pre_ln_transformer"],
 )
-def test_zeroed_residual_branches_are_deliberate(build, x) -> None:  # type: ignore[no-untyped-def]
+def test_zeroed_residual_branches_are_deliberate(
+    build: Callable[[], nn.Module], x: torch.Tensor
+) -> None:
     model = build()
     report = st.auto_init(model, x, residual="zero")
     assert any("×0" in p.rule for p in report.params)  # some weights really are zero now

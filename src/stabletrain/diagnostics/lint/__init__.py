@@ -43,6 +43,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from stabletrain.diagnostics.lint._context import LintContext, Source
@@ -104,6 +105,14 @@ def _check_graph(graph: Any, model: nn.Module) -> Graph:
             "of this model); pass graph=stabletrain.trace(model, x) of this model."
         )
     return graph
+
+
+def _mean_square(example_input: Any) -> float | None:
+    """E[x²] of a single floating-point input tensor, else None."""
+    x = example_input
+    if isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel() > 0:
+        return float(x.detach().double().square().mean())
+    return None
 
 
 def _skipped(ctx: LintContext) -> Finding:
@@ -176,7 +185,8 @@ def lint(
         graph = sequential_graph(model)
         source = "module order" if graph is not None else "modules"
     groups = check_param_groups(param_groups, model) if param_groups is not None else None
-    ctx = LintContext(model, graph, source, tuple(classify(model, graph)), thresholds, groups)
+    params = tuple(classify(model, graph))
+    ctx = LintContext(model, graph, source, params, thresholds, groups, _mean_square(example_input))
     findings = [finding for rule in _RULES.values() for finding in rule(ctx)]
     if graph is None:
         findings.append(_skipped(ctx))

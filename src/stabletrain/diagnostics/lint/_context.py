@@ -43,6 +43,7 @@ class LintContext:
     params: tuple[ParamInfo, ...]
     thresholds: LintThresholds
     groups: tuple[ParamGroup, ...] | None = None
+    input_ms: float | None = None  # E[x²] of a single floating-point example input
 
     @functools.cached_property
     def modules(self) -> dict[str, nn.Module]:

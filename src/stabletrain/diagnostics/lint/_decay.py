@@ -18,7 +18,7 @@ __all__ = ["check_param_groups", "decay_on_norm_or_bias"]
 _WHERE = "lint"
 _EXPECTED = (
     "an optimizer or a list of its param-group dicts, e.g. "
-    "[{'params': [...], 'weight_decay': 0.01}] (stabletrain.regularization.param_groups(...))"
+    "[{'params': [...], 'weight_decay': 0.01}] (stabletrain.param_groups(...))"
 )
 
 
@@ -91,7 +91,7 @@ def decay_on_norm_or_bias(ctx: LintContext) -> list[Finding]:
     1), a bias, an embedding row updated only when its token appears, or a positional
     parameter that pull is a bias the model must fight, not a capacity control (claim R6;
     Loshchilov & Hutter 2019). Categories come from the structural classification of
-    :func:`stabletrain.regularization.param_groups` (its ``DEFAULT_NO_DECAY``).
+    :func:`stabletrain.param_groups` (its ``DEFAULT_NO_DECAY``).
     """
     if not ctx.groups:
         return []
@@ -122,8 +122,7 @@ def decay_on_norm_or_bias(ctx: LintContext) -> list[Finding]:
                 f"param group {group.index} applies weight_decay={group.weight_decay:g} to "
                 f"{kinds} parameter(s) ({names}), pulling them toward 0 for no capacity "
                 "control (a norm weight belongs near 1).",
-                "stabletrain.regularization.param_groups(model, weight_decay=λ) decays the "
-                "weight matrices only",
+                "stabletrain.param_groups(model, weight_decay=λ) decays the weight matrices only",
                 "decay_on_norm_or_bias",
             )
         )

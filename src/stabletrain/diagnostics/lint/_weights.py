@@ -7,7 +7,8 @@ import math
 
 from torch import nn
 
-from stabletrain.diagnostics.lint._context import LintContext
+from stabletrain.diagnostics.lint._context import LintContext, readers
+from stabletrain.graph._ops import op_kind
 from stabletrain.init.fans import layer_fans
 from stabletrain.init.policy import following_of
 from stabletrain.init.policy._rules import CATEGORIES
@@ -88,7 +89,16 @@ def constant_weights(ctx: LintContext) -> list[Finding]:
     return found
 
 
-def _mismatch(ctx: LintContext, info: ParamInfo) -> Finding | None:
+def _input_layers(ctx: LintContext) -> set[str]:
+    """Layers that read the (single) model input directly, through reshapes only."""
+    if ctx.graph is None or len(ctx.graph.recording.input_nodes) != 1:
+        return set()
+    node = ctx.graph.recording.input_nodes[0]
+    found = readers(ctx, node, lambda op, _: op_kind(op.name) == "transparent")
+    return {op.params[0].rpartition(".")[0] for op in found if op is not None and op.params}
+
+
+def _mismatch(ctx: LintContext, info: ParamInfo, input_layers: set[str]) -> Finding | None:
     """The init_mismatch finding for one weight, if its std is off the band."""
     if ctx.graph is None:
         return None
@@ -109,6 +119,10 @@ def _mismatch(ctx: LintContext, info: ParamInfo) -> Finding | None:
         scheme, expected = "Xavier", math.sqrt(2.0 / (fans.fan_in + fans.fan_out))
     else:
         scheme, expected = f"He (gain {act_gain:.3g})", act_gain / math.sqrt(fans.fan_in)
+    scaled = ""
+    if info.module in input_layers and ctx.input_ms:  # Var(z) = fan_in·Var(w)·E[x²]
+        expected /= math.sqrt(ctx.input_ms)
+        scaled = f" and the input's E[x²] = {ctx.input_ms:.3g}"
     ratio = std / expected
     t = ctx.thresholds
     if t.init_ratio_low <= ratio <= t.init_ratio_high:
@@ -121,7 +135,7 @@ def _mismatch(ctx: LintContext, info: ParamInfo) -> Finding | None:
         ratio,
         t.init_ratio_low if ratio < t.init_ratio_low else t.init_ratio_high,
         f"{info.name} has std {std:.3g}, {ratio:.2f}× the {scheme} std {expected:.3g} for the "
-        f"{activation} after it (fan_in {fans.fan_in}), so the signal "
+        f"{activation} after it (fan_in {fans.fan_in}{scaled}), so the signal "
         f"{'shrinks' if ratio < 1 else 'grows'} by about that factor at this layer"
         + (
             "; inside a residual branch a small init can be deliberate (GPT-2's N(0, 0.02))"
@@ -143,17 +157,21 @@ def init_mismatch(ctx: LintContext) -> list[Finding]:
     - ReLU family and smooth activations (GELU, SiLU, ...): He, ``gain(f) / √fan_in``;
     - tanh, sigmoid and other saturating ones: Xavier, ``√(2 / (fan_in + fan_out))``.
 
-    Only layers followed by an activation with no normalization in between are checked (a norm
-    rescales whatever comes in); recurrent, attention and embedding weights are not.
+    Both assume inputs of unit second moment; a layer that reads a single floating-point
+    ``example_input`` directly expects ``std / √E[x²]`` instead (``Var(z) = fan_in · Var(w) ·
+    E[x²]``), as ``auto_init`` calibrates it. Only layers followed by an activation with no
+    normalization in between are checked (a norm rescales whatever comes in); recurrent,
+    attention and embedding weights are not.
     PyTorch's default ``U(±1/√fan_in)`` has ``Var = 1/(3 fan_in)``, six times below He's
     ``2/fan_in`` before a ReLU: a std ratio of ``1/√6 ≈ 0.41``.
     """
     if ctx.graph is None:
         return []
+    input_layers = _input_layers(ctx)
     found = []
     for infos in ctx.weight_layers.values():
         for info in infos:
-            finding = _mismatch(ctx, info)
+            finding = _mismatch(ctx, info, input_layers)
             if finding is not None:
                 found.append(finding)
     return found
