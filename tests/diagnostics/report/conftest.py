@@ -1,4 +1,4 @@
-"""The monitored run is trained once per test module."""
+"""The monitored run is trained once per test session."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from stabletrain.monitoring import Finding
 from tests.diagnostics.report._data import monitored_run
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def run_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Finding]]:
     """(a JSONL log of 8 steps, every one logged; the monitor's own findings)."""
     path = tmp_path_factory.mktemp("run") / "rows.jsonl"

@@ -50,8 +50,8 @@ def pages(run_log: tuple[Path, list[Finding]]) -> dict[str, str]:
     return {"diagnosis": diagnosis_html(fixed_diagnosis()), "run": run_html(run)}
 
 
-def test_names_messages_and_notes_are_escaped_and_shown_as_text() -> None:
-    page = diagnosis_html(fixed_diagnosis())
+def test_names_messages_and_notes_are_escaped_and_shown_as_text(pages: dict[str, str]) -> None:
+    page = pages["diagnosis"]
     parsed = Page(page)
     assert [tag for tag, _ in parsed.tags].count("script") == 0
     assert "<script>" not in page
@@ -99,8 +99,8 @@ def test_the_page_is_self_contained(pages: dict[str, str], kind: str) -> None:
     assert CSP_SCRIPTS in page  # and the browser is told to load nothing else
 
 
-def test_a_fix_is_shown_before_and_after_side_by_side() -> None:
-    parsed = Page(diagnosis_html(fixed_diagnosis()))
+def test_a_fix_is_shown_before_and_after_side_by_side(pages: dict[str, str]) -> None:
+    parsed = Page(pages["diagnosis"])
     cards = [attrs.get("class") for tag, attrs in parsed.tags if tag == "div"]
     assert "card before" in cards
     assert "card after" in cards
@@ -108,8 +108,8 @@ def test_a_fix_is_shown_before_and_after_side_by_side() -> None:
     assert "card before" not in diagnosis_html(diagnosis())
 
 
-def test_a_wide_figure_spans_the_row() -> None:
-    figures = [a for t, a in Page(diagnosis_html(fixed_diagnosis())).tags if t == "figure"]
+def test_a_wide_figure_spans_the_row(pages: dict[str, str]) -> None:
+    figures = [a for t, a in Page(pages["diagnosis"]).tags if t == "figure"]
     assert [f.get("class") for f in figures] == [None, None, "wide"]  # the two heatmaps
 
 
