@@ -71,6 +71,12 @@ def test_series_are_in_step_order_whatever_the_row_order() -> None:
     assert run.steps == (1, 2, 3)
 
 
+def test_rows_may_come_from_a_generator() -> None:
+    run = RunLog.from_rows(Row(s, "fc", "grad_norm", 1.0) for s in (1, 2))  # type: ignore[arg-type]
+    assert run.steps == (1, 2)
+    assert len(run.rows) == 2
+
+
 def test_layers_keep_the_order_the_monitor_wrote_them_in() -> None:
     rows = [
         Row(1, "z", "grad_norm", 1.0),

@@ -79,10 +79,15 @@ class RunLog:
         Raises:
             TypeError: ``rows`` is not a sequence of :class:`~stabletrain.monitoring.Row`.
         """
-        if isinstance(rows, str | bytes | os.PathLike) or not all(isinstance(r, Row) for r in rows):
+        given = type(rows).__name__
+        if not isinstance(rows, str | bytes | os.PathLike | dict):
+            rows = tuple(rows)  # a generator is read once
+        if isinstance(rows, str | bytes | os.PathLike | dict) or not all(
+            isinstance(r, Row) for r in rows
+        ):
             raise TypeError(
                 "RunLog.from_rows: rows must be a sequence of stabletrain.monitoring.Row "
-                f"(read_jsonl(path) or MemorySink().rows), got {type(rows).__name__}; for a "
+                f"(read_jsonl(path) or MemorySink().rows), got {given}; for a "
                 "file, use load_run(path) or render_run(path, out_dir)."
             )
         if thresholds is not None and not isinstance(thresholds, Thresholds):
