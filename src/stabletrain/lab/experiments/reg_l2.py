@@ -152,7 +152,8 @@ def l2_equals_decay_under_sgd(ctx: Context) -> Result:
             f"(tolerance {R1_FLOAT64_TOL:g}) and {worst32:.1e} in float32 (tolerance "
             f"{R1_FLOAT32_TOL:g}), while training without decay ends {control:.2g} away. The "
             "convention matters: λ·‖θ‖² without the 1/2 is decay 2λ and ends "
-            f"{runs64['λ·Σθ² (no 1/2)'][-1]:.2g} away. Holds (it is algebra: ∇(λ/2)‖θ‖² = λθ)."
+            f"{runs64['λ·Σθ² (no 1/2)'][-1]:.2g} away. Verdict: {verdict.outcome} "
+            "(∇(λ/2)‖θ‖² = λθ: the same step, written twice)."
         ),
         tables=(
             Table(
@@ -292,7 +293,8 @@ def adam_l2_differs_from_adamw(ctx: Context) -> Result:
             f"{best_l2[1].test_accuracy:.3f} with Adam + L2 (λ={best_l2[0]:g}), on 1438 test "
             "digits (standard error about 0.008): no accuracy gain is measurable at this scale; "
             "AdamW's advantage in the paper is that its best λ does not move with the learning "
-            "rate, which P-ADAMW2019 measures. The verdict rests on the mechanism: holds."
+            "rate, which P-ADAMW2019 measures. The verdict rests on the mechanism: "
+            f"{verdict.outcome}."
         ),
         tables=(
             Table(
@@ -383,9 +385,10 @@ def l2_mean_form_shrink_scales_with_n(ctx: Context) -> Result:
         ]
         rows.append((n, predicted, fixed, lam_scaled, scaled, summed))
     worst = max(errors)
+    verdict = verdicts.at_most(worst, R4_TOL)
     first, last = rows[0], rows[-1]
     return Result(
-        verdict=verdicts.at_most(worst, R4_TOL),
+        verdict=verdict,
         key_number=(
             f"shrink per step at λ={R4_LAMBDA:g}: {first[2]:.3g} (n={first[0]}) -> {last[2]:.3g} "
             f"(n={last[0]}); with λ ∝ n: {last[4]:.3g}"
@@ -400,7 +403,8 @@ def l2_mean_form_shrink_scales_with_n(ctx: Context) -> Result:
             f"{first[4]:.3g}. The largest relative deviation from η·λ/n (and between weights) is "
             f"{worst:.1e} (tolerance {R4_TOL:g}). The textbook sum form (λ/2)·‖θ‖² "
             f"(reduction='sum') shrinks by η·λ = {first[5]:.3g} whatever n: the claim is about "
-            "the λ/n convention only. Holds."
+            "the λ/n convention only. "
+            f"Verdict: {verdict.outcome}."
         ),
         tables=(
             Table(
