@@ -14,10 +14,11 @@ from torch import nn
 from stabletrain.diagnostics.lint._thresholds import LintThresholds
 from stabletrain.graph import NORM_TYPES, Graph, LayerInfo, Op
 from stabletrain.graph._analysis import _Index
+from stabletrain.graph._ops import op_kind
 from stabletrain.monitoring.rules import Finding, Severity
 from stabletrain.regularization._classify import ParamInfo
 
-__all__ = ["LintContext", "ParamGroup", "Source", "longest_run", "readers"]
+__all__ = ["LintContext", "ParamGroup", "Source", "longest_run", "readers", "through_reshapes"]
 
 Source = Literal["trace", "graph", "module order", "modules"]
 """Where the structure came from: traced on ``example_input``, a given graph, the module order
@@ -122,6 +123,11 @@ def readers(ctx: LintContext, node: int, through: Callable[[Op, int], bool]) -> 
             else:
                 found.append(op)
     return found
+
+
+def through_reshapes(op: Op, node: int) -> bool:
+    """For :func:`readers`: walk on through views, reshapes, dropout and pooling only."""
+    return op_kind(op.name) == "transparent"
 
 
 def longest_run(

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from stabletrain.diagnostics.lint._context import LintContext, longest_run, readers
-from stabletrain.graph import LayerInfo, Op
-from stabletrain.graph._ops import op_kind
+from stabletrain.diagnostics.lint._context import (
+    LintContext,
+    longest_run,
+    readers,
+    through_reshapes,
+)
+from stabletrain.graph import LayerInfo
 from stabletrain.init.looks_linear import relu_chains
 from stabletrain.init.policy import following_of
 from stabletrain.init.policy._rules import CATEGORIES
@@ -106,10 +110,6 @@ def deep_saturating(ctx: LintContext) -> list[Finding]:
     ]
 
 
-def _through_reshape(op: Op, node: int) -> bool:
-    return op_kind(op.name) == "transparent"
-
-
 def _post_ln_norms(ctx: LintContext) -> list[str]:
     """The norm module after each residual addition whose only reader is a LayerNorm/RMSNorm."""
     if ctx.graph is None:
@@ -117,7 +117,7 @@ def _post_ln_norms(ctx: LintContext) -> list[str]:
     norms = []
     for branch in ctx.graph.residuals:
         add = ctx.graph.recording.ops[branch.add_op]
-        found = readers(ctx, add.outputs[0], _through_reshape) if add.outputs else []
+        found = readers(ctx, add.outputs[0], through_reshapes) if add.outputs else []
         if found and all(op is not None and op.name in _POST_NORMS for op in found):
             first = found[0]
             norms.append(first.module if first is not None else "")

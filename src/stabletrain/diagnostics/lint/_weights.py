@@ -7,8 +7,7 @@ import math
 
 from torch import nn
 
-from stabletrain.diagnostics.lint._context import LintContext, readers
-from stabletrain.graph._ops import op_kind
+from stabletrain.diagnostics.lint._context import LintContext, readers, through_reshapes
 from stabletrain.init.fans import layer_fans
 from stabletrain.init.policy import following_of
 from stabletrain.init.policy._rules import CATEGORIES
@@ -94,7 +93,7 @@ def _input_layers(ctx: LintContext) -> set[str]:
     if ctx.graph is None or len(ctx.graph.recording.input_nodes) != 1:
         return set()
     node = ctx.graph.recording.input_nodes[0]
-    found = readers(ctx, node, lambda op, _: op_kind(op.name) == "transparent")
+    found = readers(ctx, node, through_reshapes)
     return {op.params[0].rpartition(".")[0] for op in found if op is not None and op.params}
 
 
