@@ -71,3 +71,15 @@ def test_layer_signals_match_a_hand_written_forward_and_backward_pass() -> None:
 def test_layer_signals_reject_a_model_without_such_layers() -> None:
     with pytest.raises(ValueError, match="Conv2d"):
         layer_signals(nn.Sequential(nn.Linear(2, 2)), torch.randn(3, 2), layer_types=(nn.Conv2d,))
+
+
+def test_layer_signals_backpropagate_a_loss_when_given_a_target() -> None:
+    torch.manual_seed(0)
+    net = models.mlp(16, 3, depth=1, width=32, activation="tanh")
+    x, y = torch.randn(50, 16), torch.randint(0, 3, (50,))
+    got = layer_signals(net, x, target=y)
+    z1 = net.linear1(x)
+    out = net.head(torch.tanh(z1))
+    g1, g2 = torch.autograd.grad(torch.nn.functional.cross_entropy(out, y), [z1, out])
+    assert got[0].backward_std == pytest.approx(float(g1.std()), rel=1e-5)
+    assert got[1].backward_std == pytest.approx(float(g2.std()), rel=1e-5)

@@ -231,12 +231,16 @@ def layer_signals(
     *,
     layer_types: tuple[type[nn.Module], ...] = (nn.Linear,),
     generator: torch.Generator | None = None,
+    target: Tensor | None = None,
+    loss_fn: LossFn = F.cross_entropy,
 ) -> list[LayerSignal]:
     """Forward and backward std at the output of every module of ``layer_types``, in call order.
 
     The backward pass starts from a standard normal vector at the model's output (drawn from
-    ``generator``): gradient propagation independent of any loss. Each module must be called
-    once per forward pass. Parameters' ``.grad`` are left untouched.
+    ``generator``): gradient propagation independent of any loss; or, with ``target``, from
+    ``loss_fn(output, target)`` (the back-propagated gradients of a cost, as in Glorot & Bengio
+    2010). Each module must be called once per forward pass. Parameters' ``.grad`` are left
+    untouched.
 
     Example:
         >>> from stabletrain import models
@@ -252,8 +256,11 @@ def layer_signals(
     x = x.detach().requires_grad_(True)  # so the first layer's output carries a gradient
     with _capture(modules) as store:
         out = model(x)
-        probe = torch.randn(out.shape, generator=generator, dtype=out.dtype)
-        torch.autograd.grad(out, [x], probe)  # parameters' .grad stay untouched
+        if target is None:
+            probe = torch.randn(out.shape, generator=generator, dtype=out.dtype)
+            torch.autograd.grad(out, [x], probe)  # parameters' .grad stay untouched
+        else:
+            torch.autograd.grad(loss_fn(out, target), [x])
     signals = []
     for name, _ in modules:
         if len(store[name]) != 2:
