@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stabletrain.cli.demo import SCHEMES, depth_profile
 from stabletrain.cli.main import main
+from stabletrain.cli.schemes import SCHEMES, depth_profile
 from stabletrain.init import gain
 
 
@@ -23,8 +23,8 @@ def test_gains_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> None
     assert "unknown activation(s) relu7" in capsys.readouterr().err
 
 
-def test_demo_prints_every_scheme_at_every_depth(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--depth", "12", "--width", "32"]) == 0
+def test_schemes_prints_every_scheme_at_every_depth(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schemes", "--depth", "12", "--width", "32"]) == 0
     out = capsys.readouterr().out
     for label in SCHEMES:
         assert label in out

@@ -1,4 +1,4 @@
-"""``stabletrain demo``: the init module at work on a deep plain network.
+"""``stabletrain schemes``: the initialization schemes at work on a deep plain network.
 
 Prints the gain table, then the standard deviation of the pre-activations at several depths of a
 plain MLP (no normalization, no residuals) for each scheme of the tutorials, so the claims can be
@@ -148,8 +148,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``demo``."""
-    parser = sub.add_parser("demo", help="show initialization schemes at work on a deep MLP")
+    """Register ``schemes``."""
+    parser = sub.add_parser("schemes", help="show initialization schemes at work on a deep MLP")
     parser.add_argument("--depth", type=int, default=50, help="number of layers (default 50)")
     parser.add_argument("--width", type=int, default=256, help="units per layer (default 256)")
     parser.set_defaults(handler=run)

@@ -1,0 +1,220 @@
+"""``stabletrain demo``: the main job on the embedded default, start to finish.
+
+A deep plain tanh MLP (30 layers, PyTorch's default initialization: the network the tutorials
+warn about) is set to classify scikit-learn's bundled 8×8 digits. stabletrain
+
+1. diagnoses it: one forward and one backward pass against theory, and the architecture lint;
+2. fixes it with ``auto_init`` and diagnoses it again (before and after side by side);
+3. trains the fixed network and an untouched copy for the same budget, the fixed one under the
+   ``TrainingMonitor`` (with a progress bar), and measures both on held-out digits;
+4. writes the reports (diagnosis, training run) and prints what it found and fixed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from torch import nn
+
+from stabletrain.cli._load import CLIError
+from stabletrain.models import mlp
+from stabletrain.monitoring import Finding, JSONLSink, TrainingMonitor, every
+
+DEPTH, WIDTH, ACTIVATION = 30, 128, "tanh"
+
+
+@dataclass(frozen=True)
+class Digits:
+    """The digits split: standardized features (B, 64) and labels, train and test."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def load_digits(seed: int) -> Digits:
+    """scikit-learn's 1,797 bundled 8×8 digits, 80/20 split by ``seed``, standardized on train."""
+    try:
+        from sklearn.datasets import load_digits as sk_load_digits
+    except ImportError as err:
+        raise CLIError(
+            "the demo needs scikit-learn's bundled digits: pip install 'stabletrain[data]'."
+        ) from err
+    data = sk_load_digits()
+    x = torch.tensor(data.data, dtype=torch.float32)
+    y = torch.tensor(data.target, dtype=torch.long)
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    cut = int(0.8 * len(x))
+    train, test = perm[:cut], perm[cut:]
+    mean, std = x[train].mean(0), x[train].std(0).clamp_min(1e-6)
+    x = (x - mean) / std
+    return Digits(x[train], y[train], x[test], y[test])
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of ``x`` classified as ``y`` (eval mode, no gradients; mode restored)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return float((model(x).argmax(1) == y).float().mean())
+    finally:
+        model.train(was_training)
+
+
+def train(
+    model: nn.Module,
+    data: Digits,
+    *,
+    steps: int,
+    seed: int,
+    monitor_log: Path | None,
+    progress: Progress,
+    label: str,
+) -> list[Finding]:
+    """SGD with momentum on mini-batches of 128; returns the monitor's findings (if any)."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    g = torch.Generator().manual_seed(seed)
+    task = progress.add_task(label, total=steps)
+    monitor = (
+        None
+        if monitor_log is None
+        else TrainingMonitor(
+            model, opt, schedule=every(10), sinks=[JSONLSink(monitor_log)], summary=False
+        )
+    )
+    with monitor if monitor is not None else contextlib.nullcontext():
+        for _ in range(steps):
+            idx = torch.randint(0, len(data.x_train), (128,), generator=g)
+            loss = nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+            opt.zero_grad()
+            torch.autograd.backward(loss)
+            opt.step()
+            if monitor is not None:
+                monitor.step(loss)
+            progress.advance(task)
+    return list(monitor.findings()) if monitor is not None else []
+
+
+def _summary(rows: list[tuple[str, str, str]]) -> Table:
+    table = Table(title="stabletrain demo: what was found and fixed", title_justify="left")
+    for column in ("", "PyTorch default init", "after stabletrain"):
+        table.add_column(column, justify="left" if not column else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _rules(findings: Sequence[Finding]) -> str:
+    counts = Counter(f.rule for f in findings)
+    return ", ".join(f"{rule} ×{n}" if n > 1 else rule for rule, n in counts.items()) or "none"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Diagnose, fix, train, report, summarize."""
+    from stabletrain.diagnostics.propagation import diagnose
+    from stabletrain.diagnostics.report import render_run, write_report
+
+    if args.steps < 1:
+        raise CLIError(f"--steps must be >= 1, got {args.steps}.")
+    console = Console()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    data = load_digits(args.seed)
+    torch.manual_seed(args.seed)
+    model = mlp(64, 10, depth=DEPTH, width=WIDTH, activation=ACTIVATION)
+    untouched = copy.deepcopy(model)
+    example = data.x_train[:256]
+
+    console.rule(f"1. diagnose: plain {DEPTH}-layer {ACTIVATION} MLP, PyTorch's default init")
+    fixed = diagnose(model, example, fix=True)
+    before = getattr(fixed, "before", None) or fixed
+    fixed.model = before.model = f"plain {DEPTH}-layer {ACTIVATION} MLP on digits"
+    console.print(before)
+    console.rule("2. fixed with stabletrain.auto_init, diagnosed again")
+    console.print(fixed)
+    paths = write_report(fixed, out / "diagnosis")
+
+    console.rule(f"3. train both for {args.steps} steps (SGD, momentum 0.9, lr 0.05, batch 128)")
+    log = out / "run.jsonl"
+    log.unlink(missing_ok=True)
+    with Progress(console=console, transient=False) as progress:
+        train(
+            untouched,
+            data,
+            steps=args.steps,
+            seed=args.seed,
+            monitor_log=None,
+            progress=progress,
+            label="default init",
+        )
+        findings = train(
+            model,
+            data,
+            steps=args.steps,
+            seed=args.seed,
+            monitor_log=log,
+            progress=progress,
+            label="stabletrain (monitored)",
+        )
+    run_paths = render_run(log, out / "training")
+
+    console.rule("4. summary")
+    acc_default = accuracy(untouched, data.x_test, data.y_test)
+    acc_fixed = accuracy(model, data.x_test, data.y_test)
+    console.print(
+        _summary(
+            [
+                ("findings before training", _rules(before.findings), _rules(fixed.findings)),
+                (
+                    "backward gain (first/last layer grad std)",
+                    f"{before.backward_gain:.2g}",
+                    f"{fixed.backward_gain:.2g}",
+                ),
+                (
+                    "forward gain (output/input std)",
+                    f"{before.forward_gain:.2g}",
+                    f"{fixed.forward_gain:.2g}",
+                ),
+                (
+                    f"test accuracy after {args.steps} steps",
+                    f"{acc_default:.1%}",
+                    f"{acc_fixed:.1%}",
+                ),
+                ("monitor findings while training", "not monitored", _rules(findings)),
+            ]
+        )
+    )
+    console.print(f"diagnosis report: {paths.get('html', out / 'diagnosis')}")
+    console.print(f"training report:  {run_paths.get('html', out / 'training')}")
+    console.print(f"done in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``demo``."""
+    parser = sub.add_parser(
+        "demo",
+        help="the main job: diagnose a deep network on digits, fix it, train it, report",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    parser.add_argument(
+        "--out", default="stabletrain-demo", help="report folder (default stabletrain-demo)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of data split, model, batches")
+    parser.set_defaults(handler=run)

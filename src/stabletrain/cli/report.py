@@ -1,0 +1,46 @@
+"""``stabletrain report RUN.jsonl``: a TrainingMonitor log rendered as HTML, Markdown, JSON."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from stabletrain.cli._load import CLIError, parse_formats
+
+
+def run(args: argparse.Namespace) -> int:
+    """Render the log into ``--out``."""
+    from stabletrain.diagnostics.report import render_run
+
+    path = Path(args.log)
+    if not path.is_file():
+        raise CLIError(f"{path} does not exist; give a log written by JSONLSink.")
+    try:
+        paths = render_run(path, Path(args.out), formats=parse_formats(args.format))
+    except (ValueError, TypeError, OSError) as err:
+        raise CLIError(str(err).splitlines()[0]) from err
+    for fmt, written in paths.items():
+        Console().print(f"{fmt} report: {written}")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``report``."""
+    parser = sub.add_parser(
+        "report",
+        help="render a TrainingMonitor JSONL log as a report",
+        description=(
+            "Per-layer gradient norms and update/weight ratios over the steps, and the findings "
+            "over time, from a log written by stabletrain.monitoring.JSONLSink."
+        ),
+    )
+    parser.add_argument("log", metavar="RUN.jsonl", help="the monitor's JSONL log")
+    parser.add_argument(
+        "--out", default="stabletrain-report", help="report folder (default stabletrain-report)"
+    )
+    parser.add_argument(
+        "--format", default="html,md,json", help="report formats, e.g. html,md (default all)"
+    )
+    parser.set_defaults(handler=run)
