@@ -94,12 +94,14 @@ def per_layer_factor(stds: Sequence[float]) -> float:
     """The geometric mean ratio of consecutive stds: ``(stds[-1] / stds[0]) ** (1 / (n - 1))``.
 
     1 for a flat profile; an exponential trend ``r**l`` gives ``r`` whatever the depth, so a
-    threshold on it means the same at depth 20 and 50. NaN when a std is 0 or not finite.
+    threshold on it means the same at depth 20 and 50. 0 when the signal vanished entirely
+    (the last std underflowed to 0); NaN when the first std is not positive or one is not
+    finite.
     """
     if len(stds) < 2:
         raise ValueError(f"per_layer_factor: needs at least 2 stds, got {len(stds)}.")
     first, last = stds[0], stds[-1]
-    if not (first > 0 and last > 0 and math.isfinite(first) and math.isfinite(last)):
+    if not (first > 0 and last >= 0 and math.isfinite(first) and math.isfinite(last)):
         return math.nan
     return float((last / first) ** (1.0 / (len(stds) - 1)))
 
