@@ -75,7 +75,7 @@ def test_unknown_ids_raise_listing_the_valid_ones() -> None:
     [
         ({"ids": "I1"}, TypeError, r"use \['I1'\]"),
         ({"seed": -1}, ValueError, "seed must be an int >= 0, got -1"),
-        ({"seed": 1.5}, ValueError, "seed must be an int"),
+        ({"seed": 1.5}, TypeError, "seed must be an int >= 0, got float 1.5"),
         ({"quick": "yes"}, TypeError, "quick must be True or False"),
     ],
 )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from stabletrain import __version__
-from stabletrain.cli import demo, gains
+from stabletrain.cli import demo, diagnose, gains, lab, report, schemes
+from stabletrain.cli._load import CLIError
 
-_SUBCOMMANDS = (demo, gains)
+_SUBCOMMANDS = (demo, diagnose, report, lab, gains, schemes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
-    status: int = args.handler(args)
+    try:
+        status: int = args.handler(args)
+    except CLIError as err:
+        print(f"stabletrain {args.command}: error: {err}", file=sys.stderr)
+        return 2
     return status
 
 

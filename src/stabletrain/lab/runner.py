@@ -189,7 +189,9 @@ def _execute(exp: Experiment, claim_id: str, ctx: Context) -> Result:
 def _check_args(quick: object, seed: object) -> None:
     if not isinstance(quick, bool):
         raise TypeError(f"run: quick must be True or False, got {quick!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"run: seed must be an int >= 0, got {type(seed).__name__} {seed!r}.")
+    if seed < 0:
         raise ValueError(f"run: seed must be an int >= 0, got {seed!r}.")
 
 
@@ -245,6 +247,7 @@ def run(
     Raises:
         ValueError: an ID that is neither a claim nor registered (the message lists the valid
             IDs), or a negative seed.
+        TypeError: ``ids`` given as one string, a seed that is not an int, ``quick`` not a bool.
     """
     _check_args(quick, seed)
     registry = load_all() if experiments is None else dict(experiments)

@@ -1,0 +1,407 @@
+"""The lab's reports: a verdict table and one section per claim, as Markdown, HTML and JSON.
+
+- :func:`markdown_report`: the verdict table (claim ID, claim, verdict, key number, seconds),
+  then per group a section per claim: the claim with the documents that make it, what a
+  measurement must show, the verdict with the comparison that decided it, the explanation and
+  the tables. For terminals and CI logs; every text is escaped.
+- :func:`html_report`: the same as one self-contained page (Jinja2 template
+  ``diagnostics/report/templates/lab.html.j2``, autoescaped) with the figures drawn by
+  :mod:`stabletrain.diagnostics.report.figures` embedded as PNG ``data:`` URIs. Needs
+  ``pip install 'stabletrain[report]'``.
+- :func:`results_json`: the results with the run's settings, for machines.
+- :func:`verdict_table`: the verdict table for the terminal (rich).
+
+Example:
+    >>> from stabletrain.lab import Result, verdicts
+    >>> r = Result(verdicts.at_most(0.01, 0.05), "error = 0.01", "Holds.", claim_id="I5")
+    >>> print(markdown_report([r], quick=True, seed=0).splitlines()[0])
+    # stabletrain lab: the tutorials' claims, measured
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.table import Table as RichTable
+
+from stabletrain import __version__
+from stabletrain.diagnostics.report.markdown import escape_markdown
+from stabletrain.lab.claims import GROUPS, SEEDS, get_claim
+from stabletrain.lab.experiment import REGISTRY, Experiment, Figure, Result, Table
+
+__all__ = [
+    "SCHEMA_NAME",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "html_report",
+    "markdown_report",
+    "results_json",
+    "verdict_table",
+    "write_reports",
+]
+
+SCHEMA_NAME = "stabletrain.lab"
+SCHEMA_VERSION = 1
+STATUSES = ("holds", "holds with caveat", "does not hold", "error")
+TEMPLATE = "lab.html.j2"
+_STATUS_STYLE = {
+    "holds": "green",
+    "holds with caveat": "yellow",
+    "does not hold": "red",
+    "error": "bold magenta",
+}
+_OTHER = "Other experiments"
+
+
+@dataclass(frozen=True)
+class _About:
+    """What a report says about a claim ID besides its result."""
+
+    title: str
+    text: str
+    seeds: str
+    measurement: str
+    source: str
+    group: str
+
+
+def _about(claim_id: str, experiments: Mapping[str, Experiment]) -> _About:
+    try:
+        c = get_claim(claim_id)
+    except ValueError:  # an experiment outside the claim list (a new or a test one)
+        exp = experiments.get(claim_id)
+        if exp is None:
+            return _About(claim_id, "", "", "", "", _OTHER)
+        return _About(exp.title, exp.claim, "", "", exp.source, _OTHER)
+    seeds = ", ".join(f"{s} ({SEEDS[s]})" for s in c.seeds)
+    return _About(c.title, c.text, seeds, c.measurement, c.source, GROUPS[c.group])
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _verdict_line(r: Result) -> str:
+    if r.error:
+        return f"error: {r.error}"
+    v = r.verdict
+    return f"{v.outcome}: measured {v.measured:.4g} against {v.threshold:.4g} ({v.rule})"
+
+
+def _counts(results: Sequence[Result]) -> dict[str, int]:
+    seen = Counter(r.status for r in results)
+    return {s: seen[s] for s in STATUSES}
+
+
+def _summary(results: Sequence[Result], quick: bool, seed: int, seconds: float | None) -> str:
+    took = sum(r.seconds for r in results) if seconds is None else seconds
+    return (
+        f"{'quick' if quick else 'full'} mode · seed {seed} · stabletrain {__version__} · "
+        f"torch {torch.__version__} · {len(results)} experiments in {took:.1f} s"
+    )
+
+
+def _counts_line(results: Sequence[Result]) -> str:
+    return " · ".join(f"{n} {s}" for s, n in _counts(results).items())
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def _md(text: object) -> str:
+    return escape_markdown(str(text))
+
+
+def _md_table(t: Table) -> list[str]:
+    numeric = [all(_is_number(row[i]) for row in t.rows) for i in range(len(t.columns))]
+    lines = [
+        f"**{_md(t.title)}**",
+        "",
+        "| " + " | ".join(_md(c) for c in t.columns) + " |",
+        "| " + " | ".join("---:" if n else "---" for n in numeric) + " |",
+    ]
+    lines += ["| " + " | ".join(_md(_cell(v)) for v in row) + " |" for row in t.rows]
+    return [*lines, ""]
+
+
+def _md_section(r: Result, about: _About) -> list[str]:
+    lines = [f"### {r.claim_id}: {_md(about.title)}", ""]
+    if about.text:
+        lines += [f"**Claim.** {_md(about.text)}", ""]
+    if about.seeds:
+        lines += [f"**Documents.** {_md(about.seeds)}", ""]
+    if about.source:
+        lines += [f"**Source.** {_md(about.source)}", ""]
+    if about.measurement:
+        lines += [f"**What a measurement must show.** {_md(about.measurement)}", ""]
+    lines += [
+        f"**Verdict.** {_md(_verdict_line(r))}",
+        "",
+        f"**Key number.** {_md(r.key_number)} ({r.seconds:.1f} s)",
+        "",
+        _md(r.explanation),
+        "",
+    ]
+    for t in r.tables:
+        lines += _md_table(t)
+    if r.figures:
+        titles = "; ".join(_md(f.title) for f in r.figures)
+        lines += [f"_Figures (in report.html): {titles}._", ""]
+    return lines
+
+
+def markdown_report(
+    results: Sequence[Result],
+    *,
+    quick: bool,
+    seed: int,
+    seconds: float | None = None,
+    experiments: Mapping[str, Experiment] | None = None,
+) -> str:
+    """The results as Markdown: summary, verdict table, then one section per claim by group.
+
+    ``seconds`` is the run's wall time (default: the sum of the experiments' times);
+    ``experiments`` names the IDs outside the claim list (default: the registry).
+    """
+    known = REGISTRY if experiments is None else experiments
+    abouts = {r.claim_id: _about(r.claim_id, known) for r in results}
+    lines = [
+        "# stabletrain lab: the tutorials' claims, measured",
+        "",
+        _md(_summary(results, quick, seed, seconds)),
+        "",
+        f"**Verdicts:** {_counts_line(results)}",
+        "",
+        "| ID | claim | verdict | key number | s |",
+        "| --- | --- | --- | --- | ---: |",
+    ]
+    for r in results:
+        row = (r.claim_id, abouts[r.claim_id].title, r.status, r.key_number)
+        lines.append("| " + " | ".join(_md(v) for v in row) + f" | {r.seconds:.1f} |")
+    lines.append("")
+    group = None
+    for r in results:
+        about = abouts[r.claim_id]
+        if about.group != group:
+            group = about.group
+            lines += [f"## {_md(group)}", ""]
+        lines += _md_section(r, about)
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+@dataclass(frozen=True)
+class _TableView:
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    numeric: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
+class _FigureView:
+    title: str
+    data_uri: str  # empty when the figure could not be drawn
+    width: int
+    height: int
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class _SectionView:
+    claim_id: str
+    about: _About
+    status: str
+    verdict: str
+    key_number: str
+    explanation: str
+    seconds: float
+    tables: tuple[_TableView, ...]
+    figures: tuple[_FigureView, ...]
+
+
+def _table_view(t: Table) -> _TableView:
+    numeric = tuple(all(_is_number(row[i]) for row in t.rows) for i in range(len(t.columns)))
+    rows = tuple(tuple(_cell(v) for v in row) for row in t.rows)
+    return _TableView(t.title, t.columns, rows, numeric)
+
+
+def _figure_view(f: Figure) -> _FigureView:
+    from stabletrain.diagnostics.report.figures import figure_plot
+
+    try:
+        plot = figure_plot(f)
+    except (ValueError, TypeError) as err:  # one bad figure is a note, not a lost report
+        return _FigureView(f.title, "", 0, 0, f"{type(err).__name__}: {err}")
+    return _FigureView(f.title, plot.data_uri, plot.width, plot.height)
+
+
+def _section_view(r: Result, about: _About) -> _SectionView:
+    figures = tuple(_figure_view(f) for f in r.figures)
+    return _SectionView(
+        r.claim_id,
+        about,
+        r.status,
+        _verdict_line(r),
+        r.key_number,
+        r.explanation,
+        r.seconds,
+        tuple(_table_view(t) for t in r.tables),
+        figures,
+    )
+
+
+@functools.cache
+def _template() -> Any:
+    try:
+        import jinja2
+    except ImportError as err:  # pragma: no cover - jinja2 is in the report extra
+        raise ImportError(
+            "the lab's HTML report needs jinja2, which is not installed: pip install "
+            f"'stabletrain[report]' (or pip install jinja2). ({err})"
+        ) from err
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("stabletrain.diagnostics.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env.get_template(TEMPLATE)
+
+
+def html_report(
+    results: Sequence[Result],
+    *,
+    quick: bool,
+    seed: int,
+    seconds: float | None = None,
+    experiments: Mapping[str, Experiment] | None = None,
+) -> str:
+    """The results as one self-contained HTML page (figures embedded, every text escaped).
+
+    Arguments as for :func:`markdown_report`.
+
+    Example:
+        >>> from stabletrain.lab import Result, verdicts
+        >>> r = Result(verdicts.at_most(0.01, 0.05), "<b>0.01</b>", "ok", claim_id="I5")
+        >>> page = html_report([r], quick=True, seed=0)
+        >>> "&lt;b&gt;0.01&lt;/b&gt;" in page, "<b>0.01" in page
+        (True, False)
+    """
+    known = REGISTRY if experiments is None else experiments
+    sections = [_section_view(r, _about(r.claim_id, known)) for r in results]
+    groups: list[tuple[str, list[_SectionView]]] = []
+    for s in sections:
+        if not groups or groups[-1][0] != s.about.group:
+            groups.append((s.about.group, []))
+        groups[-1][1].append(s)
+    return str(
+        _template().render(
+            summary=_summary(results, quick, seed, seconds),
+            counts=_counts(results),
+            sections=sections,
+            groups=groups,
+        )
+    )
+
+
+# --------------------------------------------------------------------------- JSON, terminal
+
+
+def results_json(
+    results: Sequence[Result], *, quick: bool, seed: int, seconds: float | None = None
+) -> dict[str, Any]:
+    """The results and the run's settings as JSON-ready data (NaN written as JSON ``NaN``).
+
+    Schema: ``{"schema": "stabletrain.lab", "version": 1, "stabletrain": str, "torch": str,
+    "mode": "quick"|"full", "seed": int, "seconds": float, "counts": {status: int},
+    "results": [Result.to_dict(), ...]}``.
+    """
+    return {
+        "schema": SCHEMA_NAME,
+        "version": SCHEMA_VERSION,
+        "stabletrain": __version__,
+        "torch": torch.__version__,
+        "mode": "quick" if quick else "full",
+        "seed": seed,
+        "seconds": sum(r.seconds for r in results) if seconds is None else seconds,
+        "counts": _counts(results),
+        "results": [r.to_dict() for r in results],
+    }
+
+
+def verdict_table(
+    results: Sequence[Result], *, experiments: Mapping[str, Experiment] | None = None
+) -> RichTable:
+    """The verdict table for the terminal: ID, claim, verdict (coloured), key number, seconds."""
+    known = REGISTRY if experiments is None else experiments
+    table = RichTable(title="stabletrain lab: verdicts")
+    table.add_column("ID", no_wrap=True)
+    table.add_column("claim")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("key number")
+    table.add_column("s", justify="right", no_wrap=True)
+    for r in results:
+        style = _STATUS_STYLE[r.status]
+        key = r.key_number if not r.error else r.error
+        table.add_row(
+            r.claim_id,
+            _about(r.claim_id, known).title,
+            f"[{style}]{r.status}[/]",
+            key,
+            f"{r.seconds:.1f}",
+        )
+    return table
+
+
+def write_reports(
+    results: Sequence[Result],
+    out_dir: str | os.PathLike[str],
+    *,
+    quick: bool,
+    seed: int,
+    seconds: float | None = None,
+    experiments: Mapping[str, Experiment] | None = None,
+) -> dict[str, Path]:
+    """Write ``report.md``, ``results.json`` and ``report.html`` into ``out_dir`` (created).
+
+    Returns ``{"markdown": path, "json": path, "html": path}``. The HTML needs the report
+    extra; without it the other two are written and the ``ImportError`` names the extra.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "markdown": out / "report.md",
+        "json": out / "results.json",
+        "html": out / "report.html",
+    }
+    kwargs: dict[str, Any] = {"quick": quick, "seed": seed, "seconds": seconds}
+    paths["markdown"].write_text(
+        markdown_report(results, experiments=experiments, **kwargs), encoding="utf-8"
+    )
+    data = results_json(results, **kwargs)
+    paths["json"].write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    paths["html"].write_text(
+        html_report(results, experiments=experiments, **kwargs), encoding="utf-8"
+    )
+    return paths
