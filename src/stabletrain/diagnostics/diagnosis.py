@@ -12,10 +12,14 @@ reports render it, and it round-trips through JSON (:meth:`Diagnosis.to_dict` /
       "layers": [LayerStats as a dict, in execution order],
       "findings": [Finding as a dict],
       "init_report": InitReport.to_dict() | null,
-      "notes": [str, ...]
+      "notes": [str, ...],
+      "before": Diagnosis as a dict | null    (optional: the diagnosis before a fix)
     }
 
 Floats that were not measured are ``NaN`` (JSON ``NaN``, as Python's ``json`` writes it).
+Histograms are fractions of a layer's output (they sum to 1) over ``histogram_edges``, which
+are in units of that layer's output RMS ``sqrt(E[z²])``, symmetric around 0; values beyond the
+edges count in the end bins.
 
 Example:
     >>> layer = LayerStats(name="0", kind="Linear", depth=0, activation="relu",
@@ -34,6 +38,10 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from rich.console import RenderableType
+
+from stabletrain._render import render_text
+from stabletrain.diagnostics._table import diagnosis_table
 from stabletrain.monitoring.rules import Finding
 
 __all__ = ["SCHEMA_NAME", "SCHEMA_VERSION", "Diagnosis", "LayerStats"]
@@ -73,8 +81,9 @@ class LayerStats:
             chained from the input through the gains of the activations in use).
         predicted_grad_out_std: what theory predicts for ``grad_out_std`` (the backward chain,
             Var(g_in) = n_out·Var(w)·E[f'(z)²]·Var(g_out), from the last layer back).
-        histogram: counts of the layer's output over :attr:`Diagnosis.histogram_edges`
-            (signed), for the heatmap; empty when not taken.
+        histogram: the fraction of the layer's output in each bin of
+            :attr:`Diagnosis.histogram_edges` (signed, in units of the output's RMS), for the
+            heatmap; empty when not taken.
     """
 
     name: str
@@ -135,10 +144,17 @@ class Diagnosis:
         forward_gain: std of the network output / std of the input.
         backward_gain: grad std at the first layer's output / at the last layer's output
             (below 1: gradients shrink on their way back; far below: they vanish).
-        histogram_edges: the bin edges of every layer's ``histogram``.
+        histogram_edges: the bin edges of every layer's ``histogram``, in units of each
+            layer's output RMS ``sqrt(E[z²])`` (the same edges for every layer, so a heatmap
+            shows each layer's shape; ``out_std`` gives its scale).
         findings: problems found (lint and propagation), each with its fix.
         init_report: the ``InitReport.to_dict()`` of a fix, when one was applied.
         notes: what the diagnosis could not measure, and why.
+        before: the diagnosis of the model before a fix was applied (``diagnose(...,
+            fix=True)``), for a side-by-side view; None otherwise.
+
+    Prints as a table (layer, kind, activation, measured and predicted stds and their ratios,
+    zero and saturated fractions) followed by the findings.
     """
 
     model: str
@@ -152,6 +168,7 @@ class Diagnosis:
     findings: list[Finding] = field(default_factory=list)
     init_report: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    before: Diagnosis | None = None
 
     def __getitem__(self, name: str) -> LayerStats:
         for layer in self.layers:
@@ -177,6 +194,7 @@ class Diagnosis:
             "findings": [asdict(f) for f in self.findings],
             "init_report": self.init_report,
             "notes": list(self.notes),
+            "before": None if self.before is None else self.before.to_dict(),
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -193,6 +211,7 @@ class Diagnosis:
                 "version of stabletrain."
             )
         shape = data.get("input_shape")
+        before = data.get("before")
         return cls(
             model=data["model"],
             layers=tuple(LayerStats.from_dict(x) for x in data["layers"]),
@@ -205,4 +224,11 @@ class Diagnosis:
             findings=[Finding(**f) for f in data["findings"]],
             init_report=data["init_report"],
             notes=list(data["notes"]),
+            before=None if before is None else cls.from_dict(before),
         )
+
+    def __rich__(self) -> RenderableType:
+        return diagnosis_table(self)
+
+    def __str__(self) -> str:
+        return render_text(self)

@@ -60,6 +60,7 @@ __all__ = [
     "Observer",
     "Op",
     "ParamUse",
+    "Recording",
     "ResidualBranch",
     "call_model",
     "check_example_input",
