@@ -2,6 +2,7 @@
 
 from stabletrain.diagnostics.diagnosis import SCHEMA_NAME, SCHEMA_VERSION, Diagnosis, LayerStats
 from stabletrain.diagnostics.lint import LINT_RULES, LintThresholds, lint
+from stabletrain.diagnostics.propagation import diagnose
 
 __all__ = [
     "LINT_RULES",
@@ -10,5 +11,6 @@ __all__ = [
     "Diagnosis",
     "LayerStats",
     "LintThresholds",
+    "diagnose",
     "lint",
 ]
