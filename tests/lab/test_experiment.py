@@ -51,6 +51,16 @@ def test_a_nan_verdict_survives_the_round_trip() -> None:
     assert back.error == "ValueError: bad"
 
 
+def test_numpy_and_torch_numbers_in_a_verdict_become_floats() -> None:
+    v = Verdict("holds", np.float32(0.25), torch.tensor(0.5), "r")
+    assert json.loads(json.dumps(v.to_dict())) == {
+        "outcome": "holds",
+        "measured": 0.25,
+        "threshold": 0.5,
+        "rule": "r",
+    }
+
+
 def test_cells_that_are_not_json_scalars_become_numbers_or_text() -> None:
     cells = (np.float32(0.5), np.int64(7), torch.tensor(2.5), torch.tensor([1.0, 2.0]), object)
     row = Table("t", tuple("abcde"), (cells,)).to_dict()["rows"][0]

@@ -165,6 +165,13 @@ def test_error_rows_are_not_cached(tmp_path: Path) -> None:
     assert len(calls) == 2
 
 
+def test_a_cache_that_cannot_be_written_costs_time_not_the_run(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    (row,) = run(["I1"], experiments=registry(fake("I1")), cache_dir=blocked, progress=False)
+    assert row.status == "holds"
+
+
 def test_a_corrupt_or_stale_cache_file_is_rerun_and_rewritten(tmp_path: Path) -> None:
     calls: list[str] = []
     exps = registry(fake("I1", calls=calls))

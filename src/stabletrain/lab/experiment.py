@@ -72,8 +72,8 @@ class Verdict:
         """Plain JSON-ready data (NaN stays a float, written as JSON ``NaN``)."""
         return {
             "outcome": self.outcome,
-            "measured": self.measured,
-            "threshold": self.threshold,
+            "measured": float(self.measured),  # numpy or 0-d torch numbers become floats
+            "threshold": float(self.threshold),
             "rule": self.rule,
         }
 

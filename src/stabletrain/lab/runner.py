@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib.util
 import inspect
@@ -291,5 +292,6 @@ def _cached_or_run(
     else:
         result = done[id(exp)] = _execute(exp, claim_id, ctx)
     if key is not None and path is not None and not result.error:
-        _write_cache(path, key, result)
+        with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
+            _write_cache(path, key, result)
     return result
