@@ -1,4 +1,5 @@
-"""What the subcommands load: a model from ``MODULE:FACTORY``, an input from a file or a shape.
+"""What the subcommands share: a model from ``MODULE:FACTORY``, an input from a file or a shape,
+the report options.
 
 Every failure raises :class:`CLIError` with a one-line message; the root command prints it and
 exits with status 2 (never a traceback for bad input).
@@ -6,6 +7,7 @@ exits with status 2 (never a traceback for bad input).
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.util
 import sys
@@ -14,15 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.console import Console
 from torch import nn
 
 __all__ = [
     "FORMATS",
     "CLIError",
+    "add_report_options",
     "load_factory",
     "load_input",
     "parse_formats",
     "parse_shape",
+    "print_written",
     "random_input",
 ]
 
@@ -138,3 +143,17 @@ def load_input(path: Path) -> Any:
         f"--input-file {path} holds a {type(data).__name__}; save a tensor, a tuple of tensors "
         "or a dict of tensors (keyword inputs)."
     )
+
+
+def add_report_options(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """``--out DIR`` and ``--format html,md,json``, parsed by :func:`parse_formats`."""
+    parser.add_argument("--out", default=default_out, help=f"report folder (default {default_out})")
+    parser.add_argument(
+        "--format", default=",".join(FORMATS), help="report formats, e.g. html,md (default all)"
+    )
+
+
+def print_written(console: Console, paths: dict[str, Path]) -> None:
+    """One line per report written: its format and path."""
+    for fmt, path in paths.items():
+        console.print(f"{fmt} report: {path}")

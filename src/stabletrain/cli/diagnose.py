@@ -15,10 +15,12 @@ from torch import nn
 
 from stabletrain.cli._load import (
     CLIError,
+    add_report_options,
     load_factory,
     load_input,
     parse_formats,
     parse_shape,
+    print_written,
     random_input,
 )
 from stabletrain.models import mlp
@@ -70,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
     diagnosis.model = name
     console.print(diagnosis)
     paths = write_report(diagnosis, Path(args.out), formats=formats)
-    for fmt, path in paths.items():
-        console.print(f"{fmt} report: {path}")
+    print_written(console, paths)
     if args.fail_on is not None:
         level = SEVERITY_ORDER.index(args.fail_on)
         if any(SEVERITY_ORDER.index(f.severity) >= level for f in diagnosis.findings):
@@ -109,12 +110,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--fix", action="store_true", help="apply auto_init, re-diagnose, show before/after"
     )
-    parser.add_argument(
-        "--out", default="stabletrain-report", help="report folder (default stabletrain-report)"
-    )
-    parser.add_argument(
-        "--format", default="html,md,json", help="report formats, e.g. html,md (default all)"
-    )
+    add_report_options(parser, "stabletrain-report")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random batch (default 0)")
     parser.add_argument(
         "--fail-on",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from stabletrain.cli._load import CLIError, parse_formats
+from stabletrain.cli._load import CLIError, add_report_options, parse_formats, print_written
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,8 +21,7 @@ def run(args: argparse.Namespace) -> int:
         paths = render_run(path, Path(args.out), formats=parse_formats(args.format))
     except (ValueError, TypeError, OSError) as err:
         raise CLIError(str(err).splitlines()[0]) from err
-    for fmt, written in paths.items():
-        Console().print(f"{fmt} report: {written}")
+    print_written(Console(), paths)
     return 0
 
 
@@ -37,10 +36,5 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     parser.add_argument("log", metavar="RUN.jsonl", help="the monitor's JSONL log")
-    parser.add_argument(
-        "--out", default="stabletrain-report", help="report folder (default stabletrain-report)"
-    )
-    parser.add_argument(
-        "--format", default="html,md,json", help="report formats, e.g. html,md (default all)"
-    )
+    add_report_options(parser, "stabletrain-report")
     parser.set_defaults(handler=run)
