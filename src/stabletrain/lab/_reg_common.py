@@ -25,8 +25,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from stabletrain.lab._common import DigitsSplit, LossFn, Sampler, TrainLog, accuracy, digits, train
+from stabletrain.lab.experiment import Verdict
 
-__all__ = ["FitScores", "eval_loss", "fit_and_score", "full_batch", "small_digits"]
+__all__ = [
+    "FitScores",
+    "eval_loss",
+    "fit_and_score",
+    "full_batch",
+    "holds_or_caveat",
+    "small_digits",
+]
 
 # 20% of the 1797 digits (359 rows) is the pool the small training sets are drawn from; the
 # other 1438 rows test, so a test accuracy has a standard error of about 0.8 points at 90%.
@@ -52,10 +60,11 @@ def eval_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 @dataclass(frozen=True)
 class FitScores:
-    """Accuracies (evaluation mode) on both splits after training, the test loss, the log."""
+    """Accuracies and cross-entropies (evaluation mode) on both splits after training, the log."""
 
     train_accuracy: float
     test_accuracy: float
+    train_loss: float
     test_loss: float
     log: TrainLog
 
@@ -63,6 +72,11 @@ class FitScores:
     def gap(self) -> float:
         """Train accuracy − test accuracy: the overfitting a regularizer should reduce."""
         return self.train_accuracy - self.test_accuracy
+
+    @property
+    def loss_gap(self) -> float:
+        """Test loss − train loss: overfitting as overconfidence, visible when accuracy is not."""
+        return self.test_loss - self.train_loss
 
 
 def fit_and_score(
@@ -85,6 +99,22 @@ def fit_and_score(
     return FitScores(
         accuracy(model, split.x_train, split.y_train),
         accuracy(model, split.x_test, split.y_test),
+        eval_loss(model, split.x_train, split.y_train),
         eval_loss(model, split.x_test, split.y_test),
         log,
     )
+
+
+def holds_or_caveat(strict: Verdict, partial: Verdict) -> Verdict:
+    """``strict`` if it holds; "holds with caveat" (on ``strict``'s numbers) if only ``partial``
+    holds, e.g. a test-loss gap that shrinks while the accuracy gap does not; else ``strict``.
+
+    Example:
+        >>> from stabletrain.lab import verdicts
+        >>> holds_or_caveat(verdicts.at_least(0.01, 0.02), verdicts.at_least(0.3, 0.2)).outcome
+        'holds with caveat'
+    """
+    if strict.outcome == "holds" or partial.outcome == "does not hold":
+        return strict
+    rule = f"{strict.rule}; caveat: only {partial.rule} ({partial.measured:.3g})"
+    return Verdict("holds with caveat", strict.measured, strict.threshold, rule)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from stabletrain.lab.experiment import Experiment
 from stabletrain.lab.experiments import reg_l2
 from tests.lab.experiments._reg_checks import run
 
@@ -44,5 +45,5 @@ def test_r4_mean_form_shrinks_by_lr_lambda_over_n(seed: int) -> None:
         reg_l2.l2_mean_form_shrink_scales_with_n,
     ],
 )
-def test_full_mode_gives_the_same_verdicts(exp: reg_l2.Experiment) -> None:
+def test_full_mode_gives_the_same_verdicts(exp: Experiment) -> None:
     assert run(exp, seed=0, quick=False).verdict.outcome == "holds"
