@@ -135,6 +135,12 @@ def test_verdict_table_shows_each_row_and_the_error_text() -> None:
     assert "title <script>" in text  # a terminal shows text as it is
 
 
+def test_verdict_table_shows_brackets_as_text_not_as_markup() -> None:
+    r = Result(verdicts.at_most(0.0, 1.0), "kept [a, b] [bold]x[/bold] [/]", "", claim_id="I1")
+    text = render_text(verdict_table([r]), width=200)
+    assert "kept [a, b] [bold]x[/bold] [/]" in text
+
+
 def test_write_reports_writes_the_three_files(tmp_path: Path) -> None:
     out = tmp_path / "a" / "b"
     paths = write_reports(results()[:2], out, quick=True, seed=0, experiments=FAKE)

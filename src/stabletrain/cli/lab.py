@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from stabletrain.cli._load import CLIError
 from stabletrain.lab.claims import CLAIM_IDS, CLAIMS, PUBLISHED_IDS, TUTORIAL_IDS, sort_ids
@@ -43,7 +44,8 @@ def list_table() -> Table:
     for claim_id in sort_ids([*CLAIM_IDS, *registry]):
         exp = registry.get(claim_id)
         title = titles.get(claim_id) or (exp.title if exp else "")
-        table.add_row(claim_id, title, "registered" if exp else "[red]missing[/]")
+        status = Text("registered") if exp else Text("missing", style="red")
+        table.add_row(Text(claim_id), Text(title), status)
     return table
 
 
@@ -93,11 +95,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         paths = write_reports(results, out, quick=not args.full, seed=args.seed, seconds=seconds)
     except ImportError as err:  # the HTML needs the report extra; md and json are written
-        console.print(f"[yellow]{err}[/]")
+        console.print(Text(str(err), style="yellow"))
     except OSError as err:
         raise CLIError(f"cannot write the reports into {str(out)!r} ({err}).") from err
     else:
-        console.print(f"Reports: {', '.join(str(p) for p in paths.values())}")
+        console.print(Text(f"Reports: {', '.join(str(p) for p in paths.values())}"))
     return 1 if any(r.error for r in results) else 0
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from stabletrain import __version__
 from stabletrain.diagnostics.report.markdown import escape_markdown
@@ -362,13 +363,11 @@ def verdict_table(
     table.add_column("key number")
     table.add_column("s", justify="right", no_wrap=True)
     for r in results:
-        style = _STATUS_STYLE[r.status]
-        key = r.key_number if not r.error else r.error
-        table.add_row(
-            r.claim_id,
-            _about(r.claim_id, known).title,
-            f"[{style}]{r.status}[/]",
-            key,
+        table.add_row(  # Text, not markup: "[a, b]" in a key number is shown as it is
+            Text(r.claim_id),
+            Text(_about(r.claim_id, known).title),
+            Text(r.status, style=_STATUS_STYLE[r.status]),
+            Text(r.error or r.key_number),
             f"{r.seconds:.1f}",
         )
     return table
