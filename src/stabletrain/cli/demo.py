@@ -32,6 +32,7 @@ from stabletrain.models import mlp
 from stabletrain.monitoring import Finding, JSONLSink, TrainingMonitor, every
 
 DEPTH, WIDTH, ACTIVATION = 30, 128, "tanh"
+LR = 0.01  # SGD with momentum 0.9: measured, default init 10.6% and auto_init 96.1% at 300 steps
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def train(
     label: str,
 ) -> list[Finding]:
     """SGD with momentum on mini-batches of 128; returns the monitor's findings (if any)."""
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
     g = torch.Generator().manual_seed(seed)
     task = progress.add_task(label, total=steps)
     monitor = (
@@ -148,28 +149,23 @@ def run(args: argparse.Namespace) -> int:
     console.print(fixed)
     paths = write_report(fixed, out / "diagnosis")
 
-    console.rule(f"3. train both for {args.steps} steps (SGD, momentum 0.9, lr 0.05, batch 128)")
+    console.rule(f"3. train both for {args.steps} steps (SGD, momentum 0.9, lr {LR}, batch 128)")
     log = out / "run.jsonl"
     log.unlink(missing_ok=True)
+    runs = [(untouched, None, "default init"), (model, log, "stabletrain (monitored)")]
     with Progress(console=console, transient=False) as progress:
-        train(
-            untouched,
-            data,
-            steps=args.steps,
-            seed=args.seed,
-            monitor_log=None,
-            progress=progress,
-            label="default init",
-        )
-        findings = train(
-            model,
-            data,
-            steps=args.steps,
-            seed=args.seed,
-            monitor_log=log,
-            progress=progress,
-            label="stabletrain (monitored)",
-        )
+        findings = [
+            train(
+                net,
+                data,
+                steps=args.steps,
+                seed=args.seed,
+                monitor_log=path,
+                progress=progress,
+                label=label,
+            )
+            for net, path, label in runs
+        ][-1]
     run_paths = render_run(log, out / "training")
 
     console.rule("4. summary")
