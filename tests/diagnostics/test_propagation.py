@@ -433,3 +433,19 @@ def test_bad_input_raises_a_clear_error(
     args.update(kwargs)
     with pytest.raises(error, match=match):
         diagnose(**args)  # type: ignore[arg-type]
+
+
+def test_fix_zeroes_the_residual_branches_of_a_deep_post_ln_transformer() -> None:
+    from stabletrain.models import transformer
+
+    torch.manual_seed(0)
+    model = transformer(
+        d_model=32, n_heads=4, n_layers=6, norm_position="post", in_features=8, out_features=4
+    )
+    d = diagnose(model, torch.randn(4, 10, 8), fix=True)
+    assert d.before is not None
+    assert "deep_post_ln" in {f.rule for f in d.before.findings}
+    assert d.notes[-1] == "fixed with stabletrain.auto_init(model, example_input, residual='zero')"
+    assert d.init_report is not None
+    assert any("residual='zero'" in note for note in d.init_report["notes"])
+    assert d["blocks.0.mlp.proj"].out_std == 0.0  # each branch starts at zero
