@@ -103,11 +103,31 @@ def test_conv_coverage_counts_the_taps_inside_the_input(
     assert backward == pytest.approx(ref_backward**2)
 
 
+@pytest.mark.parametrize(
+    ("length", "kernel", "stride", "pad"), [(8, 4, 2, 1), (5, 3, 1, 1), (4, 3, 2, 0), (1, 3, 1, 1)]
+)
+def test_transposed_conv_coverage_counts_the_taps_inside_the_output(
+    length: int, kernel: int, stride: int, pad: int
+) -> None:
+    conv = nn.ConvTranspose1d(1, 1, kernel, stride, pad, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        received = conv(torch.ones(1, 1, length))  # taps each output receives
+    out = received.shape[-1]
+    taps = float(received.sum())
+    forward, backward = conv_coverage(conv, (1, 1, length))
+    assert forward == pytest.approx(taps / (out * kernel))
+    assert backward == pytest.approx(taps / (length * kernel))
+
+
 def test_conv_coverage_of_the_documented_cases() -> None:
     conv = nn.Conv2d(4, 4, 3, padding=1)
     assert conv_coverage(conv, (1, 4, 7, 7))[0] == pytest.approx((19 / 21) ** 2)  # 82%
     assert conv_coverage(conv, (1, 4, 1, 1))[0] == pytest.approx(1 / 9)
     strided = nn.Conv2d(4, 4, 1, stride=2)
     assert conv_coverage(strided, (1, 4, 8, 8)) == pytest.approx((1.0, 0.25))
+    assert conv_coverage(nn.ConvTranspose2d(4, 4, 4, 2, 1), (1, 4, 64, 64))[0] == pytest.approx(
+        (127 / 128 / 2) ** 2
+    )
     for other in (nn.Linear(3, 3), nn.Conv2d(4, 4, 3, padding=1, padding_mode="circular")):
         assert conv_coverage(other, (1, 4, 7, 7)) == (1.0, 1.0)

@@ -192,13 +192,15 @@ def add_constants(
 
 
 @functools.cache
-def _taps(length: int, kernel: int, stride: int, pad: int, dilation: int, out: int) -> int:
-    """Kernel taps that land inside the input, over every output position of one dim."""
+def _taps(sources: int, kernel: int, stride: int, pad: int, dilation: int, bound: int) -> int:
+    """Kernel taps from ``sources`` positions that land in ``[0, bound)`` (one spatial dim):
+    a convolution's output positions reading its input, or a transposed convolution's input
+    positions writing its output."""
     return sum(
         1
-        for o in range(out)
+        for i in range(sources)
         for k in range(kernel)
-        if 0 <= o * stride - pad + k * dilation < length
+        if 0 <= i * stride - pad + k * dilation < bound
     )
 
 
@@ -206,37 +208,39 @@ def conv_coverage(module: nn.Module, in_shape: Sequence[int]) -> tuple[float, fl
     """``(forward, backward)`` corrections of a zero-padded convolution's fans.
 
     ``fan_in = in/g·Πk`` counts every kernel tap, but near the border some taps read the zero
-    padding: on average a fraction ``T/(O·k)`` per spatial dim are inside (``T`` taps inside
-    over the ``O`` output positions). Backward, an input element reaches ``T/L`` outputs per
-    dim rather than ``k`` (``L`` input positions): the border and the stride (a stride-2 conv
-    reaches half as many) both reduce it. On a 7x7 map a 3x3 conv sees 82% of its taps; on a
-    1x1 map, 11%. Other layers, transposed and non-zero-padded convolutions: ``(1, 1)``.
+    padding: with ``T`` taps inside over the ``O`` output positions of a dim, an output sums
+    ``T/O`` of its ``k`` taps on average, and an input element reaches ``T/L`` outputs (``L``
+    input positions) rather than ``k``: border and stride (a stride-2 conv reaches half as many)
+    both reduce it. On a 7x7 map a 3x3 conv sees 82% of its taps; on a 1x1 map, 11%. A
+    transposed convolution is the mirror image: each output receives ``T/O`` taps (a stride-2
+    one about ``k/2``), each input writes ``T/L``. Other layers and non-zero padding modes:
+    ``(1, 1)``.
     """
-    if (
-        not isinstance(module, nn.modules.conv._ConvNd)
-        or module.transposed
-        or module.padding_mode != "zeros"
-    ):
+    if not isinstance(module, nn.modules.conv._ConvNd) or module.padding_mode != "zeros":
         return 1.0, 1.0
     dims = len(module.kernel_size)
-    if len(in_shape) < dims:
+    if len(in_shape) < dims or isinstance(module.padding, str) and module.transposed:
         return 1.0, 1.0
     forward = backward = 1.0
     for i, length in enumerate(in_shape[-dims:]):
-        kernel, stride = module.kernel_size[i], module.stride[i]
-        dilation = module.dilation[i]
+        kernel, stride, dilation = module.kernel_size[i], module.stride[i], module.dilation[i]
+        reach = dilation * (kernel - 1)
         if module.padding == "same":
-            pad = dilation * (kernel - 1) // 2
+            pad, out = reach // 2, length
         elif module.padding == "valid":
-            pad = 0
+            pad, out = 0, (length - reach - 1) // stride + 1
+        elif module.transposed:
+            pad = int(module.padding[i])
+            out = (length - 1) * stride - 2 * pad + reach + int(module.output_padding[i]) + 1
         else:
             pad = int(module.padding[i])
-        out = (length + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
-        if module.padding == "same":
-            out = length
+            out = (length + 2 * pad - reach - 1) // stride + 1
         if out <= 0 or length <= 0:
             return 1.0, 1.0
-        taps = _taps(length, kernel, stride, pad, dilation, out)
+        if module.transposed:
+            taps = _taps(length, kernel, stride, pad, dilation, out)
+        else:
+            taps = _taps(out, kernel, stride, pad, dilation, length)
         forward *= taps / (out * kernel)
         backward *= taps / (length * kernel)
     return forward, backward

@@ -22,7 +22,8 @@ view, reshape, slice, cat      unchanged (a part of the tensor)     the part's, 
 ones vector and the normalized output, 2 of the ``n`` values of each group (a BatchNorm on a
 batch of 8 1x1 maps keeps 3/4 of the gradient's variance). Convolutions' fans are corrected
 for the taps that read zero padding, and backward for the stride
-(:func:`~stabletrain.diagnostics._layers.conv_coverage`).
+(:func:`~stabletrain.diagnostics._layers.conv_coverage`), transposed convolutions' for the
+taps each output receives.
 
 ``E[f(z)²]`` and ``E[f'(z)²]`` come from :func:`stabletrain.init.gain` (forward
 ``1/gain²``, backward ``1/gain("...", "backward")²``): in closed form for the positively
