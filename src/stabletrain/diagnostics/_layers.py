@@ -219,7 +219,7 @@ def conv_coverage(module: nn.Module, in_shape: Sequence[int]) -> tuple[float, fl
     if not isinstance(module, nn.modules.conv._ConvNd) or module.padding_mode != "zeros":
         return 1.0, 1.0
     dims = len(module.kernel_size)
-    if len(in_shape) < dims or isinstance(module.padding, str) and module.transposed:
+    if len(in_shape) < dims or (isinstance(module.padding, str) and module.transposed):
         return 1.0, 1.0
     forward = backward = 1.0
     for i, length in enumerate(in_shape[-dims:]):
