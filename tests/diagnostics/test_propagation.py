@@ -449,3 +449,17 @@ def test_fix_zeroes_the_residual_branches_of_a_deep_post_ln_transformer() -> Non
     assert d.init_report is not None
     assert any("residual='zero'" in note for note in d.init_report["notes"])
     assert d["blocks.0.mlp.proj"].out_std == 0.0  # each branch starts at zero
+
+
+def test_gpt2_conv1d_weights_are_read_in_out() -> None:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=32, bos_token_id=0
+    )
+    d = diagnose(transformers.GPT2Model(config), torch.randint(0, 100, (4, 16)), lint=False)
+    fc, proj = d["h.0.mlp.c_fc"], d["h.0.mlp.c_proj"]  # Conv1D weights (64, 256), (256, 64)
+    assert (fc.kind, fc.fan_in, proj.fan_in) == ("Conv1D", 64, 256)
+    assert d["wte"].fan_in == 1  # one row per lookup
+    for x in (fc, proj, d["h.1.attn.c_attn"]):
+        assert x.forward_ratio == pytest.approx(1, abs=0.1), x.name

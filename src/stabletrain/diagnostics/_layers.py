@@ -122,7 +122,7 @@ def layer_spec(name: str, module: nn.Module, graph: Graph) -> LayerSpec:
         )
         return LayerSpec(name, "norm", weight, None, running)
     if isinstance(module, nn.Embedding | nn.EmbeddingBag):
-        return LayerSpec(name, "embedding", weight, None)
+        return LayerSpec(name, "embedding", weight, layer_fans(module, "weight"))
     param = None if weight is None else module.get_parameter(weight)
     if weight is None or param is None or param.dim() < 2 or isinstance(module, _NOT_LINEAR):
         return LayerSpec(name, "other", weight, None)
