@@ -52,7 +52,7 @@ from rich.progress import (
 from stabletrain import __version__
 from stabletrain.lab.claims import CLAIM_IDS, sort_ids
 from stabletrain.lab.experiment import Context, Experiment, Result
-from stabletrain.lab.registry import load_all
+from stabletrain.lab.registry import LOAD_ERRORS, load_all
 
 __all__ = ["cache_key", "default_cache_dir", "resolve_ids", "run", "source_hash"]
 
@@ -269,9 +269,11 @@ def run(
             exp = registry.get(claim_id)
             bar.update(task, description=f"{claim_id} {exp.title if exp else ''}".strip())
             if exp is None:
-                results.append(
-                    Result.failed(claim_id, "no experiment is registered for this claim yet")
+                broken = "; ".join(f"{m}: {e}" for m, e in LOAD_ERRORS.items())
+                reason = "no experiment is registered for this claim yet" + (
+                    f" (experiment modules that failed to import: {broken})" if broken else ""
                 )
+                results.append(Result.failed(claim_id, reason))
             else:
                 results.append(_cached_or_run(exp, claim_id, ctx, cache, done))
             bar.advance(task)

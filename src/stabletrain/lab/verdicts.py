@@ -67,6 +67,8 @@ def close_to(
     """
     m, t = _check("measured", measured), _check("target", target)
     tol = _check("rel_tol", rel_tol)
+    if caveat_rel_tol is not None:
+        _check("caveat_rel_tol", caveat_rel_tol)
     if tol < 0 or (caveat_rel_tol is not None and caveat_rel_tol < tol):
         raise ValueError(
             f"close_to: need 0 <= rel_tol ({rel_tol}) <= caveat_rel_tol ({caveat_rel_tol})."
