@@ -21,7 +21,10 @@ Variants, timed on the same model and batch:
 each, rotating the order every round, and keeps each variant's median; the ratio is a variant's
 median over ``plain``'s. Target: ``diagnose <= 1.5`` (one forward and one backward pass plus the
 measurements and the theory). The machine may be shared: the interleaving makes a drift hit
-every variant alike.
+every variant alike. On a loaded machine every multi-threaded kernel can wait a scheduler
+quantum for its second thread, which bills kernel counts rather than work: ``--threads 1``
+measures the work. The activation moments of the theory (GELU, tanh) are cached per process;
+the warm-up call pays for them (about 90 ms for BERT-base's 13 activations).
 
 Run ``python benchmarks/diagnose_speed.py`` (a few minutes on 2 cores; ``--batch`` sets the
 ResNet batch, BERT uses half of it, at least 1); ``--quick`` for a smoke run (tiny models, one
