@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from stabletrain import models
-from stabletrain.lab._common import accuracy, digits, layer_signals, train
+from stabletrain.lab._common import TrainLog, accuracy, digits, layer_signals, train
 
 
 def test_digits_split_is_seeded_disjoint_and_standardized() -> None:
@@ -83,3 +83,10 @@ def test_layer_signals_backpropagate_a_loss_when_given_a_target() -> None:
     g1, g2 = torch.autograd.grad(torch.nn.functional.cross_entropy(out, y), [z1, out])
     assert got[0].backward_std == pytest.approx(float(g1.std()), rel=1e-5)
     assert got[1].backward_std == pytest.approx(float(g2.std()), rel=1e-5)
+
+
+def test_train_log_curve_averages_whole_windows() -> None:
+    log = TrainLog((4.0, 2.0, 3.0, 1.0, 9.0), diverged=False)
+    assert log.curve(2) == ([2.0, 4.0], [3.0, 2.0])
+    with pytest.raises(ValueError, match="window"):
+        log.curve(0)

@@ -138,6 +138,16 @@ class TrainLog:
         tail = self.losses[-window:]
         return sum(tail) / len(tail)
 
+    def curve(self, window: int) -> tuple[list[float], list[float]]:
+        """The loss averaged over consecutive windows of ``window`` steps: (end steps, means),
+        one point per window, for plotting."""
+        window = check_positive_int("window", window, where="TrainLog.curve")
+        steps, means = [], []
+        for end in range(window, len(self.losses) + 1, window):
+            steps.append(float(end))
+            means.append(sum(self.losses[end - window : end]) / window)
+        return steps, means
+
     def first_below(self, level: float, window: int = 10) -> int | None:
         """First step whose running mean over ``window`` losses is ``<= level``; else None."""
         for end in range(window, len(self.losses) + 1):

@@ -39,15 +39,6 @@ def _run(ctx: Context, scheme: str, width: int, steps: int) -> tuple[TrainLog, f
     return log, accuracy(model, data.x_test, data.y_test), signals[DEPTH - 1].batch_std
 
 
-def _curve(log: TrainLog, window: int) -> tuple[list[float], list[float]]:
-    """Running mean of the loss over ``window`` steps, one point per window."""
-    xs, ys = [], []
-    for end in range(window, len(log.losses) + 1, window):
-        xs.append(float(end))
-        ys.append(sum(log.losses[end - window : end]) / window)
-    return xs, ys
-
-
 @experiment(
     "P-HE2015",
     title="He et al. 2015: a 30-layer plain ReLU net stalls under Xavier, trains under He",
@@ -107,7 +98,7 @@ def he2015(ctx: Context) -> Result:
                 "Training loss (He et al. 2015, Fig. 3)",
                 "step",
                 "training loss (running mean)",
-                {label: _curve(log, window) for label, (log, _, _) in runs.items()},
+                {label: log.curve(window) for label, (log, _, _) in runs.items()},
             ),
         ),
     )

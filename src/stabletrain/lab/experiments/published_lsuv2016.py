@@ -58,14 +58,6 @@ def _run(
     return log, accuracy(model, data.x_test, data.y_test), stds
 
 
-def _curve(log: TrainLog, window: int) -> tuple[list[float], list[float]]:
-    xs, ys = [], []
-    for end in range(window, len(log.losses) + 1, window):
-        xs.append(float(end))
-        ys.append(sum(log.losses[end - window : end]) / window)
-    return xs, ys
-
-
 @experiment(
     "P-LSUV2016",
     title="Mishkin & Matas 2016: LSUV puts every layer at unit std and trains faster early",
@@ -131,7 +123,7 @@ def lsuv2016(ctx: Context) -> Result:
                 "Early training loss (Mishkin & Matas 2016, Figs. 2-4)",
                 "step",
                 "training loss (running mean)",
-                {m: _curve(log, window) for m, (log, _, _) in runs.items()},
+                {m: log.curve(window) for m, (log, _, _) in runs.items()},
             ),
         ),
     )
