@@ -52,7 +52,7 @@ def _check_against_theory(activation: str, scheme: str, seed: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("activation", "scheme"), [("relu", "he"), ("tanh", "xavier"), ("identity", "orthogonal")]
+    ("activation", "scheme"), [("relu", "he"), ("tanh", "xavier"), ("identity", "standard")]
 )
 def test_predictions_match_measurements_quick(activation: str, scheme: str) -> None:
     _check_against_theory(activation, scheme, seed=0)
@@ -66,6 +66,23 @@ def test_predictions_match_measurements_for_every_scheme(
     activation: str, scheme: str, seed: int
 ) -> None:
     _check_against_theory(activation, scheme, seed)
+
+
+def test_the_scheme_each_layer_looks_like_is_named() -> None:
+    torch.manual_seed(0)
+    layers = [nn.Linear(256, 256) for _ in range(8)]
+    model = nn.Sequential(*layers, nn.LayerNorm(256))
+    init.he_uniform_(layers[0].weight)
+    init.xavier_uniform_(layers[1].weight)
+    init.orthogonal_(layers[2].weight)
+    init.constant_(layers[3].weight, 0.01)
+    init.zeros_(layers[4].weight)
+    init.normal_(layers[5].weight, 0.0, 0.05)
+    # layers[6], layers[7]: PyTorch's default, U(±1/sqrt(fan_in))
+    d = diagnose(model, torch.randn(32, 256), lint=False)
+    got = [d[str(i)].scheme for i in range(9)]
+    expected = ["he", "xavier", "orthogonal", "constant", "zeros", None, "standard", "standard"]
+    assert got == [*expected, "ones"]  # and the LayerNorm's gain
 
 
 def test_claim_i7_xavier_with_relu_halves_the_variance_per_layer_and_he_keeps_it() -> None:

@@ -83,8 +83,6 @@ class LayerRecord:
     hist_n: int = 0  # elements that went into the histograms
     grad: list[int] = field(default_factory=list)  # slots of (Σg, Σg²) per call
     grad_n: int = 0
-    output_nodes: list[int] = field(default_factory=list)
-    input_nodes: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -165,8 +163,6 @@ class Capture:
         z, node = outputs[0], call.outputs[0]
         record = self.layers[call.module]
         record.calls += 1
-        record.output_nodes.append(node)
-        record.input_nodes.append(call.inputs[0] if call.inputs else -1)
         flat = z.detach().reshape(-1)
         total, squares = moments(flat)
         slot = self.ledger.add(torch.stack([total, squares]))
@@ -187,9 +183,8 @@ class Capture:
             x_node = call.inputs[0]
             self.numel.setdefault(x_node, inputs[0].numel())
             if x_node not in self.nodes and x_node not in self.activations:
-                self.nodes[x_node] = Measured(
-                    self.ledger.add(*moments(inputs[0])), inputs[0].numel()
-                )
+                slot = self.ledger.add(torch.stack(moments(inputs[0])))
+                self.nodes[x_node] = Measured(slot, inputs[0].numel())
         if z.requires_grad:
             hook = self._grad_hook(record, node)
             self._handles.append(z.register_hook(hook))  # type: ignore[no-untyped-call]

@@ -137,12 +137,14 @@ def layer_spec(name: str, module: nn.Module, graph: Graph) -> LayerSpec:
 
 
 def _var_mean(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Population variance and mean from one sum and one dot (``torch.var_mean``'s Welford pass
-    is many times slower on the CPU); float64 accumulation of float32 partial sums."""
+    """Population variance and mean in two passes: the mean, then the norm of the deviations
+    (``E[w²] − mean²`` from one pass cancels to noise for a constant init, and
+    ``torch.var_mean``'s Welford pass is many times slower on the CPU)."""
     flat = t.reshape(-1)
     n = max(flat.numel(), 1)
     mean = flat.sum().double() / n
-    return (flat.dot(flat).double() / n - mean.square()).clamp_min(0.0), mean
+    deviation = torch.linalg.vector_norm(flat - mean.to(flat.dtype)).double()
+    return deviation.square() / n, mean
 
 
 def _spread(norms: torch.Tensor) -> torch.Tensor:

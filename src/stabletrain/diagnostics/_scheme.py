@@ -21,6 +21,7 @@ from stabletrain.diagnostics._layers import LayerConstants, LayerSpec
 TOLERANCE = 0.15
 """Relative tolerance on the variance (a finite matrix's sample variance scatters)."""
 _EQUAL_NORMS = 1e-3
+_CONSTANT = 1e-8
 
 
 def _near(value: float, target: float) -> bool:
@@ -31,7 +32,7 @@ def scheme_of(spec: LayerSpec, c: LayerConstants) -> str | None:
     """The name of the scheme ``c`` looks like, or None."""
     if not math.isfinite(c.w_var):
         return None
-    if c.w_var == 0:
+    if c.w_var <= _CONSTANT * c.w_mean**2:  # equal entries, up to float32 rounding
         if spec.kind == "norm" and c.w_mean == 1:
             return "ones"
         return "zeros" if c.w_mean == 0 else "constant"

@@ -240,7 +240,8 @@ class _Propagation:
         spec, c = self.inp.specs[call.module], self.inp.constants[call.module]
         x = call.inputs[0] if call.inputs else None
         q_in = None if x is None else self.q.get(x)
-        if q_in is None and x is not None and spec.kind != "embedding":
+        needs_input = spec.kind == "linear" or (spec.kind == "norm" and c.norm_scale != 0)
+        if q_in is None and x is not None and needs_input:
             q_in = self.inp.measured_sq.get(x)
             if call.module not in self.result.restarted and x not in self.rec.input_nodes:
                 self.result.restarted.append(call.module)

@@ -40,6 +40,7 @@ from stabletrain.diagnostics.diagnosis import Diagnosis, LayerStats
 from stabletrain.graph import Graph, check_example_input, preserved_state, trace_with_grad
 from stabletrain.graph._recorder import _tensors
 from stabletrain.init import auto_init
+from stabletrain.monitoring.metrics import moments
 from stabletrain.monitoring.rules import SEVERITIES, Finding
 
 __all__ = ["diagnose"]
@@ -113,9 +114,9 @@ class _Run:
             first_in = next(
                 (t for t in _tensors(self.example_input) if t.is_floating_point()), None
             )
-            self.in_slot = None if first_in is None else ledger.add(*_moments_of(first_in))
+            self.in_slot = None if first_in is None else ledger.add(torch.stack(moments(first_in)))
             self.in_n = 0 if first_in is None else first_in.numel()
-            self.out_slot = None if main is None else ledger.add(*_moments_of(main))
+            self.out_slot = None if main is None else ledger.add(torch.stack(moments(main)))
             self.out_n = 0 if main is None else main.numel()
             self.specs: dict[str, LayerSpec] = {}
             self.slots: dict[str, int] = {}
@@ -281,11 +282,6 @@ def _projection(numel: int, groups: int) -> float:
     the all-ones vector and the normalized output, 2 of ``n`` dimensions."""
     n = numel / groups if groups else 0
     return (n - 2) / n if n > 2 else 1.0
-
-
-def _moments_of(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    flat = t.detach().reshape(-1).double()
-    return flat.sum(), flat.dot(flat)
 
 
 def _div(a: float, b: float) -> float:
