@@ -158,12 +158,13 @@ def gradient_factors(ctx: Context) -> Result:
         model = models.mlp(x.shape[1], 10, depth, WIDTH, activation=case.activation)
         init_linears_(model, case.scheme, ctx.generator(1))
         profile = _profile(model, x, case.label, ctx)
-        predicted = _geometric_mean(mean_field_factors(model, x, case.activation))
+        factors = mean_field_factors(model, x, case.activation)
+        predicted = _geometric_mean(factors)
         checks.append(_direction(profile.ratio, case.expect))
         mechanism.append(verdicts.close_to(profile.factor, predicted, rel_tol=MEAN_FIELD_TOL))
         profiles[case.label] = profile.signals
         rows.append(
-            (case.label, case.expect, profile.ratio, profile.factor, predicted, predicted**depth)
+            (case.label, case.expect, profile.ratio, profile.factor, predicted, math.prod(factors))
         )
     direction = verdicts.weakest(checks)
     worst_fit = max(mechanism, key=lambda v: v.measured)
@@ -213,7 +214,7 @@ def gradient_factors(ctx: Context) -> Result:
                     f"grad std layer 1 / layer {depth}",
                     "measured factor per layer",
                     "mean-field factor",
-                    f"mean-field factor^{depth}",
+                    f"mean-field ratio layer 1 / layer {depth}",
                 ),
                 tuple(rows),
             ),
