@@ -11,7 +11,8 @@ training-health monitor, for PyTorch.
 1.5335
 """
 
-from stabletrain import graph, init, models, monitoring, regularization, stability
+from stabletrain import diagnostics, graph, init, models, monitoring, regularization, stability
+from stabletrain.diagnostics import diagnose, lint
 from stabletrain.graph import trace
 from stabletrain.init import (
     Fans,
@@ -77,6 +78,8 @@ __all__ = [
     "clip_grad_value_",
     "decouple_weight_decay",
     "default_rules",
+    "diagnose",
+    "diagnostics",
     "drop_path_rates",
     "elastic_net_penalty",
     "every",
@@ -89,6 +92,7 @@ __all__ = [
     "l1_penalty",
     "l2_penalty",
     "layer_fans",
+    "lint",
     "looks_linear_",
     "lsuv_",
     "max_norm_constraint",

@@ -3,6 +3,16 @@
 from stabletrain.diagnostics.diagnosis import SCHEMA_NAME, SCHEMA_VERSION, Diagnosis, LayerStats
 from stabletrain.diagnostics.lint import LINT_RULES, LintThresholds, lint
 from stabletrain.diagnostics.propagation import diagnose
+from stabletrain.diagnostics.report import (
+    RunLog,
+    diagnosis_html,
+    diagnosis_markdown,
+    load_run,
+    render_run,
+    run_html,
+    run_markdown,
+    write_report,
+)
 
 __all__ = [
     "LINT_RULES",
@@ -11,6 +21,14 @@ __all__ = [
     "Diagnosis",
     "LayerStats",
     "LintThresholds",
+    "RunLog",
     "diagnose",
+    "diagnosis_html",
+    "diagnosis_markdown",
     "lint",
+    "load_run",
+    "render_run",
+    "run_html",
+    "run_markdown",
+    "write_report",
 ]
