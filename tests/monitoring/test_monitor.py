@@ -503,6 +503,25 @@ def test_findings_can_be_filtered_by_severity() -> None:
         mon.findings("fatal")  # type: ignore[arg-type]
 
 
+def test_a_repeated_finding_carries_the_fix_of_its_latest_message() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=10.0)
+    x = torch.randn(16, 4)
+    with TrainingMonitor(model, opt, schedule=every(1), summary=False) as mon:
+        for lr in (10.0, 1e-12):  # too high, then too low: one finding per layer, two fixes
+            opt.param_groups[0]["lr"] = lr
+            loss = model(x).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+    (ratio,) = [f for f in mon.findings() if f.rule == "update_ratio" and f.layer == "0"]
+    assert ratio.count == 2
+    assert "barely learns" in ratio.message
+    assert ratio.fix.startswith("raise the learning rate")
+
+
 # --------------------------------------------------------------------------- errors
 
 

@@ -637,6 +637,8 @@ class TrainingMonitor:
                         value=finding.value,
                         threshold=finding.threshold,
                         message=finding.message,
+                        fix=finding.fix,  # the fix of the latest message (too high vs too low)
+                        severity=finding.severity,
                         last_step=step,
                         count=old.count + 1,
                     )
