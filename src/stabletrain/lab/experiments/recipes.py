@@ -38,7 +38,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from stabletrain import models
+from stabletrain import init, models
 from stabletrain.lab._common import Sampler, accuracy, train
 from stabletrain.lab._init_common import SCHEMES
 from stabletrain.lab._reg_common import small_digits
@@ -97,11 +97,11 @@ def init_weights_(model: nn.Module, scheme: InitName, generator: torch.Generator
         if isinstance(module, nn.Linear | nn.Conv2d):
             draw(module.weight, generator)
             if module.bias is not None:
-                nn.init.zeros_(module.bias)
+                init.zeros_(module.bias)
         elif isinstance(module, nn.MultiheadAttention) and module.in_proj_weight is not None:
             draw(module.in_proj_weight, generator)
             if module.in_proj_bias is not None:
-                nn.init.zeros_(module.in_proj_bias)
+                init.zeros_(module.in_proj_bias)
     return model
 
 
