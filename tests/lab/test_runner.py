@@ -77,11 +77,27 @@ def test_unknown_ids_raise_listing_the_valid_ones() -> None:
         ({"seed": -1}, ValueError, "seed must be an int >= 0, got -1"),
         ({"seed": 1.5}, TypeError, "seed must be an int >= 0, got float 1.5"),
         ({"quick": "yes"}, TypeError, "quick must be True or False"),
+        ({"threads": 0}, ValueError, "threads must be >= 1 or None, got 0"),
+        ({"threads": 1.5}, TypeError, "threads must be a positive int or None"),
     ],
 )
 def test_bad_arguments_raise(kwargs: dict[str, object], error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         run(experiments={}, progress=False, **kwargs)
+
+
+def test_experiments_run_with_the_threads_asked_and_the_setting_is_restored() -> None:
+    seen: list[int] = []
+
+    def fn(ctx: Context) -> Result:
+        seen.append(torch.get_num_threads())
+        return Result(verdicts.at_most(0.0, 1.0), "0", "threads")
+
+    exp = experiment("X1", title="threads", claim="threads", register=False)(fn)
+    before = torch.get_num_threads()
+    run(["X1"], experiments=registry(exp), progress=False, threads=1)
+    assert seen == [1]
+    assert torch.get_num_threads() == before
 
 
 def test_an_experiment_that_raises_is_an_error_row_and_the_run_goes_on() -> None:

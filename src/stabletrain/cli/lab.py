@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.seed < 0:
         raise CLIError(f"--seed must be an int >= 0, got {args.seed}.")
+    if args.threads < 1:
+        raise CLIError(f"--threads must be >= 1, got {args.threads}.")
     try:
         ids = resolve_ids([i.upper() for i in args.ids] or None)
     except ValueError as err:
@@ -88,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         quick=not args.full,
         seed=args.seed,
         cache_dir=None if args.no_cache else default_cache_dir(),
+        threads=args.threads,
     )
     seconds = time.perf_counter() - start
     console.print(verdict_table(results))
@@ -130,6 +133,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--seed", type=int, default=0, help="seed of every experiment (default 0)")
     parser.add_argument(
         "--list", action="store_true", help="list every claim ID and whether it has an experiment"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads while the experiments run (default 1: the models are small)",
     )
     parser.add_argument(
         "--no-cache",
