@@ -21,7 +21,7 @@ per-layer gradient and weight norms and non-finite counts only (the tutorials' a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -197,6 +197,13 @@ def _run(ctx: Context, trial: _Trial, preset: Preset, seed: int) -> _Outcome:
     )
 
 
+def _span(values: Iterable[float]) -> str:
+    """``"100%"``, or ``"80%-100%"`` when the values differ."""
+    listed = list(values)
+    low, high = min(listed), max(listed)
+    return f"{low:.0%}" if low == high else f"{low:.0%}-{high:.0%}"
+
+
 def _rate(outcomes: list[_Outcome]) -> float:
     return sum(o.flagged for o in outcomes) / len(outcomes)
 
@@ -258,7 +265,7 @@ def monitor_flags(ctx: Context) -> Result:
     return Result(
         verdict=verdict,
         key_number=(
-            f"flagged {min(rates.values()):.0%}-{max(rates.values()):.0%} of injected problems "
+            f"flagged {_span(rates.values())} of injected problems "
             f"(on step {min(o.first_step or 1 for o in full if o.trial.expect)}-"
             f"{max(o.first_step or 0 for o in full if o.trial.expect)}), {alarms:.0%} of "
             "healthy runs"
@@ -273,8 +280,14 @@ def monitor_flags(ctx: Context) -> Result:
                 for p in problems
             )
             + f"; healthy runs flagged: {alarms:.0%} (bounds: >= {DETECTED:.0%} detected, <= "
-            f"{FALSE_ALARMS:.0%} false alarms). Every detection came at most {lag:g} logged "
-            f"step(s) after the first step its rule can fire (bound {EARLY_STEPS}): the init "
+            f"{FALSE_ALARMS:.0%} false alarms). "
+            + (
+                "Every problem was flagged on the first logged step its rule can fire"
+                if lag == 0
+                else f"Detections came up to {lag:g} logged step(s) after the first step "
+                "their rule can fire"
+            )
+            + f" (bound: {EARLY_STEPS} steps late): the init "
             "problems on step 1, the NaN on the step it entered, dead units once the "
             f"monitor's window of {DEAD_WINDOW} logged batches was full (with the default "
             f"schedule, every 10 steps, that is step {10 * DEAD_WINDOW}). With per-layer "
