@@ -118,7 +118,7 @@ def _run(ctx: Context, arm: str, blocks: int, steps: int, seed: int) -> _Run:
 
 @experiment(
     "P-FIXUP2019",
-    title="Fixup trains a 100-block residual MLP without normalization where He init diverges",
+    title="Fixup trains a very deep residual MLP without normalization where He init diverges",
     claim=(
         "A very deep residual network without normalization trains with Fixup / "
         "zero-initialized residual branches at a learning rate where the standard init "
