@@ -360,8 +360,9 @@ def layer_norm_stabilizes_training(ctx: Context) -> Result:
             f"{reach['layer']} steps with LayerNorm and "
             f"{'never' if default[None].first_below(R12_LEVEL) is None else reach[None]} "
             f"without (in {steps} steps): a speed-up of {speedup:.1f}× (threshold "
-            f"{R12_SPEEDUP:g}×): LayerNorm repairs a badly scaled signal. Verdict: "
-            f"{verdict.outcome}."
+            f"{R12_SPEEDUP:g}×)"
+            + (": LayerNorm repairs a badly scaled signal" if speedup >= R12_SPEEDUP else "")
+            + f". Verdict: {verdict.outcome}."
         ),
         tables=(
             Table(
