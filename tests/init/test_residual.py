@@ -80,3 +80,28 @@ def test_bad_mode_and_missing_input() -> None:
         init_residual_(nn.Linear(2, 2), torch.randn(1, 2), "half")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="pass example_input"):
         init_residual_(nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("mode", ["zero", "fixup"])
+def test_a_branch_ending_in_relu_is_scaled_not_zeroed_so_it_still_learns(mode: str) -> None:
+    torch.manual_seed(0)
+    model = mlp(16, 2, depth=8, width=16, residual=True)  # each branch: Linear -> ReLU
+    x = torch.randn(32, 16)
+    factors = init_residual_(model, x, mode)  # type: ignore[arg-type]
+    assert list(factors.values()) == pytest.approx([1 / 8**0.5] * 8)
+    model(x).pow(2).mean().backward()
+    grad = model.get_submodule("hidden5.block.linear").weight.grad
+    assert grad is not None
+    assert grad.abs().sum() > 0  # a zeroed layer's gradient would be exactly 0
+
+
+def test_a_branch_ending_in_tanh_is_zeroed_and_its_gradient_is_alive() -> None:
+    torch.manual_seed(0)
+    model = mlp(16, 2, depth=4, width=16, activation="tanh", residual=True)
+    x = torch.randn(32, 16)
+    factors = init_residual_(model, x, "zero")
+    assert set(factors.values()) == {0.0}
+    model(x).pow(2).mean().backward()
+    grad = model.get_submodule("hidden2.block.linear").weight.grad
+    assert grad is not None
+    assert grad.abs().sum() > 0  # tanh'(0) = 1 lets it through

@@ -104,6 +104,7 @@ class ResidualBranch:
     weights: tuple[str, ...]  # the layers that are not normalizations
     shortcut: tuple[str, ...]  # a projection on the other side of the addition, if any
     last_norm: str | None  # a normalization after the last weight layer, if any
+    tail_activation: str | None = None  # an activation between those layers and the addition
 
     @property
     def last_layer(self) -> str | None:
@@ -271,8 +272,10 @@ def _residuals(index: _Index, calls: list[Call], model: nn.Module) -> list[Resid
         side_a, side_b = anc_a & below, anc_b & below
         layers_a = [by_output[n] for n in sorted(side_a) if n in by_output]
         layers_b = [by_output[n] for n in sorted(side_b) if n in by_output]
-        branch, shortcut = (
-            (layers_b, layers_a) if len(layers_b) >= len(layers_a) else (layers_a, layers_b)
+        branch, shortcut, side = (
+            (layers_b, layers_a, side_b)
+            if len(layers_b) >= len(layers_a)
+            else (layers_a, layers_b, side_a)
         )
         lookups = (nn.Embedding, nn.EmbeddingBag)  # summed embeddings are not a residual
         if not branch or any(isinstance(modules[c.module], lookups) for c in branch + shortcut):
@@ -283,7 +286,22 @@ def _residuals(index: _Index, calls: list[Call], model: nn.Module) -> list[Resid
         tail = names[names.index(last) + 1 :] if last else names
         last_norm = next((n for n in reversed(tail) if isinstance(modules[n], NORM_TYPES)), None)
         shortcut_names = tuple(dict.fromkeys(c.module for c in shortcut))
-        branches.append(ResidualBranch(op.index, names, tuple(weights), shortcut_names, last_norm))
+        tail_name = last_norm or last
+        tail_out = max((c.outputs[0] for c in branch if c.module == tail_name), default=None)
+        tail_act = next(
+            (
+                index.producer[n].name
+                for n in sorted(side)
+                if tail_out is not None
+                and n > tail_out
+                and n in index.producer
+                and op_kind(index.producer[n].name) == "activation"
+            ),
+            None,
+        )
+        branches.append(
+            ResidualBranch(op.index, names, tuple(weights), shortcut_names, last_norm, tail_act)
+        )
     return branches
 
 

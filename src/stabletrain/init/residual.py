@@ -13,6 +13,14 @@ whose inputs are a block's input, or its projection, and the block's output), no
 - ``"fixup"``: Fixup (Zhang et al. 2019, "Fixup Initialization"): scale every weight layer of a
   branch of ``m`` layers but the last by ``L^(-1/(2m-2))`` and zero the last one; a network
   without normalization then trains at the learning rates of a normalized one.
+
+Zeroing is right only when the branch ends in its last layer (or norm), or in an activation
+with ``f(0) = 0`` and ``f'(0) != 0`` (tanh, GELU, SiLU): then the block starts as the identity
+and the zeroed layer still gets a gradient. A branch ending in ReLU (``Linear -> ReLU``, as in
+``models.mlp(residual=True)``) would output ``relu(0) = 0`` with gradient ``relu'(0) = 0``
+through it: the branch would never train. ``"zero"`` and ``"fixup"`` scale such a last layer by
+``1/sqrt(L)`` instead (as ``"scaled"``), which bounds the growth of the sum's variance to
+about ``e`` over ``L`` blocks (Var multiplies by ``1 + 1/L`` per block at most).
 """
 
 from __future__ import annotations
@@ -39,6 +47,30 @@ def _scale_layer_(model: nn.Module, name: str, factor: float) -> None:
                 p.mul_(factor)
 
 
+def zero_keeps_gradient(activation: str | None) -> bool:
+    """Whether a branch ending in ``activation`` (a torch op name; None: no activation) starts
+    as the identity with a live gradient when its last layer is zero: ``f(0) = 0``,
+    ``f'(0) != 0``.
+
+    Example:
+        >>> zero_keeps_gradient("tanh"), zero_keeps_gradient("relu"), zero_keeps_gradient(None)
+        (True, False, True)
+    """
+    if activation is None:
+        return True
+    fn = getattr(torch.nn.functional, activation, None) or getattr(torch, activation, None)
+    if not callable(fn):
+        return False
+    z = torch.zeros((), requires_grad=True)
+    try:
+        with torch.enable_grad():
+            out = fn(z)
+            (slope,) = torch.autograd.grad(out, z)
+    except (RuntimeError, TypeError):  # in-place or not differentiable at 0: not safe
+        return False
+    return float(out.detach()) == 0.0 and float(slope) != 0.0
+
+
 def init_residual_(
     model: nn.Module,
     example_input: Any = None,
@@ -53,6 +85,9 @@ def init_residual_(
         example_input: an input to trace the model with (unless ``branches`` is given).
         mode: ``"zero"``, ``"scaled"`` or ``"fixup"`` (see the module docstring).
         branches: residual branches from :func:`stabletrain.graph.trace`, to skip tracing.
+
+    A branch whose last layer feeds an activation that would freeze it at zero (ReLU) gets
+    ``1/sqrt(L)`` instead of 0 in ``"zero"`` and ``"fixup"`` modes (see the module docstring).
 
     Example:
         >>> class Block(nn.Module):
@@ -78,8 +113,12 @@ def init_residual_(
     for branch in branches:
         if branch.last_layer is None:
             continue
+        zero = 0.0 if zero_keeps_gradient(branch.tail_activation) else None
         if mode == "zero":
-            factors[branch.last_norm or branch.last_layer] = 0.0
+            if zero is None:
+                factors[branch.last_layer] = 1.0 / math.sqrt(n_branches)
+            else:
+                factors[branch.last_norm or branch.last_layer] = zero
         elif mode == "scaled":
             factors[branch.last_layer] = 1.0 / math.sqrt(n_branches)
         else:
@@ -88,7 +127,7 @@ def init_residual_(
                 scale = n_branches ** (-1.0 / (2 * m - 2))
                 for name in branch.weights[:-1]:
                     factors.setdefault(name, scale)
-            factors[branch.last_layer] = 0.0
+            factors[branch.last_layer] = 1.0 / math.sqrt(n_branches) if zero is None else zero
     # attention ends its branch with its output projection: scale that, not q/k/v
     factors = {
         f"{n}.out_proj" if isinstance(model.get_submodule(n), nn.MultiheadAttention) else n: f

@@ -24,7 +24,12 @@ from stabletrain.init.policy._rules import (
     check_rules,
     default_rules,
 )
-from stabletrain.init.residual import RESIDUAL_MODES, ResidualMode, init_residual_
+from stabletrain.init.residual import (
+    RESIDUAL_MODES,
+    ResidualMode,
+    init_residual_,
+    zero_keeps_gradient,
+)
 from stabletrain.init.schemes import (
     Distribution,
     constant_,
@@ -279,6 +284,13 @@ def auto_init(
             f"residual={residual!r}: rescaled {len(factors)} layer(s) of "
             f"{len(graph.residuals)} residual branch(es)"
         )
+        frozen = [b for b in graph.residuals if not zero_keeps_gradient(b.tail_activation)]
+        if residual != "scaled" and frozen:
+            report.notes.append(
+                f"{len(frozen)} branch(es) end in {frozen[0].tail_activation} (e.g. "
+                f"{frozen[0].last_layer}): a zero last layer would never get a gradient there, "
+                f"so it was scaled by 1/sqrt({len(graph.residuals)}) instead of zeroed"
+            )
     for record in report.params:
         record.std_after = _std(params[record.name])
     if report.fallbacks:
