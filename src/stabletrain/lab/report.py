@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections import Counter
@@ -34,6 +33,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from stabletrain import __version__
+from stabletrain.diagnostics.report.html import load_template
 from stabletrain.diagnostics.report.markdown import escape_markdown
 from stabletrain.lab.claims import GROUPS, SEEDS, get_claim
 from stabletrain.lab.experiment import REGISTRY, Experiment, Figure, Result, Table
@@ -270,26 +270,6 @@ def _section_view(r: Result, about: _About) -> _SectionView:
     )
 
 
-@functools.cache
-def _template() -> Any:
-    try:
-        import jinja2
-    except ImportError as err:  # pragma: no cover - jinja2 is in the report extra
-        raise ImportError(
-            "the lab's HTML report needs jinja2, which is not installed: pip install "
-            f"'stabletrain[report]' (or pip install jinja2). ({err})"
-        ) from err
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("stabletrain.diagnostics.report", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    return env.get_template(TEMPLATE)
-
-
 def html_report(
     results: Sequence[Result],
     *,
@@ -317,7 +297,7 @@ def html_report(
             groups.append((s.about.group, []))
         groups[-1][1].append(s)
     return str(
-        _template().render(
+        load_template(TEMPLATE).render(
             summary=_summary(results, quick, seed, seconds),
             counts=_counts(results),
             sections=sections,

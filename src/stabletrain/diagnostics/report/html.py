@@ -22,14 +22,18 @@ from stabletrain.diagnostics.report.plots import Plot, diagnosis_plots, run_plot
 from stabletrain.diagnostics.report.run import RunLog, as_run
 from stabletrain.monitoring.sinks.base import Row
 
-__all__ = ["TEMPLATE", "diagnosis_html", "run_html"]
+__all__ = ["TEMPLATE", "diagnosis_html", "load_template", "run_html"]
 
 TEMPLATE = "report.html.j2"
 """The template's file name, in this package's ``templates`` folder."""
 
 
 @functools.cache
-def _template() -> Any:
+def load_template(name: str = TEMPLATE) -> Any:
+    """The Jinja2 template ``name`` of this package's ``templates`` folder, autoescaped.
+
+    Raises ImportError naming the extra to install when jinja2 is missing.
+    """
     try:
         import jinja2
     except ImportError as err:  # pragma: no cover - jinja2 is in the report extra
@@ -45,12 +49,12 @@ def _template() -> Any:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    return env.get_template(TEMPLATE)
+    return env.get_template(name)
 
 
 def page_html(page: Page, plots: Sequence[Plot]) -> str:
     """A page and its figures as HTML."""
-    return str(_template().render(page=page, plots=list(plots)))
+    return str(load_template().render(page=page, plots=list(plots)))
 
 
 def diagnosis_html(d: Diagnosis) -> str:
