@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Pinned here (a CPU build is on this machine's disk); pyproject.toml accepts torch>=2.2.
 TORCH  := torch==2.13.0
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test test-slow lint bench install clean
 
 install: $(STAMP)
 
@@ -20,8 +20,12 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/stabletrain demo
 
+# CI runs the quick variants; `make test-slow` runs the full-size experiments marked slow.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

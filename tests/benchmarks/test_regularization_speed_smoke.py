@@ -4,29 +4,14 @@ asserted), with the JSON rows it writes."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks._run import run_benchmark
 
 
 def test_quick_run_prints_the_table_and_writes_every_row(tmp_path: Path) -> None:
     out = tmp_path / "rows.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "regularization_speed.py"),
-            "--quick",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_benchmark("regularization_speed.py", "--quick", "--json", str(out))
     assert "spread (min-max)" in done.stdout
     rows = json.loads(out.read_text())["rows"]
     assert {(r["comparison"], r["workload"]) for r in rows} == {

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks._run import run_benchmark
 
 
 @pytest.mark.parametrize(
@@ -23,12 +19,5 @@ ROOT = Path(__file__).resolve().parents[2]
     ],
 )
 def test_benchmark_quick_run_prints_its_tables(script: str, args: list[str], expect: str) -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_benchmark(script, *args)
     assert expect in done.stdout
