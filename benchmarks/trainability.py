@@ -11,7 +11,11 @@ seed (no download):
    momentum 0.9, batch 64, 600 steps.
 3. ``resmlp-200``: 200 residual blocks ``x + relu(Wx + b)`` (width 64, no normalization;
    ``mlp(..., residual=True)``) on digits, plain SGD lr 0.1, 600 steps: the Fixup regime
-   (Zhang et al. 2019 train unnormalized ResNets at lr 0.1).
+   (Zhang et al. 2019 train unnormalized ResNets at lr 0.1). Note: these branches end in a
+   ReLU, not in a weight layer as Fixup's do; a zero last layer would freeze them (relu'(0) =
+   0), so ``init_residual_`` scales it by 1/sqrt(L) instead, and at lr 0.1 every method
+   diverges here (measured: auto_init at step 3). The lab's P-FIXUP2019 uses Fixup's own block
+   ``x + W2 relu(W1 x)``, which auto_init trains at lr 0.1.
 4. ``lstm-adding-200``: LSTM, hidden 64, on the adding problem (Hochreiter & Schmidhuber 1997)
    with T = 200: channel 0 holds U(0, 1) values, channel 1 marks one position in each half of
    the sequence; the target is the sum of the two marked values; MSE loss; Adam lr 1e-2,
