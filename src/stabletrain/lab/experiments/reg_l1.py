@@ -70,7 +70,8 @@ def _fit(
 ) -> _Fit:
     model = copy.deepcopy(base)
     linear1 = model.get_submodule("linear1")
-    assert isinstance(linear1, nn.Linear)  # mlp() names its first layer linear1
+    if not isinstance(linear1, nn.Linear):  # mlp() names its first layer linear1
+        raise TypeError(f"R3 expects linear1 to be a Linear, got {type(linear1).__name__}.")
     first = linear1.weight
     rest = [p for p in model.parameters() if p is not first]
     # proximal L1 on the first layer's weights only: "l1" per parameter group
