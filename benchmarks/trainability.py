@@ -123,6 +123,7 @@ from torch.nn import functional as F
 import stabletrain as st
 from _timing import alternating_medians, count_forward
 from stabletrain import models
+from stabletrain.models.tasks import adding_problem
 
 Tensor = torch.Tensor
 TaskKind = Literal["classify", "sequence", "regress"]
@@ -191,30 +192,12 @@ def digits_task(seed: int) -> Task:
     return Task("classify", sample, x[test], y[test], "accuracy", 0.90)
 
 
-def adding_batch(gen: torch.Generator, rows: int, length: int) -> tuple[Tensor, Tensor]:
-    """The adding problem: x ``(rows, length, 2)``, y ``(rows, 1)`` = sum of the marked values.
-
-    One marker in each half of the sequence, the variant of Le et al. 2015 and Arjovsky et al.
-    2016, so the first marked value must be remembered for at least ``length / 2`` steps.
-    """
-    values = torch.rand(rows, length, generator=gen)
-    first = torch.randint(0, length // 2, (rows,), generator=gen)
-    second = torch.randint(length // 2, length, (rows,), generator=gen)
-    markers = torch.zeros(rows, length)
-    arange = torch.arange(rows)
-    markers[arange, first] = 1.0
-    markers[arange, second] = 1.0
-    x = torch.stack([values, markers], dim=-1)  # (B, T, 2)
-    y = (values * markers).sum(1, keepdim=True)  # (B, 1)
-    return x, y
-
-
 def adding_task(seed: int, length: int) -> Task:
     """The adding problem with sequences of ``length``; target MSE < 0.05."""
-    eval_x, eval_y = adding_batch(torch.Generator().manual_seed(seed + 10), EVAL_ROWS, length)
+    eval_x, eval_y = adding_problem(torch.Generator().manual_seed(seed + 10), EVAL_ROWS, length)
     return Task(
         "regress",
-        lambda gen, rows: adding_batch(gen, rows, length),
+        lambda gen, rows: adding_problem(gen, rows, length),
         eval_x,
         eval_y,
         "mse",

@@ -21,6 +21,7 @@ from stabletrain.models.cnn import cnn
 from stabletrain.models.mlp import NORMS, NormName, mlp
 from stabletrain.models.residual import Residual
 from stabletrain.models.rnn import RNN_KINDS, RecurrentModel, RNNKind, rnn
+from stabletrain.models.tasks import adding_problem
 from stabletrain.models.transformer import (
     NORM_POSITIONS,
     NormPosition,
@@ -44,6 +45,7 @@ __all__ = [
     "Residual",
     "Transformer",
     "TransformerBlock",
+    "adding_problem",
     "causal_mask",
     "cnn",
     "make_activation",

@@ -25,6 +25,7 @@ from stabletrain.lab import verdicts
 from stabletrain.lab._common import train
 from stabletrain.lab._stab_common import mean_se
 from stabletrain.lab.experiment import Context, Figure, Result, Table, Verdict, experiment
+from stabletrain.models.tasks import adding_problem
 from stabletrain.stability import clip_grad_norm_, grad_norm
 
 TRIVIAL_MSE = 1.0 / 6.0  # always predicting 1, the mean of the sum of two U(0, 1) values
@@ -37,32 +38,6 @@ WIDE_LR = 0.3  # where the ends of the claim's max_norm range are tried as well
 # were too large for the task.
 WRECKED = 2 * TRIVIAL_MSE
 LEARNED = 0.02  # an eval-MSE difference worth calling better (12% of the trivial MSE)
-
-
-def adding_problem(
-    generator: torch.Generator, rows: int, length: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """x ``(rows, length, 2)``: values and markers; y ``(rows, 1)``: the sum of the marked values.
-
-    One marker in each half of the sequence (Le et al. 2015, Arjovsky et al. 2016).
-
-    Example:
-        >>> x, y = adding_problem(torch.Generator().manual_seed(0), 4, 10)
-        >>> x.shape, y.shape, x[..., 1].sum(1).tolist()
-        (torch.Size([4, 10, 2]), torch.Size([4, 1]), [2.0, 2.0, 2.0, 2.0])
-        >>> torch.allclose(y[:, 0], (x[..., 0] * x[..., 1]).sum(1))
-        True
-    """
-    values = torch.rand(rows, length, generator=generator)
-    first = torch.randint(0, length // 2, (rows,), generator=generator)
-    second = torch.randint(length // 2, length, (rows,), generator=generator)
-    markers = torch.zeros(rows, length)
-    arange = torch.arange(rows)
-    markers[arange, first] = 1.0
-    markers[arange, second] = 1.0
-    x = torch.stack([values, markers], dim=-1)  # (B, T, 2)
-    y = (values * markers).sum(1, keepdim=True)  # (B, 1)
-    return x, y
 
 
 @dataclass(frozen=True)
