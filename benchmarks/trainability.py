@@ -9,13 +9,10 @@ seed (no download):
    lr 0.003, momentum 0.9, batch 64, 600 steps.
 2. ``relu-mlp-100``: depth-100 ReLU MLP, width 128, no normalization, on digits; SGD lr 0.001,
    momentum 0.9, batch 64, 600 steps.
-3. ``resmlp-200``: 200 residual blocks ``x + relu(Wx + b)`` (width 64, no normalization;
-   ``mlp(..., residual=True)``) on digits, plain SGD lr 0.1, 600 steps: the Fixup regime
-   (Zhang et al. 2019 train unnormalized ResNets at lr 0.1). Note: these branches end in a
-   ReLU, not in a weight layer as Fixup's do; a zero last layer would freeze them (relu'(0) =
-   0), so ``init_residual_`` scales it by 1/sqrt(L) instead, and at lr 0.1 every method
-   diverges here (measured: auto_init at step 3). The lab's P-FIXUP2019 uses Fixup's own block
-   ``x + W2 relu(W1 x)``, which auto_init trains at lr 0.1.
+3. ``resmlp-200``: 200 residual blocks ``x + W2 relu(W1 x + b1) + b2`` after a ``Linear ->
+   ReLU`` stem (width 64, no normalization; ``models.resmlp``), on digits, plain SGD lr 0.1,
+   600 steps: the Fixup regime (Zhang et al. 2019 train unnormalized ResNets at lr 0.1, with
+   this block: each branch ends in a weight layer).
 4. ``lstm-adding-200``: LSTM, hidden 64, on the adding problem (Hochreiter & Schmidhuber 1997)
    with T = 200: channel 0 holds U(0, 1) values, channel 1 marks one position in each half of
    the sequence; the target is the sum of the two marked values; MSE loss; Adam lr 1e-2,
@@ -311,7 +308,7 @@ def configs(sizes: Sizes, seed: int) -> list[Config]:
         ),
         Config(
             name=f"resmlp-{s.res_blocks}",
-            build=lambda: models.mlp(64, 10, s.res_blocks, 64, activation="relu", residual=True),
+            build=lambda: models.resmlp(64, 10, s.res_blocks, 64),
             task=digits,
             family="relu",
             residual="fixup",

@@ -1,4 +1,4 @@
-"""Helpers of the stability experiments: residual MLP, scaled He init, seed statistics, decades."""
+"""Helpers of the stability experiments: scaled He init, seed statistics, decades."""
 
 from __future__ import annotations
 
@@ -9,37 +9,8 @@ import pytest
 import torch
 from scipy import stats
 
-from stabletrain import init, models
-from stabletrain.lab._stab_common import decades, fan_in_normal, mean_se, residual_mlp, scaled_he
-
-
-def test_residual_mlp_has_two_layer_branches_that_end_in_a_linear() -> None:
-    torch.manual_seed(0)
-    net = residual_mlp(64, 10, blocks=4, width=32)
-    blocks = [m for m in net if isinstance(m, models.Residual)]
-    assert len(blocks) == 4
-    assert [type(m).__name__ for m in blocks[0].block] == ["Linear", "ReLU", "Linear"]
-    assert sum(isinstance(m, torch.nn.Linear) for m in net.modules()) == 2 * 4 + 2
-
-
-def test_residual_mlp_with_zeroed_branch_ends_is_the_stem_then_the_head() -> None:
-    torch.manual_seed(0)
-    net = residual_mlp(16, 3, blocks=3, width=8)
-    for block in net:
-        if isinstance(block, models.Residual):
-            init.zeros_(block.block.fc2.weight)
-            init.zeros_(block.block.fc2.bias)
-    x = torch.randn(5, 16)
-    expected = net.head(torch.relu(net.stem(x)))
-    assert torch.allclose(net(x), expected)
-    # the branches still learn: fc1 gets no gradient yet, fc2 does
-    net(x).sum().backward()
-    assert float(net.block1.block.fc2.weight.grad.abs().sum()) > 0
-
-
-def test_residual_mlp_rejects_zero_blocks() -> None:
-    with pytest.raises(ValueError, match="blocks"):
-        residual_mlp(4, 2, blocks=0, width=8)
+from stabletrain import init
+from stabletrain.lab._stab_common import decades, fan_in_normal, mean_se, scaled_he
 
 
 @pytest.mark.parametrize(("scale", "sigma_w2"), [(0.5, 0.5), (1.0, 2.0), (2.0, 8.0)])

@@ -80,10 +80,16 @@ class Recording:
     output_nodes: tuple[int, ...] = ()
 
 
+# Argument types that hold no tensor: skipped without asking pytree (most ops' extra arguments).
+_LEAF_TYPES = frozenset({bool, int, float, complex, str, torch.dtype, torch.device, torch.Size})
+
+
 def _tensors(tree: Any) -> list[torch.Tensor]:
     """The tensors in a nest of tuples, lists and dicts (any other container via pytree)."""
     if isinstance(tree, torch.Tensor):
         return [tree]
+    if tree is None or type(tree) in _LEAF_TYPES:
+        return []
     if type(tree) in (tuple, list):
         return [t for item in tree for t in _tensors(item)]
     if type(tree) is dict:

@@ -1,18 +1,13 @@
 """Helpers of the numerical-stability experiments (S1–S6), the recipes (C1–C5) and P-FIXUP2019.
 
 On top of :mod:`stabletrain.lab._common` (data, train loop, per-layer signals) and
-:mod:`stabletrain.lab._init_common` (named schemes): a residual MLP whose branches end in a
-Linear layer (what Fixup and zero-init residual branches need), a He init scaled by a factor
-(the "oversized" and "undersized" inits), the mean and standard error over seeds, and the
-spread of a profile in decades.
+:mod:`stabletrain.lab._init_common` (named schemes): a He init scaled by a factor (the
+"oversized" and "undersized" inits), the mean and standard error over seeds, and the spread of
+a profile in decades. The residual MLP these experiments train is
+:func:`stabletrain.models.resmlp`.
 
 Example:
     >>> import torch
-    >>> net = residual_mlp(64, 10, blocks=3, width=32)
-    >>> [name for name, _ in net.named_children()]
-    ['stem', 'act', 'block1', 'block2', 'block3', 'head']
-    >>> net(torch.randn(5, 64)).shape
-    torch.Size([5, 10])
     >>> w = scaled_he(2.0)(torch.empty(256, 256), torch.Generator().manual_seed(0))
     >>> round(float(w.var() * 256), 1)   # 2 · 2² = 8: twice He's std
     8.0
@@ -26,56 +21,15 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
-from stabletrain import init, models
-from stabletrain._checks import check_positive_int, check_real
+from stabletrain import init
+from stabletrain._checks import check_real
 from stabletrain.lab._init_common import Scheme
 
-__all__ = ["decades", "fan_in_normal", "mean_se", "residual_mlp", "scaled_he"]
-
-
-def residual_mlp(in_features: int, out_features: int, blocks: int, width: int) -> nn.Sequential:
-    """``stem -> ReLU -> blocks × (x + fc2(relu(fc1(x)))) -> head``, without normalization.
-
-    The two-layer branch of He et al. 2016 on vectors, as in Fixup (Zhang et al. 2019): each
-    branch ends in a Linear layer, so zeroing that layer makes the block the identity while the
-    branch still receives gradients (a branch ending in a ReLU, ``x + relu(Wx)``, gets none once
-    ``W`` and its bias are 0, since ``relu'(0) = 0``). Weight layers: ``2·blocks + 2``. Every
-    layer keeps PyTorch's default init.
-
-    Raises:
-        ValueError: for a non-positive size or number of blocks.
-    """
-    where = "residual_mlp"
-    for name, value in (
-        ("in_features", in_features),
-        ("out_features", out_features),
-        ("blocks", blocks),
-        ("width", width),
-    ):
-        check_positive_int(name, value, where=where)
-    children: list[tuple[str, nn.Module]] = [
-        ("stem", nn.Linear(in_features, width)),
-        ("act", nn.ReLU()),
-    ]
-    for i in range(1, blocks + 1):
-        branch = nn.Sequential(
-            OrderedDict(
-                [
-                    ("fc1", nn.Linear(width, width)),
-                    ("act", nn.ReLU()),
-                    ("fc2", nn.Linear(width, width)),
-                ]
-            )
-        )
-        children.append((f"block{i}", models.Residual(branch)))
-    children.append(("head", nn.Linear(width, out_features)))
-    return nn.Sequential(OrderedDict(children))
+__all__ = ["decades", "fan_in_normal", "mean_se", "scaled_he"]
 
 
 def fan_in_normal(sigma_w2: float) -> Scheme:

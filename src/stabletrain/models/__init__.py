@@ -1,4 +1,5 @@
-"""Readable builders for the architectures the tutorials discuss: MLP, CNN, RNN, Transformer.
+"""Readable builders for the architectures the tutorials discuss: MLP, residual MLP, CNN, RNN,
+Transformer.
 
 Every builder returns a plain ``nn.Module`` with named children and PyTorch's default
 initialization, so that the tests, the benchmarks and ``stabletrain lab`` can apply and compare
@@ -20,6 +21,7 @@ from stabletrain.models.activation import (
 from stabletrain.models.cnn import cnn
 from stabletrain.models.mlp import NORMS, NormName, mlp
 from stabletrain.models.residual import Residual
+from stabletrain.models.resmlp import resmlp
 from stabletrain.models.rnn import RNN_KINDS, RecurrentModel, RNNKind, rnn
 from stabletrain.models.tasks import adding_problem
 from stabletrain.models.transformer import (
@@ -50,6 +52,7 @@ __all__ = [
     "cnn",
     "make_activation",
     "mlp",
+    "resmlp",
     "rnn",
     "transformer",
 ]

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Literal
 
 from torch import nn
 
 from stabletrain._checks import check_choice, check_positive_int
+from stabletrain.models._layers import NORMS, NormName, make_norm1d
 from stabletrain.models._validate import check_dropout
 from stabletrain.models.activation import ActivationSpec, make_activation
 from stabletrain.models.residual import Residual
 
 __all__ = ["NORMS", "NormName", "mlp"]
-
-NormName = Literal["batch", "layer"]
-NORMS: tuple[NormName | None, ...] = (None, "batch", "layer")
 
 
 def _hidden_layers(
@@ -28,10 +25,9 @@ def _hidden_layers(
 ) -> list[tuple[str, nn.Module]]:
     """Linear -> norm (if any) -> activation -> dropout (if > 0), as (name, module) pairs."""
     layers: list[tuple[str, nn.Module]] = [("linear", nn.Linear(in_features, width, bias=bias))]
-    if norm == "batch":
-        layers.append(("norm", nn.BatchNorm1d(width)))
-    elif norm == "layer":
-        layers.append(("norm", nn.LayerNorm(width)))
+    norm_layer = make_norm1d(norm, width)
+    if norm_layer is not None:
+        layers.append(("norm", norm_layer))
     layers.append(("act", make_activation(activation, where="mlp")))
     if dropout > 0:
         layers.append(("dropout", nn.Dropout(dropout)))
@@ -59,7 +55,9 @@ def mlp(
       linear2, ..., head``, so ``model[0]`` is the first Linear and ``model[-1]`` the head.
     - ``residual=True``: ``hidden1, ..., hidden{depth}, head``. Each ``width -> width`` block is
       a :class:`Residual`, ``x + block(x)`` (He et al. 2016); the first block has no skip when
-      ``in_features != width`` (the shapes differ) and is a plain ``nn.Sequential``.
+      ``in_features != width`` (the shapes differ) and is a plain ``nn.Sequential``. These
+      branches end in the activation; for branches that end in a weight layer (the basic block,
+      the one Fixup and zero-init residual are defined for) use :func:`~stabletrain.models.resmlp`.
 
     Layers keep PyTorch's default initialization; use :mod:`stabletrain.init` to change it.
 

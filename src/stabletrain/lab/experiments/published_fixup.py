@@ -2,7 +2,7 @@
 rate where the standard init diverges (Zhang, Dauphin & Ma 2019, "Fixup Initialization:
 Residual Learning Without Normalization").
 
-The network is :func:`stabletrain.lab._stab_common.residual_mlp`: a stem, ``L`` residual blocks
+The network is :func:`stabletrain.models.resmlp`: a stem, ``L`` residual blocks
 ``x + fc2(relu(fc1(x)))`` of width 64 and a head, no normalization, on digits. Every arm trains
 with the same plain SGD (lr 0.1, the paper's learning rate; batch 64) for the same steps:
 
@@ -29,11 +29,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from stabletrain import init
+from stabletrain import init, models
 from stabletrain.lab import verdicts
 from stabletrain.lab._common import accuracy, digits, train
 from stabletrain.lab._init_common import init_linears_
-from stabletrain.lab._stab_common import mean_se, residual_mlp
+from stabletrain.lab._stab_common import mean_se
 from stabletrain.lab.experiment import Context, Figure, Result, Table, Verdict, experiment
 
 WIDTH, LR, BATCH = 64, 0.1, 64
@@ -107,7 +107,7 @@ def _growth(model: nn.Sequential, x: torch.Tensor) -> float:
 def _run(ctx: Context, arm: str, blocks: int, steps: int, seed: int) -> _Run:
     data = digits(ctx.seed + seed)
     ctx.seed_all(10 * seed + 1)
-    model = residual_mlp(64, 10, blocks, WIDTH)
+    model = models.resmlp(64, 10, blocks, WIDTH)
     ARMS[arm](model, data.x_train[:BATCH], ctx.generator(10 * seed + 2))
     growth = _growth(model, data.x_train[:256])
     opt = torch.optim.SGD(model.parameters(), lr=LR)

@@ -2,7 +2,7 @@
 one does not.
 
 Plain: ``stabletrain.models.mlp(64, 10, depth, 64)``, He init (the tutorials' init for ReLU).
-Residual: :func:`stabletrain.lab._stab_common.residual_mlp` with ``depth // 2`` two-layer
+Residual: :func:`stabletrain.models.resmlp` with ``depth // 2`` two-layer
 branches (``depth + 1`` hidden layers), He init, then Fixup's branch scaling
 (:func:`stabletrain.init.init_residual_`, ``mode="fixup"``): without it the sum of ``depth / 2``
 He-initialized branches grows 3x in variance per block. Both train on digits with the same SGD
@@ -24,7 +24,7 @@ from stabletrain import init, models
 from stabletrain.lab import verdicts
 from stabletrain.lab._common import accuracy, digits, layer_signals, train
 from stabletrain.lab._init_common import init_linears_
-from stabletrain.lab._stab_common import mean_se, residual_mlp
+from stabletrain.lab._stab_common import mean_se
 from stabletrain.lab.experiment import Context, Figure, Result, Table, Verdict, experiment
 
 WIDTH = 64
@@ -55,7 +55,7 @@ class _Score:
 
 def _build(arm: Arm, depth: int, x: torch.Tensor, generator: torch.Generator) -> nn.Module:
     if arm == "residual":
-        model: nn.Module = residual_mlp(64, 10, depth // 2, WIDTH)
+        model: nn.Module = models.resmlp(64, 10, depth // 2, WIDTH)
         init_linears_(model, "he_normal", generator)
         init.init_residual_(model, x, "fixup")
         return model
