@@ -125,3 +125,14 @@ def test_unknown_parameter_name_lists_the_parameters() -> None:
 def test_groups_and_blocks_must_divide_the_channels(kwargs: dict[str, int], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         compute_fans(torch.empty(8, 4, 3), **kwargs)
+
+
+def test_gpt2_conv1d_weight_is_stored_in_out_and_its_fans_say_so() -> None:
+    pytorch_utils = pytest.importorskip("transformers.pytorch_utils")
+    layer = pytorch_utils.Conv1D(nf=12, nx=5)  # 5 inputs -> 12 outputs, weight (5, 12)
+    assert tuple(layer.weight.shape) == (5, 12)
+    # each output sums over the 5 inputs; each input feeds the 12 outputs
+    jac = torch.autograd.functional.jacobian(layer, torch.randn(5))
+    assert (jac != 0).sum(dim=1).tolist() == [5] * 12
+    assert (jac != 0).sum(dim=0).tolist() == [12] * 5
+    assert layer_fans(layer) == Fans(fan_in=5, fan_out=12)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -54,3 +56,18 @@ def test_gpt2_residual_projections_are_found_and_scaled() -> None:
         for proj in ("attn.c_proj", "mlp.c_proj"):
             assert "residual scaled" in report[f"transformer.h.{layer}.{proj}.weight"].rule
     assert any("6 residual branch(es)" in note for note in report.notes)
+
+
+def test_gpt2_mlp_is_followed_by_its_new_gelu_and_gets_he_with_conv1d_fan_in() -> None:
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64, bos_token_id=0
+    )
+    model = transformers.GPT2LMHeadModel(config)
+    report = st.auto_init(model, torch.randint(0, 100, (4, 16)), calibrate_layers=False)
+    fc = report["transformer.h.0.mlp.c_fc.weight"]  # Conv1D weight (in 64, out 256)
+    assert fc.following == "gelu_tanh"  # NewGELUActivation, a chain of pow/mul/add/tanh
+    assert fc.scheme == "he_normal"
+    expected = gain("gelu_tanh") / math.sqrt(64)  # fan_in is the 64 inputs, not the 256 outputs
+    # std of 64·256 draws: relative standard error 1/sqrt(2·16384) ≈ 0.6%; 3% tolerance
+    assert fc.std_after == pytest.approx(expected, rel=0.03)

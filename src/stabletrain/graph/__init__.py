@@ -4,7 +4,9 @@
 parameters (Linear, ConvNd, Embedding, RNNs, attention, norms, custom modules), what consumes its
 output: an activation (module or functional: ``F.relu(self.fc(x))``, ``x * torch.sigmoid(x)``),
 a normalization (and the activation after it), a residual addition, another layer, attention,
-or the model's output; how many times it was called and in which order; and every residual
+or the model's output (an activation module built from several ops, such as transformers'
+``NewGELUActivation``, counts as one activation; :func:`register_activation` adds your own);
+how many times it was called and in which order; and every residual
 branch (an addition of a block's input, or its projection, and the block's output).
 
 It observes at run time (a ``TorchFunctionMode`` and module hooks), so it works where
@@ -39,6 +41,7 @@ from stabletrain.graph._analysis import (
     analyse,
     first_activation,
 )
+from stabletrain.graph._modules import register_activation
 from stabletrain.graph._recorder import (
     Call,
     Observer,
@@ -66,6 +69,7 @@ __all__ = [
     "check_example_input",
     "first_activation",
     "preserved_state",
+    "register_activation",
     "trace",
     "trace_with_grad",
 ]

@@ -19,6 +19,7 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
+from stabletrain.graph._modules import module_activation
 from stabletrain.graph._ops import ACTIVATION_OPS, activation_params, op_name
 
 
@@ -112,6 +113,29 @@ class _Recorder(TorchFunctionMode):
         self.next_node = 0
         self.rec = Recording()
         self.stack: list[str] = [""]
+        self.opaque = 0  # > 0 inside an activation module recorded as one op
+
+    def add_op(
+        self,
+        name: str,
+        inputs: Sequence[torch.Tensor],
+        params: Sequence[str],
+        outputs: Sequence[torch.Tensor],
+        module: str,
+        act_params: tuple[tuple[str, float], ...] = (),
+    ) -> Op:
+        """Record one op on (non-parameter) ``inputs``; ``outputs`` become new nodes."""
+        op = Op(
+            index=len(self.rec.ops),
+            name=name,
+            inputs=tuple(self.node(t) for t in inputs),
+            params=tuple(params),
+            outputs=tuple(self.node(t, new=True) for t in outputs),
+            module=module,
+            act_params=act_params,
+        )
+        self.rec.ops.append(op)
+        return op
 
     def node(self, t: torch.Tensor, *, new: bool = False) -> int:
         if new or id(t) not in self.nodes:
@@ -128,15 +152,17 @@ class _Recorder(TorchFunctionMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
+        if self.opaque:
+            return func(*args, **kwargs)
         name = _OP_NAMES.get(func)
         if name is None:
             name = _OP_NAMES.setdefault(func, op_name(func))
-        inputs, params, tensors = [], [], []
+        params, tensors = [], []
         for t in _tensors((args, kwargs)):
             if id(t) in self.named_state:
                 params.append(self.named_state[id(t)])
             else:
-                inputs.append(self.node(t))
+                self.node(t)
                 tensors.append(t)
         out = func(*args, **kwargs)
         outs = _tensors(out)
@@ -145,16 +171,7 @@ class _Recorder(TorchFunctionMode):
         act = activation_params(name, args, kwargs) if name in ACTIVATION_OPS else {}
         if name == "gelu" and kwargs.get("approximate", "none") == "tanh":
             name = "gelu_tanh"
-        op = Op(
-            index=len(self.rec.ops),
-            name=name,
-            inputs=tuple(inputs),
-            params=tuple(params),
-            outputs=tuple(self.node(t, new=True) for t in outs),
-            module=self.stack[-1],
-            act_params=tuple(sorted(act.items())),
-        )
-        self.rec.ops.append(op)
+        op = self.add_op(name, tensors, params, outs, self.stack[-1], tuple(sorted(act.items())))
         if self.observer is not None:  # the mode is off inside __torch_function__
             self.observer.on_op(op, tensors, outs)
         return out
@@ -172,6 +189,7 @@ def _hooks(model: nn.Module, recorder: _Recorder) -> Iterator[None]:
     holders = {
         id(m) for m in model.modules() if next(m.parameters(recurse=False), None) is not None
     }
+    activations = {id(m): a for m in model.modules() if (a := module_activation(m)) is not None}
     open_calls: dict[int, list[int]] = {}
 
     def pre(module: nn.Module, args: tuple[Any, ...]) -> None:
@@ -180,6 +198,11 @@ def _hooks(model: nn.Module, recorder: _Recorder) -> Iterator[None]:
         if name is None:
             return
         recorder.stack.append(name)
+        if key in activations:
+            if not recorder.opaque:  # the input's node, before the module can change it in place
+                for t in _tensors(args):
+                    recorder.node(t)
+            recorder.opaque += 1
         if key in holders:
             open_calls.setdefault(key, []).append(len(recorder.rec.ops))
 
@@ -190,6 +213,10 @@ def _hooks(model: nn.Module, recorder: _Recorder) -> Iterator[None]:
             return
         while len(recorder.stack) > 1 and recorder.stack.pop() != name:
             pass  # a submodule raised and the model caught it: its post-hook never ran
+        if key in activations:
+            recorder.opaque -= 1
+            if not recorder.opaque:
+                _activation_op(recorder, activations[key], name, args, kwargs, output)
         pending = open_calls.get(key)
         if pending:
             first = pending.pop()
@@ -208,6 +235,21 @@ def _hooks(model: nn.Module, recorder: _Recorder) -> Iterator[None]:
         stack.callback(register_module_forward_pre_hook(pre).remove)
         stack.callback(register_module_forward_hook(post, with_kwargs=True).remove)
         yield
+
+
+def _activation_op(
+    recorder: _Recorder, activation: str, module: str, args: Any, kwargs: Any, output: Any
+) -> None:
+    """Record an activation module's whole call as one op named ``activation``."""
+    state = recorder.named_state
+    ins = [t for t in _tensors((args, kwargs)) if id(t) not in state]
+    outs = _tensors(output)
+    if not outs:
+        return
+    op = recorder.add_op(activation, ins, (), outs, module)
+    if recorder.observer is not None:
+        with torch._C.DisableTorchFunction():
+            recorder.observer.on_op(op, ins, outs)
 
 
 def check_example_input(example_input: Any, *, where: str) -> None:

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_positive_int
+from stabletrain._units import is_hf_conv1d
 
 __all__ = ["Fans", "compute_fans", "layer_fans", "recurrent_gates"]
 
@@ -117,8 +118,9 @@ def layer_fans(module: nn.Module, name: str = "weight") -> Fans:
 
     Knows Linear, ConvNd, ConvTransposeNd (groups and the reversed layout), Embedding and
     EmbeddingBag, RNN/LSTM/GRU and their cells (per gate), MultiheadAttention's packed
-    ``in_proj_weight`` (per q/k/v block) and Bilinear; any other module's weight falls back to
-    :func:`compute_fans`' generic rule.
+    ``in_proj_weight`` (per q/k/v block), Bilinear and transformers' GPT-2 ``Conv1D`` (whose
+    weight is stored ``(in, out)``, the transpose of Linear's); any other module's weight falls
+    back to :func:`compute_fans`' generic rule.
 
     Raises:
         ValueError: if ``module`` has no parameter ``name`` or it has fewer than 2 dims.
@@ -148,4 +150,6 @@ def layer_fans(module: nn.Module, name: str = "weight") -> Fans:
         return compute_fans(weight, blocks=recurrent_gates(module))
     if isinstance(module, nn.MultiheadAttention) and name == "in_proj_weight":
         return compute_fans(weight, blocks=3)
+    if is_hf_conv1d(module) and weight.dim() == 2:  # y = x @ W + b with W (in, out)
+        return Fans(weight.shape[0], weight.shape[1])
     return compute_fans(weight)
