@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stabletrain.graph import Call, Op, preserved_state, trace, trace_with_grad
+from stabletrain.graph import preserved_state, trace, trace_with_grad
+
+from ._observers import Recorder
 
 
 class Gated(nn.Module):
@@ -20,26 +20,6 @@ class Gated(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.a(x)
         return self.b(h * torch.sigmoid(h))  # SiLU written out
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.ops: list[tuple[str, list[float]]] = []
-        self.calls: list[tuple[str, float]] = []
-
-    def on_op(
-        self, op: Op, inputs: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor]
-    ) -> None:
-        self.ops.append((op.name, [float(t.detach().sum()) for t in outputs]))
-
-    def on_call(
-        self,
-        call: Call,
-        module: nn.Module,
-        inputs: Sequence[torch.Tensor],
-        outputs: Sequence[torch.Tensor],
-    ) -> None:
-        self.calls.append((call.module, float(outputs[0].detach().sum())))
 
 
 def test_the_graph_is_traces_and_the_output_carries_gradients() -> None:

@@ -53,36 +53,18 @@ from torch import nn
 
 from stabletrain.diagnostics._layers import LayerConstants, LayerSpec, conv_coverage
 from stabletrain.graph import Call, Op, Recording
-from stabletrain.graph._ops import ACTIVATION_OPS, DROPOUT_OPS
+from stabletrain.graph._ops import (
+    ACTIVATION_OPS,
+    CONCAT_OPS,
+    DROPOUT_OPS,
+    SELECTION_OPS,
+    VALUE_PRESERVING_OPS,
+)
 from stabletrain.init import gain
 
-_SAME = frozenset(
-    {
-        "view",
-        "reshape",
-        "flatten",
-        "unflatten",
-        "permute",
-        "transpose",
-        "t",
-        "contiguous",
-        "squeeze",
-        "unsqueeze",
-        "clone",
-        "to",
-        "float",
-        "half",
-        "double",
-        "bfloat16",
-        "type",
-        "type_as",
-        "movedim",
-    }
-)
-_PART = frozenset(
-    {"getitem", "narrow", "chunk", "split", "unbind", "select", "expand", "expand_as"}
-)
-_CONCAT = frozenset({"cat", "stack"})
+_SAME = VALUE_PRESERVING_OPS
+_PART = SELECTION_OPS | {"select"}
+_CONCAT = CONCAT_OPS
 _ADD = frozenset({"add", "sub"})
 _HOMOGENEOUS = frozenset({"linear", "relu", "leaky_relu"})
 _RRELU_SLOPE = (1 / 8 + 1 / 3) / 2  # the mean slope RReLU uses in evaluation

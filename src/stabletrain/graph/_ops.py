@@ -38,7 +38,8 @@ ACTIVATION_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
 NORM_OPS = frozenset(
     {"batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "local_response_norm"}
 )
-TRANSPARENT_OPS = frozenset(
+# ops that move or convert values without changing them
+VALUE_PRESERVING_OPS = frozenset(
     {
         "view",
         "reshape",
@@ -50,8 +51,6 @@ TRANSPARENT_OPS = frozenset(
         "contiguous",
         "squeeze",
         "unsqueeze",
-        "expand",
-        "expand_as",
         "clone",
         "to",
         "float",
@@ -60,36 +59,42 @@ TRANSPARENT_OPS = frozenset(
         "bfloat16",
         "type",
         "type_as",
-        "getitem",
-        "narrow",
-        "chunk",
-        "split",
-        "unbind",
         "movedim",
-        "cat",
-        "stack",
-        "pad",
-        "dropout",
-        "dropout1d",
-        "dropout2d",
-        "dropout3d",
-        "alpha_dropout",
-        "feature_alpha_dropout",
-        "max_pool1d",
-        "max_pool2d",
-        "max_pool3d",
-        "avg_pool1d",
-        "avg_pool2d",
-        "avg_pool3d",
-        "adaptive_avg_pool1d",
-        "adaptive_avg_pool2d",
-        "adaptive_avg_pool3d",
-        "adaptive_max_pool1d",
-        "adaptive_max_pool2d",
-        "adaptive_max_pool3d",
-        "max_pool2d_with_indices",
-        "mean",
     }
+)
+# ops that select or repeat part of a tensor's values
+SELECTION_OPS = frozenset({"getitem", "narrow", "chunk", "split", "unbind", "expand", "expand_as"})
+CONCAT_OPS = frozenset({"cat", "stack"})
+# ops that pass a layer's output on to what follows, for the question "what follows this layer?"
+TRANSPARENT_OPS = (
+    VALUE_PRESERVING_OPS
+    | SELECTION_OPS
+    | CONCAT_OPS
+    | frozenset(
+        {
+            "pad",
+            "dropout",
+            "dropout1d",
+            "dropout2d",
+            "dropout3d",
+            "alpha_dropout",
+            "feature_alpha_dropout",
+            "max_pool1d",
+            "max_pool2d",
+            "max_pool3d",
+            "avg_pool1d",
+            "avg_pool2d",
+            "avg_pool3d",
+            "adaptive_avg_pool1d",
+            "adaptive_avg_pool2d",
+            "adaptive_avg_pool3d",
+            "adaptive_max_pool1d",
+            "adaptive_max_pool2d",
+            "adaptive_max_pool3d",
+            "max_pool2d_with_indices",
+            "mean",
+        }
+    )
 )
 DROPOUT_OPS = frozenset(o for o in TRANSPARENT_OPS if "dropout" in o)
 ADD_OPS = frozenset({"add", "radd", "iadd", "sub", "rsub", "isub"})
