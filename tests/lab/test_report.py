@@ -79,6 +79,8 @@ def test_html_escapes_every_text_and_has_no_markup_from_the_data(page: str) -> N
 def test_html_is_self_contained_with_the_figures_as_pngs_that_decode(page: str) -> None:
     assert page.startswith("<!DOCTYPE html>")
     assert "default-src 'none'" in page
+    assert "td.num, th.num { text-align: right" in page  # the shared page style, inlined
+    assert ".s-does-not-hold {" in page
     assert not re.search(r'(src|href)="(?!data:image/png|#claim-)', page)
     pngs = _pngs(page)
     assert len(pngs) == 3

@@ -97,6 +97,9 @@ def test_the_page_is_self_contained(pages: dict[str, str], kind: str) -> None:
     assert "url(" not in page
     assert "@import" not in page
     assert CSP_SCRIPTS in page  # and the browser is told to load nothing else
+    # the shared page style is inlined, then the page's own rules
+    assert "td.num, th.num { text-align: right" in page
+    assert ".sev-error {" in page
 
 
 def test_a_fix_is_shown_before_and_after_side_by_side(pages: dict[str, str]) -> None:
