@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from stabletrain.graph._recorder import _tensors
+from stabletrain.graph import tensors_in
 
 LossFn = Callable[..., torch.Tensor]
 
@@ -46,7 +46,7 @@ def compute_loss(
         ValueError: no default applies (no floating-point output, a target of another shape),
             or ``loss_fn`` raised (chained).
     """
-    floats = [t for t in _tensors(output) if t.is_floating_point() and t.numel() > 0]
+    floats = [t for t in tensors_in(output) if t.is_floating_point() and t.numel() > 0]
     main = floats[0] if floats else None
     if loss_fn is not None:
         name = getattr(loss_fn, "__name__", type(loss_fn).__name__)

@@ -37,8 +37,13 @@ from stabletrain.diagnostics._loss import compute_loss
 from stabletrain.diagnostics._scheme import scheme_of
 from stabletrain.diagnostics._theory import Inputs, Predictions, predict
 from stabletrain.diagnostics.diagnosis import Diagnosis, LayerStats
-from stabletrain.graph import Graph, check_example_input, preserved_state, trace_with_grad
-from stabletrain.graph._recorder import _tensors
+from stabletrain.graph import (
+    Graph,
+    check_example_input,
+    preserved_state,
+    tensors_in,
+    trace_with_grad,
+)
 from stabletrain.init import auto_init
 from stabletrain.monitoring.metrics import moments
 from stabletrain.monitoring.rules import SEVERITIES, Finding
@@ -112,7 +117,7 @@ class _Run:
             ledger = capture.ledger
             self.loss_slot = ledger.add(loss.detach().double())
             first_in = next(
-                (t for t in _tensors(self.example_input) if t.is_floating_point()), None
+                (t for t in tensors_in(self.example_input) if t.is_floating_point()), None
             )
             self.in_slot = None if first_in is None else ledger.add(torch.stack(moments(first_in)))
             self.in_n = 0 if first_in is None else first_in.numel()

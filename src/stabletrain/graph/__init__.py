@@ -33,6 +33,7 @@ from torch import nn
 
 from stabletrain.graph._analysis import (
     NORM_TYPES,
+    DataflowIndex,
     Following,
     FollowingKind,
     LayerInfo,
@@ -50,12 +51,14 @@ from stabletrain.graph._recorder import (
     call_model,
     check_example_input,
     run,
+    tensors_in,
 )
 from stabletrain.graph._state import preserved_state
 
 __all__ = [
     "NORM_TYPES",
     "Call",
+    "DataflowIndex",
     "Following",
     "FollowingKind",
     "Graph",
@@ -70,6 +73,7 @@ __all__ = [
     "first_activation",
     "preserved_state",
     "register_activation",
+    "tensors_in",
     "trace",
     "trace_with_grad",
 ]

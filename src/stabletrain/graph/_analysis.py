@@ -127,7 +127,19 @@ NORM_TYPES: tuple[type[nn.Module], ...] = (
 
 
 @dataclass
-class _Index:
+class DataflowIndex:
+    """Who produced and who consumed every tensor node of a recorded forward pass.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from stabletrain.graph import trace
+        >>> g = trace(nn.Sequential(nn.Linear(2, 3), nn.ReLU()), torch.randn(4, 2))
+        >>> index = DataflowIndex(g.recording)
+        >>> [op.name for op in index.consumers[g.recording.ops[0].outputs[0]]]
+        ['relu']
+    """
+
     rec: Recording
     producer: dict[int, Op] = field(default_factory=dict)
     consumers: dict[int, list[Op]] = field(default_factory=lambda: defaultdict(list))
@@ -182,7 +194,7 @@ class _Index:
 
 
 def _follow(
-    index: _Index, node: int, residual_adds: set[int], dropout: bool = False, depth: int = 0
+    index: DataflowIndex, node: int, residual_adds: set[int], dropout: bool = False, depth: int = 0
 ) -> list[Following]:
     if depth > 64:
         return [Following("other", "deep")]
@@ -234,12 +246,12 @@ def _first(op: Op) -> int:
     return op.outputs[0] if op.outputs else -1
 
 
-def _is_sigmoid_of(index: _Index, node: int, x: int) -> bool:
+def _is_sigmoid_of(index: DataflowIndex, node: int, x: int) -> bool:
     op = index.producer.get(node)
     return op is not None and op.name == "sigmoid" and op.inputs == (x,)
 
 
-def _gate_of(index: _Index, sigmoid: Op, x: int) -> Op | None:
+def _gate_of(index: DataflowIndex, sigmoid: Op, x: int) -> Op | None:
     """The product ``x * sigmoid(x)`` that gates ``x``, if any."""
     return next(
         (
@@ -251,7 +263,7 @@ def _gate_of(index: _Index, sigmoid: Op, x: int) -> Op | None:
     )
 
 
-def _residuals(index: _Index, calls: list[Call], model: nn.Module) -> list[ResidualBranch]:
+def _residuals(index: DataflowIndex, calls: list[Call], model: nn.Module) -> list[ResidualBranch]:
     by_output: dict[int, Call] = {}
     for call in calls:
         if call.outputs:
@@ -309,7 +321,7 @@ def analyse(
     rec: Recording, model: nn.Module
 ) -> tuple[list[LayerInfo], list[ParamUse], list[ResidualBranch]]:
     """Per-layer and per-parameter following operations, and the residual branches."""
-    index = _Index(rec)
+    index = DataflowIndex(rec)
     branches = _residuals(index, rec.calls, model)
     adds = {b.add_op for b in branches}
     orders: dict[str, list[int]] = defaultdict(list)

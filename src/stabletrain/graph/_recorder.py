@@ -85,18 +85,18 @@ class Recording:
 _LEAF_TYPES = frozenset({bool, int, float, complex, str, torch.dtype, torch.device, torch.Size})
 
 
-def _tensors(tree: Any) -> list[torch.Tensor]:
+def tensors_in(tree: Any) -> list[torch.Tensor]:
     """The tensors in a nest of tuples, lists and dicts (any other container via pytree)."""
     if isinstance(tree, torch.Tensor):
         return [tree]
     if tree is None or type(tree) in _LEAF_TYPES:
         return []
     if type(tree) in (tuple, list):
-        return [t for item in tree for t in _tensors(item)]
+        return [t for item in tree for t in tensors_in(item)]
     if type(tree) is dict:
-        return [t for item in tree.values() for t in _tensors(item)]
+        return [t for item in tree.values() for t in tensors_in(item)]
     if isinstance(tree, dict):  # e.g. Hugging Face ModelOutput
-        return _tensors(dict(tree))
+        return tensors_in(dict(tree))
     return [t for t in tree_leaves(tree) if isinstance(t, torch.Tensor)]
 
 
@@ -158,14 +158,14 @@ class _Recorder(TorchFunctionMode):
         if name is None:
             name = _OP_NAMES.setdefault(func, op_name(func))
         params, tensors = [], []
-        for t in _tensors((args, kwargs)):
+        for t in tensors_in((args, kwargs)):
             if id(t) in self.named_state:
                 params.append(self.named_state[id(t)])
             else:
                 self.node(t)
                 tensors.append(t)
         out = func(*args, **kwargs)
-        outs = _tensors(out)
+        outs = tensors_in(out)
         if not outs:
             return out
         act = activation_params(name, args, kwargs) if name in ACTIVATION_OPS else {}
@@ -200,7 +200,7 @@ def _hooks(model: nn.Module, recorder: _Recorder) -> Iterator[None]:
         recorder.stack.append(name)
         if key in activations:
             if not recorder.opaque:  # the input's node, before the module can change it in place
-                for t in _tensors(args):
+                for t in tensors_in(args):
                     recorder.node(t)
             recorder.opaque += 1
         if key in holders:
@@ -221,8 +221,8 @@ def _hooks(model: nn.Module, recorder: _Recorder) -> Iterator[None]:
         if pending:
             first = pending.pop()
             state = recorder.named_state
-            in_tensors = [t for t in _tensors((args, kwargs)) if id(t) not in state]
-            out_tensors = _tensors(output)
+            in_tensors = [t for t in tensors_in((args, kwargs)) if id(t) not in state]
+            out_tensors = tensors_in(output)
             ins = tuple(recorder.node(t) for t in in_tensors)
             outs = tuple(recorder.node(t) for t in out_tensors)
             call = Call(name, len(recorder.rec.calls), ins, outs, first, len(recorder.rec.ops))
@@ -242,8 +242,8 @@ def _activation_op(
 ) -> None:
     """Record an activation module's whole call as one op named ``activation``."""
     state = recorder.named_state
-    ins = [t for t in _tensors((args, kwargs)) if id(t) not in state]
-    outs = _tensors(output)
+    ins = [t for t in tensors_in((args, kwargs)) if id(t) not in state]
+    outs = tensors_in(output)
     if not outs:
         return
     op = recorder.add_op(activation, ins, (), outs, module)
@@ -286,10 +286,10 @@ def run(
     for n, t in model.named_parameters():
         named_state[id(t)] = n
     recorder = _Recorder(named_state, observer)
-    recorder.rec.input_nodes = tuple(recorder.node(t) for t in _tensors(example_input))
+    recorder.rec.input_nodes = tuple(recorder.node(t) for t in tensors_in(example_input))
     with torch.set_grad_enabled(grad), _hooks(model, recorder), recorder:
         output = call_model(model, example_input)
     recorder.rec.output_nodes = tuple(
-        recorder.nodes[id(t)] for t in _tensors(output) if id(t) in recorder.nodes
+        recorder.nodes[id(t)] for t in tensors_in(output) if id(t) in recorder.nodes
     )
     return recorder.rec, output

@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from stabletrain.diagnostics.lint._thresholds import LintThresholds
-from stabletrain.graph import NORM_TYPES, Graph, LayerInfo, Op
-from stabletrain.graph._analysis import _Index
+from stabletrain.graph import NORM_TYPES, DataflowIndex, Graph, LayerInfo, Op
 from stabletrain.graph._ops import op_kind
 from stabletrain.monitoring.rules import Finding, Severity
 from stabletrain.regularization._classify import ParamInfo
@@ -61,11 +60,11 @@ class LintContext:
         return {name: tuple(infos) for name, infos in found.items()}
 
     @functools.cached_property
-    def index(self) -> _Index:
+    def index(self) -> DataflowIndex:
         """Producers and consumers of every tensor of the recorded pass (needs a graph)."""
         if self.graph is None:
             raise RuntimeError("LintContext.index needs a graph")
-        return _Index(self.graph.recording)
+        return DataflowIndex(self.graph.recording)
 
     def calls(self) -> Iterator[LayerInfo]:
         """The layers of the graph once per call, in execution order."""
