@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stabletrain import models
 from stabletrain.init import auto_init, init_residual_
 from stabletrain.models import mlp, transformer
 
@@ -105,3 +106,54 @@ def test_a_branch_ending_in_tanh_is_zeroed_and_its_gradient_is_alive() -> None:
     grad = model.get_submodule("hidden2.block.linear").weight.grad
     assert grad is not None
     assert grad.abs().sum() > 0  # tanh'(0) = 1 lets it through
+
+
+def _fc1_output_stds(model: nn.Module, x: torch.Tensor, blocks: int) -> list[float]:
+    stds: dict[int, float] = {}
+    handles = [
+        model.get_submodule(f"block{i}.block.fc1").register_forward_hook(
+            lambda mod, args, out, i=i: stds.__setitem__(i, float(out.std()))
+        )
+        for i in range(1, blocks + 1)
+    ]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return [stds[i] for i in range(1, blocks + 1)]
+
+
+def test_auto_init_fixup_calibrates_each_branch_on_the_final_stream() -> None:
+    # Fixup zeroes every branch end, so in the final model each block sees the stem's output;
+    # calibration must fit fc1 on that signal and then apply Fixup's L^(-1/2): every fc1 output
+    # std is exactly L^(-1/2) · target. (Calibrating before zeroing fits block l on a stream
+    # grown by l Xavier branches: the measured std then fell ~14x from block 1 to block 200.)
+    torch.manual_seed(0)
+    blocks = 40
+    model = models.resmlp(16, 4, blocks=blocks, width=64)
+    x = torch.randn(128, 16)
+    report = auto_init(model, x, residual="fixup", generator=torch.Generator().manual_seed(0))
+    stds = _fc1_output_stds(model, x, blocks)
+    assert stds == pytest.approx([blocks**-0.5] * blocks, rel=1e-4)
+    record = report["block7.block.fc1.weight"]
+    assert record.output_std == pytest.approx(blocks**-0.5)
+    # the calibration factor is reported without Fixup's factor: near 1 for He on this stream
+    assert record.calibration == pytest.approx(1.0, rel=0.25)
+    assert report["block7.block.fc2.weight"].std_after == 0.0
+
+
+def test_auto_init_zero_mode_on_relu_ending_branches_keeps_their_1_over_sqrt_l() -> None:
+    # the branch's only Linear is followed by ReLU, so it is both calibrated and scaled: the
+    # final output std is target / sqrt(L), not the target the calibration alone would give
+    torch.manual_seed(0)
+    model = mlp(16, 4, depth=9, width=32, residual=True)  # 8 residual blocks
+    x = torch.randn(256, 16)
+    auto_init(model, x, residual="zero")
+    out: list[float] = []
+    hook = model.hidden5.block.linear.register_forward_hook(
+        lambda mod, args, y: out.append(float(y.std()))
+    )
+    with torch.no_grad():
+        model(x)
+    hook.remove()
+    assert out[0] == pytest.approx(8**-0.5, rel=1e-4)

@@ -14,7 +14,7 @@ modify it, so in-place ReLU is harmless.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +100,7 @@ def calibrate(
     max_iter: int = 10,
     seed: int = 0,
     check: bool = True,
+    post_scale: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, Fitted], int]:
     """Rescale ``layers`` (name -> module) so each output std is within ``tol`` of the target.
 
@@ -107,9 +108,16 @@ def calibrate(
     restored afterwards; gradients are not computed. ``check=False`` skips the check pass: right
     when every layer is called once and is homogeneous in its parameters (Linear, ConvNd), since
     the fitting pass then leaves each output std exactly at the target.
+
+    ``post_scale`` (name -> factor) sets a layer's goal to ``factor · target_std`` instead: the
+    residual-branch factors of ``auto_init``, applied inside the pass so that every later layer
+    is fitted to the signal of the final model, not of the model before the factors. A layer's
+    ``Fitted.scale`` then includes its factor.
     """
+    post = dict(post_scale or {})
     fitted = {n: Fitted(float("nan"), 1.0, float("nan")) for n in layers}
     done: set[str] = set()
+    dead: set[str] = set()  # layers with no std to fit whose post_scale factor was applied
     ratio: dict[str, float] = {}  # pooled std / first call's std, from the last measurement
 
     def fit(name: str) -> Callable[..., Any]:
@@ -120,12 +128,19 @@ def calibrate(
             done.add(name)
             std = _std(y) * ratio.get(name, 1.0)  # estimate of the std over all calls
             fitted[name].std_after = std
-            if not 0 < std < float("inf"):
-                return None  # a dead or broken layer: nothing to rescale by
-            fitted[name].std_after = target_std
+            if not 0 < std < float("inf"):  # a dead or broken layer: nothing to fit by
+                if name in dead or post.get(name, 1.0) == 1.0:
+                    return None
+                dead.add(name)  # its factor still applies, once
+                factor = post[name]
+                _rescale_(module, factor)
+                fitted[name].scale *= factor
+                return output * factor if isinstance(output, torch.Tensor) else None
+            goal = target_std * post.get(name, 1.0)
+            fitted[name].std_after = goal
             if fitted[name].std_before != fitted[name].std_before:  # nan: first pass
                 fitted[name].std_before = std
-            factor = target_std / std
+            factor = goal / std
             _rescale_(module, factor)
             fitted[name].scale *= factor
             if isinstance(output, torch.Tensor):
@@ -150,6 +165,9 @@ def calibrate(
             passes += 2
             for name, std in stds.items():
                 fitted[name].std_after = std
-            if all(abs(s - target_std) <= tol for s in stds.values()):
+            if all(
+                abs(s - target_std * post.get(n, 1.0)) <= tol * post.get(n, 1.0)
+                for n, s in stds.items()
+            ):
                 break
     return fitted, passes

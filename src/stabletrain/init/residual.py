@@ -35,11 +35,21 @@ from torch import nn
 from stabletrain._checks import check_choice
 from stabletrain.graph import ResidualBranch, trace
 
+__all__ = [
+    "RESIDUAL_MODES",
+    "ResidualMode",
+    "init_residual_",
+    "residual_factors",
+    "scale_layer_",
+    "zero_keeps_gradient",
+]
+
 ResidualMode = Literal["zero", "fixup", "scaled"]
 RESIDUAL_MODES: tuple[ResidualMode, ...] = ("zero", "fixup", "scaled")
 
 
-def _scale_layer_(model: nn.Module, name: str, factor: float) -> None:
+def scale_layer_(model: nn.Module, name: str, factor: float) -> None:
+    """Multiply the weights of layer ``name`` by ``factor``; biases too when it is 0."""
     module = model.get_submodule(name)
     with torch.no_grad():
         for pname, p in module.named_parameters(recurse=False):
@@ -108,6 +118,30 @@ def init_residual_(
                 "branches=trace(model, x).residuals."
             )
         branches = trace(model, example_input).residuals
+    factors = residual_factors(model, branches, mode)
+    for name, factor in factors.items():
+        scale_layer_(model, name, factor)
+    return factors
+
+
+def residual_factors(
+    model: nn.Module, branches: Sequence[ResidualBranch], mode: ResidualMode
+) -> dict[str, float]:
+    """The factor :func:`init_residual_` multiplies each layer by, ``{layer: factor}``, without
+    applying it (``auto_init`` applies them around its calibration pass).
+
+    Example:
+        >>> class Block(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.fc1, self.fc2 = nn.Linear(4, 4), nn.Linear(4, 4)
+        ...     def forward(self, x):
+        ...         return x + self.fc2(torch.tanh(self.fc1(x)))
+        >>> model = nn.Sequential(*[Block() for _ in range(4)])
+        >>> residual_factors(model, trace(model, torch.randn(2, 4)).residuals, "scaled")
+        {'0.fc2': 0.5, '1.fc2': 0.5, '2.fc2': 0.5, '3.fc2': 0.5}
+    """
+    check_choice("mode", mode, RESIDUAL_MODES, where="residual_factors")
     n_branches = len(branches)
     factors: dict[str, float] = {}
     for branch in branches:
@@ -129,10 +163,7 @@ def init_residual_(
                     factors.setdefault(name, scale)
             factors[branch.last_layer] = 1.0 / math.sqrt(n_branches) if zero is None else zero
     # attention ends its branch with its output projection: scale that, not q/k/v
-    factors = {
+    return {
         f"{n}.out_proj" if isinstance(model.get_submodule(n), nn.MultiheadAttention) else n: f
         for n, f in factors.items()
     }
-    for name, factor in factors.items():
-        _scale_layer_(model, name, factor)
-    return factors

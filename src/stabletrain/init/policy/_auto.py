@@ -27,7 +27,8 @@ from stabletrain.init.policy._rules import (
 from stabletrain.init.residual import (
     RESIDUAL_MODES,
     ResidualMode,
-    init_residual_,
+    residual_factors,
+    scale_layer_,
     zero_keeps_gradient,
 )
 from stabletrain.init.schemes import (
@@ -162,8 +163,11 @@ def auto_init(
     unit-variance input but drifts with depth for activations without a stable fixed point
     (GELU, SiLU, Mish); so layers followed by an activation and no normalization are then
     calibrated by measurement on ``example_input`` (one forward pass fits all of them, LSUV-style;
-    ``calibrate_layers=False`` turns it off), and the report says by how much. Finally
-    ``residual`` rescales residual branches (:func:`stabletrain.init.residual.init_residual_`).
+    ``calibrate_layers=False`` turns it off), and the report says by how much. ``residual``
+    rescales residual branches (:func:`stabletrain.init.residual.init_residual_`) before that
+    measurement, so each calibrated layer is fitted to the signal of the final model: a layer
+    of a branch that Fixup scales by ``s`` ends at output std ``s · target_std``, and a zeroed
+    branch adds nothing to the stream the later layers are fitted on.
 
     Args:
         model: the model; its train/eval mode and buffers are left as they were.
@@ -253,6 +257,13 @@ def auto_init(
             f"looks-linear: {len(chains)} layer(s) in ReLU chains compute an isometric linear map "
             "at init (mirrored orthogonal weights)"
         )
+    # residual factors go in before calibration measures, so every calibrated layer is fitted
+    # to the signal of the final model (a zeroed branch adds nothing to the stream there)
+    factors = residual_factors(model, graph.residuals, residual) if residual is not None else {}
+    in_pass = {n: f for n, f in factors.items() if n in calibrated}
+    for name, factor in factors.items():
+        if name not in in_pass:
+            scale_layer_(model, name, factor)
     if calibrated:
         # one call each, linear in its parameters: the fitting pass is exact, skip the check
         called_once = all(
@@ -260,21 +271,28 @@ def auto_init(
             for n, m in calibrated.items()
         )
         fitted, passes = calibrate(
-            model, example_input, calibrated, target_std=target_std, check=not called_once
+            model,
+            example_input,
+            calibrated,
+            target_std=target_std,
+            check=not called_once,
+            post_scale=in_pass,
         )
         report.forward_passes += passes
         for record in report.params:
             if record.layer in fitted:
-                record.calibration = fitted[record.layer].scale
+                factor = in_pass.get(record.layer, 1.0)
+                scale = fitted[record.layer].scale
+                record.calibration = scale / factor if factor else None
                 record.output_std = fitted[record.layer].std_after
-        worst = max(fitted.values(), key=lambda f: abs(math.log(f.scale)) if f.scale > 0 else 0)
+        corrections = [r.calibration for r in report.params if r.calibration]
+        worst = max(corrections, key=lambda c: abs(math.log(c)), default=1.0)
         report.notes.append(
             f"calibrated {len(fitted)} layer(s) followed by a ReLU-family or smooth activation and "
             "no normalization "
-            f"to output std {target_std:g} on example_input; largest correction ×{worst.scale:.3g}"
+            f"to output std {target_std:g} on example_input; largest correction ×{worst:.3g}"
         )
     if residual is not None:
-        factors = init_residual_(model, mode=residual, branches=graph.residuals)
         for record in report.params:
             if record.layer in factors and not (
                 record.name.endswith("bias") and factors[record.layer]
@@ -283,6 +301,7 @@ def auto_init(
         report.notes.append(
             f"residual={residual!r}: rescaled {len(factors)} layer(s) of "
             f"{len(graph.residuals)} residual branch(es)"
+            + (" (their factor applied inside the calibration pass)" if in_pass else "")
         )
         frozen = [b for b in graph.residuals if not zero_keeps_gradient(b.tail_activation)]
         if residual != "scaled" and frozen:
