@@ -2,7 +2,7 @@
 
 Two random-init models on the CPU, in train mode (BatchNorm on batch statistics, dropout on):
 
-1. ``resnet50``: ResNet-50's layout built here from ``nn`` modules (7x7/2 stem + max pool, four
+1. ``resnet50``: ResNet-50's layout from ``_resnets.py`` (7x7/2 stem + max pool, four
    stages of 3-4-6-3 bottleneck blocks, 256-512-1024-2048 output channels, 1x1 projection
    shortcuts, global average pool, 1000 classes), on a batch of 3x224x224 images; its logits
    make diagnose's default loss cross-entropy against random labels.
@@ -45,58 +45,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _resnets import resnet50
 from _timing import alternating_medians
 from stabletrain.diagnostics import diagnose
 
 TARGET = 1.5
-
-
-class Bottleneck(nn.Module):
-    """``relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x))``."""
-
-    def __init__(self, cin: int, width: int, stride: int) -> None:
-        super().__init__()
-        cout = 4 * width
-        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.relu(self.bn1(self.conv1(x)))
-        y = self.relu(self.bn2(self.conv2(y)))
-        y = self.bn3(self.conv3(y))
-        out: torch.Tensor = self.relu(y + self.shortcut(x))
-        return out
-
-
-def resnet50(
-    widths: tuple[int, ...] = (64, 128, 256, 512),
-    blocks: tuple[int, ...] = (3, 4, 6, 3),
-    classes: int = 1000,
-) -> nn.Module:
-    """ResNet-50's layout (He et al. 2016): stem, bottleneck stages, pool, linear head."""
-    layers: list[nn.Module] = [
-        nn.Conv2d(3, 64, 7, 2, 3, bias=False),
-        nn.BatchNorm2d(64),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(3, 2, 1),
-    ]
-    cin = 64
-    for i, (width, count) in enumerate(zip(widths, blocks, strict=True)):
-        for j in range(count):
-            layers.append(Bottleneck(cin, width, 2 if i > 0 and j == 0 else 1))
-            cin = 4 * width
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, classes)]
-    return nn.Sequential(*layers)
 
 
 @dataclass(frozen=True)

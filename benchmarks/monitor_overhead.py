@@ -5,7 +5,7 @@ Two models, each trained on one fixed random batch (the data does not matter for
 1. ``mlp``: 10 ``Linear(512, 512)`` + ReLU layers, batch 256, MSE loss, Adam (lr 1e-3). The
    hardest case for a monitor: little compute per parameter (6 x 256 flops), so every pass over
    the weights or gradients shows.
-2. ``resnet18``: a ResNet-18-shaped CNN built here from ``nn`` modules (7x7/2 stem + max pool,
+2. ``resnet18``: a ResNet-18-shaped CNN from ``_resnets.py`` (7x7/2 stem + max pool,
    four stages of two basic blocks with 64-128-256-512 channels, 1x1 projection shortcuts,
    global average pool, 10 classes), on 3x64x64 images, batch 32, cross-entropy, SGD (lr 0.01,
    momentum 0.9).
@@ -69,6 +69,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from _resnets import resnet18
 from _timing import alternating_medians
 from stabletrain.monitoring import JSONLSink, MemorySink, Sink, TrainingMonitor, every
 
@@ -79,46 +80,6 @@ TARGETS = {"minimal/1": 1.02, "standard/1": 1.05, "full/10": 1.05}
 
 
 # --------------------------------------------------------------------------- models
-
-
-class BasicBlock(nn.Module):
-    """``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``, as in ResNet-18."""
-
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        out: torch.Tensor = self.relu(y + self.shortcut(x))
-        return out
-
-
-def resnet18(channels: tuple[int, ...] = (64, 128, 256, 512), classes: int = 10) -> nn.Module:
-    """ResNet-18's layout: stem, four stages of two basic blocks, pool, linear head."""
-    layers: list[nn.Module] = [
-        nn.Conv2d(3, channels[0], 7, 2, 3, bias=False),
-        nn.BatchNorm2d(channels[0]),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(3, 2, 1),
-    ]
-    cin = channels[0]
-    for i, cout in enumerate(channels):
-        stride = 1 if i == 0 else 2
-        layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
-        cin = cout
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, classes)]
-    return nn.Sequential(*layers)
 
 
 def mlp(depth: int = 10, width: int = 512) -> nn.Module:
