@@ -340,3 +340,33 @@ def test_a_healthy_model_raises_no_finding() -> None:
     findings, sink = train(model, steps=T.dead_window + 4, lr=1e-3, adam=True)
     assert findings == []
     assert {r.metric for r in sink.rows} >= {"update_ratio", "dead_fraction", "max_row_cosine"}
+
+
+# --------------------------------------------------------------------------- serialization
+
+
+def test_a_finding_round_trips_through_json_and_bad_objects_are_refused() -> None:
+    f = Finding("error", "fc", "grad_norm", float("inf"), 1e3, "explodes", "clip", "exploding", 2)
+    back = Finding.from_json(f.to_json())
+    assert back == f
+    assert f.to_json()["value"] == "inf"
+    with pytest.raises(ValueError, match="severity 'fatal' is not one of"):
+        Finding.from_json({**f.to_json(), "severity": "fatal"})
+    broken = f.to_json()
+    del broken["message"]
+    with pytest.raises(ValueError, match="has no field 'message'"):
+        Finding.from_json(broken)
+
+
+def test_merged_keeps_the_first_step_and_takes_the_latest_values() -> None:
+    first = Finding("warning", "fc", "update_ratio", 0.5, 0.1, "too high", "lower lr", "u", 4, 4)
+    later = Finding("error", "fc", "update_ratio", 1e-6, 1e-5, "too low", "raise lr", "u", 9, 9)
+    m = first.merged(later).merged(later)
+    assert (m.step, m.last_step, m.count) == (4, 9, 3)
+    assert (m.value, m.threshold, m.message, m.fix, m.severity) == (
+        1e-6,
+        1e-5,
+        "too low",
+        "raise lr",
+        "error",
+    )

@@ -47,6 +47,7 @@ from stabletrain.monitoring.sinks import (
     Row,
     Sink,
     TensorBoardSink,
+    read_findings,
     read_jsonl,
 )
 
@@ -76,5 +77,6 @@ __all__ = [
     "TrainingMonitor",
     "every",
     "metrics",
+    "read_findings",
     "read_jsonl",
 ]

@@ -625,23 +625,18 @@ class TrainingMonitor:
             self._probe.batches if self._probe is not None else 0,
             self._lr(),
         )
-        for name, rule in RULES.items():
-            for finding in rule(metrics, t):
-                key = (name, finding.layer, finding.metric)
-                old = self._findings.get(key)
-                if old is None:
-                    self._findings[key] = replace(finding, rule=name, step=step, last_step=step)
-                else:
-                    self._findings[key] = replace(
-                        old,
-                        value=finding.value,
-                        threshold=finding.threshold,
-                        message=finding.message,
-                        fix=finding.fix,  # the fix of the latest message (too high vs too low)
-                        severity=finding.severity,
-                        last_step=step,
-                        count=old.count + 1,
-                    )
+        events = [
+            replace(finding, rule=name, step=step, last_step=step)
+            for name, rule in RULES.items()
+            for finding in rule(metrics, t)
+        ]
+        for event in events:
+            key = (event.rule, event.layer, event.metric)
+            old = self._findings.get(key)
+            self._findings[key] = event if old is None else old.merged(event)
+        if events:
+            for sink in self.sinks:
+                sink.write_findings(step, events)
 
     def _lr(self) -> float | None:
         if self.optimizer is None or not self.optimizer.param_groups:

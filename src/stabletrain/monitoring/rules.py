@@ -33,8 +33,8 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
 
 from stabletrain._checks import check_positive_int, check_real
 
@@ -173,6 +173,66 @@ class Finding:
     step: int = 0
     last_step: int = 0
     count: int = 1
+
+    def merged(self, again: Finding) -> Finding:
+        """This finding fired again as ``again`` on a later step: the first step kept, the
+        latest value, threshold, message, fix (too high vs too low) and severity, one more count.
+
+        Example:
+            >>> first = Finding("warning", "fc", "grad_norm", 1e-9, 1e-7, "small", "fix", "r", 5, 5)
+            >>> later = replace(first, value=1e-10, step=9, last_step=9)
+            >>> m = first.merged(later)
+            >>> m.step, m.last_step, m.count, m.value
+            (5, 9, 2, 1e-10)
+        """
+        return replace(
+            self,
+            value=again.value,
+            threshold=again.threshold,
+            message=again.message,
+            fix=again.fix,
+            severity=again.severity,
+            last_step=again.last_step,
+            count=self.count + again.count,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The finding as a JSON object; a non-finite number is written as the string ``"nan"``,
+        ``"inf"`` or ``"-inf"`` (JSON has no NaN)."""
+        obj = asdict(self)
+        for key in ("value", "threshold"):
+            if not math.isfinite(obj[key]):
+                obj[key] = str(obj[key])
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Finding:
+        """Read back a finding written by :meth:`to_json`.
+
+        Raises:
+            ValueError: a field is missing, or the severity is not one of :data:`SEVERITIES`.
+        """
+        try:
+            severity = obj["severity"]
+            if severity not in SEVERITIES:
+                raise ValueError(
+                    f"Finding.from_json: severity {severity!r} is not one of {SEVERITIES}."
+                )
+            return cls(
+                severity,
+                obj["layer"],
+                str(obj["metric"]),
+                float(obj["value"]),
+                float(obj["threshold"]),
+                str(obj["message"]),
+                str(obj["fix"]),
+                str(obj.get("rule", "")),
+                int(obj.get("step", 0)),
+                int(obj.get("last_step", 0)),
+                int(obj.get("count", 1)),
+            )
+        except KeyError as err:
+            raise ValueError(f"Finding.from_json: {dict(obj)!r} has no field {err}.") from err
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stabletrain.diagnostics.report import RunLog, load_run
-from stabletrain.monitoring import Finding, Row, read_jsonl
+from stabletrain.monitoring import Finding, Row, Thresholds, read_findings, read_jsonl
 from tests.diagnostics.report._data import THRESHOLDS, diagnosis, monitored_run
 
 
@@ -31,6 +31,35 @@ def test_findings_replayed_from_the_log_equal_the_monitors_own(
     assert findings, "the broken model must give findings, or this test proves nothing"
     assert {f.rule for f in findings} >= {"symmetric_units", "saturation"}
     assert [comparable(f) for f in run.findings] == [comparable(f) for f in findings]
+
+
+def test_findings_recorded_in_the_log_are_the_monitors_own_text_included(
+    run_log: tuple[Path, list[Finding]],
+) -> None:
+    path, findings = run_log
+    recorded = read_findings(path)
+    assert recorded, "the monitor must have recorded its firings"
+    run = RunLog.from_rows(load_run(path), findings=recorded)
+    # exactly the monitor's findings: messages and fixes too, which the replay cannot name
+    assert list(run.findings) == findings
+    assert run.events == tuple(recorded)
+
+
+def test_given_thresholds_the_rules_run_again_over_the_rows(
+    run_log: tuple[Path, list[Finding]],
+) -> None:
+    path, _ = run_log
+    recorded = read_findings(path)
+    assert "saturation" in {f.rule for f in recorded}
+    lax = Thresholds(saturation_fraction=0.999)
+    run = RunLog.from_rows(load_run(path), thresholds=lax, findings=recorded)
+    assert "saturation" not in {f.rule for f in run.findings}
+    assert run.thresholds == lax
+
+
+def test_findings_must_be_findings() -> None:
+    with pytest.raises(TypeError, match=r"read_findings\(path\)"):
+        RunLog.from_rows([Row(1, "fc", "grad_norm", 1.0)], findings=["vanishing"])  # type: ignore[list-item]
 
 
 def test_every_event_is_one_firing_and_the_events_add_up_to_the_merged_counts(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stabletrain.monitoring import JSONLSink, TrainingMonitor, every, read_jsonl
+from stabletrain.monitoring import (
+    Finding,
+    JSONLSink,
+    TrainingMonitor,
+    every,
+    read_findings,
+    read_jsonl,
+)
 from stabletrain.monitoring.sinks import METRICS, SCHEMA_VERSION, Row
 
 ROWS = [Row(1, "fc", "grad_norm", 0.5), Row(1, None, "loss", float("nan"))]
@@ -90,3 +98,78 @@ def test_reading_a_bad_line_names_the_file_and_line(tmp_path: Path) -> None:
 def test_a_path_of_another_type_is_rejected() -> None:
     with pytest.raises(TypeError, match="path"):
         JSONLSink(3)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- findings
+
+FINDINGS = [
+    Finding("error", None, "loss", float("nan"), 0.0, "the loss is NaN", "StepGuard", "nonfinite"),
+    Finding("warning", "fc", "grad_norm", 1e-9, float("inf"), "vanishing", "auto_init", "v", 3, 3),
+]
+
+
+def test_findings_follow_their_rows_and_read_back_exactly_nan_and_inf_included(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "run.jsonl"
+    sink = JSONLSink(path)
+    sink.write(3, ROWS)
+    sink.write_findings(3, FINDINGS)
+    sink.close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [("finding" in obj) for obj in lines] == [False, False, True, True]
+    assert lines[2]["schema"] == SCHEMA_VERSION
+    assert lines[2]["step"] == 3
+    assert lines[2]["finding"]["value"] == "nan"  # JSON has no NaN
+    assert lines[3]["finding"]["threshold"] == "inf"
+    got = read_findings(path)
+    assert [f.to_json() for f in got] == [f.to_json() for f in FINDINGS]
+    assert math.isnan(got[0].value)
+    assert got[1] == FINDINGS[1]
+    assert read_jsonl(path)[0] == ROWS[0]  # rows are read as before, finding lines skipped
+    assert len(read_jsonl(path)) == 2
+
+
+def test_a_log_of_rows_only_has_no_findings(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    sink = JSONLSink(path)
+    sink.write(1, ROWS)
+    sink.close()
+    assert read_findings(path) == []
+
+
+def test_a_corrupt_finding_line_is_reported_with_its_line_number(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    good = json.dumps(ROWS[0].to_json())
+    bad = json.dumps({"schema": SCHEMA_VERSION, "step": 1, "finding": {"severity": "fatal"}})
+    path.write_text(f"{good}\n{bad}\n")
+    with pytest.raises(ValueError, match=r"read_findings: .*bad.jsonl, line 2: .*'fatal'"):
+        read_findings(path)
+    path.write_text(f"{good}\n[1, 2]\n")
+    with pytest.raises(ValueError, match=r"read_jsonl: .*line 2: \[1, 2\] is not an object"):
+        read_jsonl(path)
+
+
+def test_the_monitor_writes_each_firing_once_per_logged_step(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2))
+    with torch.no_grad():  # two equal rows: symmetric units on every logged step
+        model[0].weight[1] = model[0].weight[0]
+        model[0].bias[1] = model[0].bias[0]
+    path = tmp_path / "run.jsonl"
+    x, y = torch.randn(16, 4), torch.randn(16, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    mon = TrainingMonitor(model, opt, preset="full", schedule=every(2), sinks=[JSONLSink(path)])
+    with mon:
+        for _ in range(6):
+            opt.zero_grad()
+            loss = F.mse_loss(model(x), y)
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+    events = [f for f in read_findings(path) if f.rule == "symmetric_units"]
+    assert [(e.step, e.last_step, e.count, e.layer) for e in events] == [
+        (s, s, 1, "0") for s in (2, 4, 6)
+    ]
+    (merged,) = [f for f in mon.findings() if f.rule == "symmetric_units"]
+    assert (merged.step, merged.last_step, merged.count) == (2, 6, 3)

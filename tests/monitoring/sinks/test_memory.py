@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabletrain.monitoring import MemorySink, Row, every
+from stabletrain.monitoring import Finding, MemorySink, Row, every
 from stabletrain.monitoring.sinks import Histogram
 
 
@@ -40,3 +40,12 @@ def test_histograms_follow_their_schedule() -> None:
 def test_a_bad_bound_raises() -> None:
     with pytest.raises(ValueError, match="max_rows"):
         MemorySink(max_rows=0)
+
+
+def test_findings_are_kept_and_cleared() -> None:
+    sink = MemorySink()
+    f = Finding("info", None, "loss", 1.0, 0.0, "plateau", "lr", "loss_plateau", 5, 5)
+    sink.write_findings(5, [f])
+    assert list(sink.findings) == [f]
+    sink.clear()
+    assert not sink.findings

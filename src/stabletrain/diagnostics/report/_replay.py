@@ -77,26 +77,13 @@ def replay(rows: Sequence[Row], thresholds: Thresholds) -> list[Finding]:
 
 
 def merge(events: Sequence[Finding], layers: Sequence[str]) -> list[Finding]:
-    """The firings merged per (rule, layer, metric) as the monitor merges them (first step,
-    last step, count; the latest value, message and fix), errors first, then by first step and
-    layer order."""
+    """The firings merged per (rule, layer, metric) as the monitor merges them
+    (:meth:`Finding.merged`), errors first, then by first step and layer order."""
     merged: dict[tuple[str, str | None, str], Finding] = {}
     for event in events:
         key = (event.rule, event.layer, event.metric)
         old = merged.get(key)
-        merged[key] = (
-            event
-            if old is None
-            else replace(
-                old,
-                value=event.value,
-                threshold=event.threshold,
-                message=event.message,
-                fix=event.fix,
-                last_step=event.last_step,
-                count=old.count + 1,
-            )
-        )
+        merged[key] = event if old is None else old.merged(event)
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     order = {name: i for i, name in enumerate(layers)}
     return sorted(

@@ -1,10 +1,12 @@
-"""A TrainingMonitor log read back for a report: its series, and the findings replayed from it.
+"""A TrainingMonitor log read back for a report: its series, and its findings.
 
 :func:`load_run` reads a file written by :class:`~stabletrain.monitoring.JSONLSink` and checks
 that it is one (clear errors for a missing file, a file that is not JSON lines, or a log of
-another schema version); :meth:`RunLog.from_rows` organizes the rows by layer and metric and
-runs the monitor's rules over them again (:mod:`stabletrain.monitoring.rules`; the log records
-measurements, not findings).
+another schema version); :meth:`RunLog.from_rows` organizes the rows by layer and metric. The
+findings are the ones the monitor recorded in the log (``findings=``, from
+:func:`~stabletrain.monitoring.read_findings` or ``MemorySink.findings``), with the layer
+metadata it had; without them (a log of rows only, or other thresholds) the monitor's rules run
+again over the rows (:mod:`stabletrain.monitoring.rules`).
 
 Example:
     >>> from stabletrain.monitoring import Row
@@ -73,11 +75,22 @@ class RunLog:
         *,
         thresholds: Thresholds | None = None,
         source: str | os.PathLike[str] | None = None,
+        findings: Sequence[Finding] | None = None,
     ) -> RunLog:
-        """Organize ``rows`` (``read_jsonl``, ``MemorySink.rows``) and replay the rules.
+        """Organize ``rows`` (``read_jsonl``, ``MemorySink.rows``) with their findings.
+
+        Args:
+            rows: the logged rows.
+            thresholds: the thresholds to run the rules with; given, the rules run again
+                over ``rows`` even when ``findings`` is given.
+            source: the file the rows came from.
+            findings: the rule firings the monitor recorded (``read_findings(path)``,
+                ``MemorySink.findings``); None or empty: the rules run again over ``rows``
+                with ``thresholds`` (default :class:`Thresholds`).
 
         Raises:
-            TypeError: ``rows`` is not a sequence of :class:`~stabletrain.monitoring.Row`.
+            TypeError: ``rows`` is not a sequence of :class:`~stabletrain.monitoring.Row`, or
+                ``findings`` not one of :class:`~stabletrain.monitoring.Finding`.
         """
         given = type(rows).__name__
         if not isinstance(rows, str | bytes | os.PathLike | dict):
@@ -94,9 +107,15 @@ class RunLog:
             raise TypeError(
                 f"RunLog.from_rows: thresholds must be a Thresholds, got {type(thresholds)}."
             )
+        recorded = tuple(findings or ())
+        if not all(isinstance(f, Finding) for f in recorded):
+            raise TypeError(
+                "RunLog.from_rows: findings must be stabletrain.monitoring.Finding objects "
+                "(read_findings(path) or MemorySink().findings)."
+            )
         t = thresholds or Thresholds()
         layers = layer_order(rows)
-        events = replay(rows, t)
+        events = list(recorded) if recorded and thresholds is None else replay(rows, t)
         return cls(
             rows=tuple(rows),
             steps=tuple(sorted({r.step for r in rows})),

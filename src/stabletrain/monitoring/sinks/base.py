@@ -29,7 +29,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stabletrain.monitoring.rules import Finding
 
 __all__ = ["METRICS", "SCHEMA_VERSION", "Histogram", "Row", "Sink", "layer_label"]
 
@@ -131,7 +134,8 @@ class Sink(abc.ABC):
 
     The monitor calls :meth:`write` once per logged step with all of the step's rows,
     :meth:`write_histograms` on the logged steps where :meth:`wants_histograms` is true (preset
-    ``full`` only), and :meth:`close` when its ``with`` block ends, exceptions included.
+    ``full`` only), :meth:`write_findings` on the logged steps where a rule fired, and
+    :meth:`close` when its ``with`` block ends, exceptions included.
     """
 
     def wants_histograms(self, step: int) -> bool:
@@ -144,6 +148,10 @@ class Sink(abc.ABC):
 
     def write_histograms(self, step: int, histograms: Sequence[Histogram]) -> None:  # noqa: B027
         """Record the histograms of one logged step (ignored by default)."""
+
+    def write_findings(self, step: int, findings: Sequence[Finding]) -> None:  # noqa: B027
+        """Record what the rules found on one logged step, each firing once (``step ==
+        last_step``, ``count == 1``), after that step's rows (ignored by default)."""
 
     def close(self) -> None:  # noqa: B027
         """Flush and release what the sink holds; it may be written to again afterwards."""

@@ -13,21 +13,32 @@ Schema, version 1 (:data:`~stabletrain.monitoring.sinks.base.SCHEMA_VERSION`)::
   :mod:`stabletrain.monitoring.sinks.base`).
 - ``value``: a number, or the string ``"nan"``, ``"inf"`` or ``"-inf"`` (JSON has no NaN).
 
+On a logged step where a rule fired, one line per firing follows that step's rows::
+
+    {"schema": 1, "step": 120, "finding": {"severity": "warning", "layer": "encoder.0.fc1",
+     "metric": "grad_norm", "value": 1e-09, "threshold": 1e-07, "message": "...", "fix": "...",
+     "rule": "vanishing", "step": 120, "last_step": 120, "count": 1}}
+
+so a report shows what the monitor found, with the layer metadata it had (depth, activation
+kinds), instead of running the rules again on the rows.
+
 Rows of one step are written together and flushed, so a crashed run keeps every logged step.
-:func:`read_jsonl` reads a file back into :class:`~stabletrain.monitoring.sinks.base.Row` objects.
+:func:`read_jsonl` reads a file back into :class:`~stabletrain.monitoring.sinks.base.Row` objects
+(finding lines are skipped), :func:`read_findings` reads its findings.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from stabletrain.monitoring.sinks.base import Row, Sink
+from stabletrain.monitoring.rules import Finding
+from stabletrain.monitoring.sinks.base import SCHEMA_VERSION, Row, Sink
 
-__all__ = ["JSONLSink", "read_jsonl"]
+__all__ = ["JSONLSink", "read_findings", "read_jsonl"]
 
 
 class JSONLSink(Sink):
@@ -56,11 +67,20 @@ class JSONLSink(Sink):
         self._file: IO[str] | None = None
 
     def write(self, step: int, rows: Sequence[Row]) -> None:
+        self._lines(json.dumps(row.to_json()) for row in rows)
+
+    def write_findings(self, step: int, findings: Sequence[Finding]) -> None:
+        self._lines(
+            json.dumps({"schema": SCHEMA_VERSION, "step": step, "finding": f.to_json()})
+            for f in findings
+        )
+
+    def _lines(self, lines: Iterable[str]) -> None:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open(self._mode, encoding="utf-8")
             self._mode = "a"
-        self._file.write("".join(json.dumps(row.to_json()) + "\n" for row in rows))
+        self._file.write("".join(line + "\n" for line in lines))
         self._file.flush()
 
     def close(self) -> None:
@@ -69,20 +89,64 @@ class JSONLSink(Sink):
             self._file = None
 
 
+def _objects(path: str | os.PathLike[str], where: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    with Path(path).open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as err:
+                raise ValueError(f"{where}: {path}, line {number}: {err}") from err
+            if not isinstance(obj, dict):
+                raise ValueError(f"{where}: {path}, line {number}: {obj!r} is not an object")
+            yield number, obj
+
+
 def read_jsonl(path: str | os.PathLike[str]) -> list[Row]:
-    """The rows of a file written by :class:`JSONLSink`.
+    """The rows of a file written by :class:`JSONLSink` (its finding lines are skipped).
 
     Raises:
         ValueError: a line is not JSON or not a row of the current schema (its line number is
             in the message).
     """
     rows = []
-    with Path(path).open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(Row.from_json(json.loads(line)))
-            except (ValueError, TypeError) as err:
-                raise ValueError(f"read_jsonl: {path}, line {number}: {err}") from err
+    for number, obj in _objects(path, "read_jsonl"):
+        if "finding" in obj:
+            continue
+        try:
+            rows.append(Row.from_json(obj))
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"read_jsonl: {path}, line {number}: {err}") from err
     return rows
+
+
+def read_findings(path: str | os.PathLike[str]) -> list[Finding]:
+    """Every rule firing recorded in a file written by :class:`JSONLSink`, in order (one per
+    rule, layer and logged step; :meth:`Finding.merged` combines repeats). Empty for a log
+    written before findings were recorded.
+
+    Raises:
+        ValueError: a line is not JSON, or a finding line is not of the current schema.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "run.jsonl"
+        >>> sink = JSONLSink(path)
+        >>> sink.write_findings(3, [Finding("error", None, "loss", float("nan"), 0.0, "NaN loss",
+        ...                                 "StepGuard", "nonfinite", 3, 3)])
+        >>> sink.close()
+        >>> [(f.rule, f.step, f.value) for f in read_findings(path)]
+        [('nonfinite', 3, nan)]
+    """
+    found = []
+    for number, obj in _objects(path, "read_findings"):
+        if "finding" not in obj:
+            continue
+        try:
+            if obj.get("schema") != SCHEMA_VERSION:
+                raise ValueError(f"schema {obj.get('schema')!r} is not {SCHEMA_VERSION}")
+            found.append(Finding.from_json(obj["finding"]))
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"read_findings: {path}, line {number}: {err}") from err
+    return found

@@ -6,6 +6,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from stabletrain._checks import check_positive_int
+from stabletrain.monitoring.rules import Finding
 from stabletrain.monitoring.schedules import Schedule, check_schedule, every
 from stabletrain.monitoring.sinks.base import Histogram, Row, Sink
 
@@ -15,7 +16,7 @@ _ALWAYS = every(1)
 
 
 class MemorySink(Sink):
-    """Keep every row (or the last ``max_rows``) and histogram in lists.
+    """Keep every row (or the last ``max_rows``), histogram and rule firing in lists.
 
     Args:
         max_rows: keep only the most recent rows (and as many histograms); all when None. A
@@ -36,6 +37,7 @@ class MemorySink(Sink):
             max_rows = check_positive_int("max_rows", max_rows, where="MemorySink")
         self.rows: deque[Row] = deque(maxlen=max_rows)
         self.histograms: deque[Histogram] = deque(maxlen=max_rows)
+        self.findings: deque[Finding] = deque(maxlen=max_rows)  # every firing, per step
         self._histograms = check_schedule(histograms, where="MemorySink")
 
     def wants_histograms(self, step: int) -> bool:
@@ -46,6 +48,9 @@ class MemorySink(Sink):
 
     def write_histograms(self, step: int, histograms: Sequence[Histogram]) -> None:
         self.histograms.extend(histograms)
+
+    def write_findings(self, step: int, findings: Sequence[Finding]) -> None:
+        self.findings.extend(findings)
 
     def series(self, metric: str, layer: str | None = None) -> list[tuple[int, float]]:
         """``(step, value)`` of ``metric`` for ``layer`` (None: the whole model), in order."""
@@ -63,6 +68,7 @@ class MemorySink(Sink):
         raise KeyError(f"MemorySink: no row of metric {metric!r} for layer {layer!r}.")
 
     def clear(self) -> None:
-        """Forget every row and histogram."""
+        """Forget every row, histogram and finding."""
         self.rows.clear()
         self.histograms.clear()
+        self.findings.clear()
