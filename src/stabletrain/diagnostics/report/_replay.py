@@ -1,7 +1,8 @@
 """The monitor's rules run again over a log's rows, step by step: which fired, where and when.
 
-The JSONL log holds measurements, not findings, so a report recomputes them with
-:data:`stabletrain.monitoring.rules.RULES`. What the log does not record is inferred:
+For a log without recorded findings (rows from ``MemorySink.rows`` alone, or a log written
+before the monitor recorded them) or a report with other thresholds, a report recomputes them
+with :data:`stabletrain.monitoring.rules.RULES`. What the rows do not record is inferred:
 
 - ``depth`` (position among the weight layers, for the depth rules): every layer with a
   ``grad_norm`` row, in the order the monitor wrote them (its execution or registration order).
