@@ -113,3 +113,12 @@ def test_register_activation_rejects_unknown_names_and_instances() -> None:
         register_activation(QuickGELU, "gelu2")
     with pytest.raises(TypeError, match="the class, not an instance"):
         register_activation(QuickGELU(), "gelu")  # type: ignore[arg-type]
+
+
+def test_transformers_quick_gelu_is_recognized_by_its_class_name() -> None:
+    class QuickGELUActivation(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * torch.sigmoid(1.702 * x)
+
+    g = trace(nn.Sequential(nn.Linear(4, 8), QuickGELUActivation()), torch.randn(3, 4))
+    assert g.layers["0"].following[0].describe() == "quick_gelu"

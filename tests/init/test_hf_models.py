@@ -71,3 +71,26 @@ def test_gpt2_mlp_is_followed_by_its_new_gelu_and_gets_he_with_conv1d_fan_in() -
     expected = gain("gelu_tanh") / math.sqrt(64)  # fan_in is the 64 inputs, not the 256 outputs
     # std of 64·256 draws: relative standard error 1/sqrt(2·16384) ≈ 0.6%; 3% tolerance
     assert fc.std_after == pytest.approx(expected, rel=0.03)
+
+
+def test_clip_text_mlp_is_followed_by_quick_gelu_and_gets_its_exact_gain() -> None:
+    torch.manual_seed(0)
+    config = transformers.CLIPTextConfig(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=16,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+    assert config.hidden_act == "quick_gelu"
+    model = transformers.CLIPTextModel(config)
+    report = st.auto_init(model, torch.randint(0, 100, (4, 12)), calibrate_layers=False)
+    fc1 = report["encoder.layers.0.mlp.fc1.weight"]
+    assert fc1.following == "quick_gelu"  # x·σ(1.702x): a mul and a sigmoid, seen as one
+    assert fc1.scheme == "he_normal"
+    assert fc1.gain == pytest.approx(gain("quick_gelu"))
+    # std of 64·32 draws: relative standard error 1/sqrt(2·2048) ≈ 1.6%; 6% tolerance
+    assert fc1.std_after == pytest.approx(gain("quick_gelu") / math.sqrt(32), rel=0.06)

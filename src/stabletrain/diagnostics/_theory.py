@@ -61,6 +61,7 @@ from stabletrain.graph._ops import (
     VALUE_PRESERVING_OPS,
 )
 from stabletrain.init import gain
+from stabletrain.init.gain import quick_gelu
 
 _SAME = VALUE_PRESERVING_OPS
 _PART = SELECTION_OPS | {"select"}
@@ -89,6 +90,8 @@ def _scaled_moments(
 def _function(name: str, params: dict[str, float]) -> Callable[[torch.Tensor], torch.Tensor]:
     if name == "gelu_tanh":
         return functools.partial(F.gelu, approximate="tanh")
+    if name == "quick_gelu":
+        return quick_gelu
     fn: Callable[..., torch.Tensor] = getattr(F, name)
     return functools.partial(fn, **params) if params else fn
 

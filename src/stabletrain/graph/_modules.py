@@ -23,6 +23,8 @@ ACTIVATION_MODULE_NAMES: dict[str, str] = {
     "FastGELUActivation": "gelu_tanh",
     "PytorchGELUTanh": "gelu_tanh",
     "GELUTanh": "gelu_tanh",
+    "QuickGELUActivation": "quick_gelu",  # transformers: CLIP, x·σ(1.702x)
+    "QuickGELU": "quick_gelu",  # open_clip's name for it
     "SiLUActivation": "silu",
     "MishActivation": "mish",
 }

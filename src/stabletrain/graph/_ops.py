@@ -23,6 +23,7 @@ ACTIVATION_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "sigmoid": ("sigmoid", ()),
     "gelu": ("gelu", ()),
     "gelu_tanh": ("gelu_tanh", ()),
+    "quick_gelu": ("quick_gelu", ()),  # no torch op: recorded from activation modules
     "silu": ("silu", ()),
     "mish": ("mish", ()),
     "elu": ("elu", ("alpha",)),

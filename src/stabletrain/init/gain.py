@@ -27,6 +27,7 @@ tanh           1.5925    1.4674    1.6667 (5/3)
 sigmoid        1.8462    4.7226    1.0000
 gelu           1.5335    1.4811    --
 gelu_tanh      1.5336    1.4812    --
+quick_gelu     1.5395    1.4915    --
 silu           1.6765    1.6233    --
 mish           1.4868    1.4448    --
 elu            1.2452    1.2234    --
@@ -64,13 +65,33 @@ from torch import nn
 
 from stabletrain._checks import check_choice, check_real
 
-__all__ = ["ACTIVATIONS", "ActivationLike", "GainConvention", "GainKind", "activation_name", "gain"]
+__all__ = [
+    "ACTIVATIONS",
+    "ActivationLike",
+    "GainConvention",
+    "GainKind",
+    "activation_name",
+    "gain",
+    "quick_gelu",
+]
 
 ActivationLike = str | nn.Module | Callable[[torch.Tensor], torch.Tensor]
 GainKind = Literal["forward", "backward"]
 GainConvention = Literal["exact", "torch"]
 
 _Fn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def quick_gelu(z: torch.Tensor) -> torch.Tensor:
+    """``z · σ(1.702 z)``: the sigmoid approximation of GELU that CLIP uses (Hendrycks & Gimpel
+    2016, "Gaussian Error Linear Units", section 2), transformers' ``QuickGELUActivation``.
+
+    Example:
+        >>> round(float(quick_gelu(torch.tensor(1.0))), 4)
+        0.8458
+    """
+    return z * torch.sigmoid(1.702 * z)
+
 
 # name -> (builder taking the parameters, default parameters)
 _REGISTRY: dict[str, tuple[Callable[..., _Fn], dict[str, float]]] = {
@@ -84,6 +105,7 @@ _REGISTRY: dict[str, tuple[Callable[..., _Fn], dict[str, float]]] = {
     "sigmoid": (lambda: torch.sigmoid, {}),
     "gelu": (lambda: F.gelu, {}),
     "gelu_tanh": (lambda: lambda z: F.gelu(z, approximate="tanh"), {}),
+    "quick_gelu": (lambda: quick_gelu, {}),
     "silu": (lambda: F.silu, {}),
     "mish": (lambda: F.mish, {}),
     "elu": (lambda alpha: lambda z: F.elu(z, alpha), {"alpha": 1.0}),
@@ -111,6 +133,7 @@ _ALIASES = {
     "swish": "silu",
     "gelu_new": "gelu_tanh",
     "gelu_pytorch_tanh": "gelu_tanh",
+    "quickgelu": "quick_gelu",
     **{
         n: "linear"
         for n in (

@@ -37,6 +37,7 @@ RECTIFIERS = frozenset(
         "selu",
         "gelu",
         "gelu_tanh",
+        "quick_gelu",
         "silu",
         "mish",
         "hardswish",

@@ -17,7 +17,18 @@ from stabletrain.graph._ops import LINEAR_OPS
 CATEGORIES: dict[str, frozenset[str]] = {
     "relu_family": frozenset({"relu", "leaky_relu", "relu6"}),
     "smooth": frozenset(
-        {"gelu", "gelu_tanh", "silu", "mish", "elu", "selu", "celu", "softplus", "hardswish"}
+        {
+            "gelu",
+            "gelu_tanh",
+            "quick_gelu",
+            "silu",
+            "mish",
+            "elu",
+            "selu",
+            "celu",
+            "softplus",
+            "hardswish",
+        }
     ),
     "saturating": frozenset({"tanh", "sigmoid", "softsign", "hardtanh", "hardsigmoid"}),
 }
