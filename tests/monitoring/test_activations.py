@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stabletrain.init.gain import quick_gelu
 from stabletrain.monitoring._activations import (
     RECTIFIERS,
     SATURATING,
@@ -31,6 +32,7 @@ FUNCTIONS = {
     "selu": F.selu,
     "gelu": F.gelu,
     "gelu_tanh": lambda z: F.gelu(z, approximate="tanh"),
+    "quick_gelu": quick_gelu,
     "silu": F.silu,
     "mish": F.mish,
     "hardswish": F.hardswish,
