@@ -43,6 +43,7 @@ def test_findings_recorded_in_the_log_are_the_monitors_own_text_included(
     # exactly the monitor's findings: messages and fixes too, which the replay cannot name
     assert list(run.findings) == findings
     assert run.events == tuple(recorded)
+    assert run.findings_source == "monitor"
 
 
 def test_given_thresholds_the_rules_run_again_over_the_rows(
@@ -55,6 +56,7 @@ def test_given_thresholds_the_rules_run_again_over_the_rows(
     run = RunLog.from_rows(load_run(path), thresholds=lax, findings=recorded)
     assert "saturation" not in {f.rule for f in run.findings}
     assert run.thresholds == lax
+    assert run.findings_source == "rules"
 
 
 def test_findings_must_be_findings() -> None:

@@ -120,11 +120,18 @@ def test_render_run_reads_a_log_and_writes_its_report(
     assert f"- **log**: {run_log[0]}" in paths["md"].read_text()
 
 
-def test_render_run_uses_the_monitors_default_thresholds(
+def test_render_run_reports_the_findings_the_monitor_recorded(
     run_log: tuple[Path, list[Finding]], tmp_path: Path
 ) -> None:
-    data = json.loads(render_run(run_log[0], tmp_path, ["json"])["json"].read_text())
+    paths = render_run(run_log[0], tmp_path, ["json", "md"])
+    data = json.loads(paths["json"].read_text())
+    assert data["findings_source"] == "monitor"
+    assert data["findings"] == [asdict(f) for f in run_log[1]]  # the monitor's own, text too
     assert data["thresholds"] == asdict(Thresholds())
+    assert "the monitor recorded while training" in paths["md"].read_text()
+    replayed = render_run(run_log[0], tmp_path / "again", ["json", "md"], thresholds=THRESHOLDS)
+    assert json.loads(replayed["json"].read_text())["findings_source"] == "rules"
+    assert "recomputed from the logged rows" in replayed["md"].read_text()
 
 
 def test_render_run_refuses_a_missing_file_a_foreign_file_and_another_schema(

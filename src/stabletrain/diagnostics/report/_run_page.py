@@ -51,6 +51,19 @@ def _loss_text(run: RunLog) -> str:
     return f"{num(losses[0], 4)} → {num(losses[-1], 4)}{best}"
 
 
+def _findings_note(run: RunLog) -> str:
+    if run.findings_source == "monitor":
+        return (
+            "Findings are the ones the monitor recorded while training, with the layer metadata "
+            "it had (stabletrain.monitoring.rules)."
+        )
+    return (
+        "Findings are recomputed from the logged rows with the monitor's rules "
+        "(stabletrain.monitoring.rules); the loss-plateau window counts logged steps, and "
+        "layer depth is inferred from the rows."
+    )
+
+
 def run_page(run: RunLog) -> Page:
     """The text of a run report."""
     steps = run.steps
@@ -78,9 +91,5 @@ def run_page(run: RunLog) -> Page:
         compare=(),
         findings=finding_views(run.findings, steps=True),
         tables=tables,
-        notes=(
-            "Findings are recomputed from the logged rows with the monitor's rules "
-            "(stabletrain.monitoring.rules); the loss-plateau window counts logged steps, and "
-            "layer depth is inferred from the rows.",
-        ),
+        notes=(_findings_note(run),),
     )

@@ -23,7 +23,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from stabletrain.diagnostics.diagnosis import SCHEMA_NAME as DIAGNOSIS_SCHEMA
 from stabletrain.diagnostics.report._replay import layer_order, merge, replay
@@ -52,8 +52,11 @@ class RunLog:
         events: every firing of a rule on a logged step (``step == last_step``).
         findings: the firings merged per rule and layer, errors first (``Finding.step`` the
             first step, ``last_step`` the latest, ``count`` how many logged steps).
-        thresholds: the thresholds the rules ran with.
+        thresholds: the thresholds the rules ran with (when ``findings_source`` is
+            ``"rules"``; the report's plots use them either way).
         source: the file the rows came from, if any.
+        findings_source: ``"monitor"``: the findings the monitor recorded while training;
+            ``"rules"``: recomputed from the rows with ``thresholds``.
         index: ``(steps, values)`` by ``(layer, metric)``, steps ascending (see :meth:`series`).
     """
 
@@ -64,6 +67,7 @@ class RunLog:
     findings: tuple[Finding, ...]
     thresholds: Thresholds
     source: str | None = None
+    findings_source: Literal["monitor", "rules"] = "rules"
     index: Mapping[tuple[str | None, str], tuple[tuple[int, ...], tuple[float, ...]]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -115,7 +119,8 @@ class RunLog:
             )
         t = thresholds or Thresholds()
         layers = layer_order(rows)
-        events = list(recorded) if recorded and thresholds is None else replay(rows, t)
+        use_recorded = bool(recorded) and thresholds is None
+        events = list(recorded) if use_recorded else replay(rows, t)
         return cls(
             rows=tuple(rows),
             steps=tuple(sorted({r.step for r in rows})),
@@ -124,6 +129,7 @@ class RunLog:
             findings=tuple(merge(events, layers)),
             thresholds=t,
             source=None if source is None else os.fspath(source),
+            findings_source="monitor" if use_recorded else "rules",
             index=_index(rows),
         )
 

@@ -17,6 +17,7 @@ back with :meth:`Diagnosis.from_dict`). For a monitor log it follows the schema
         "last_step_layers": {layer: {metric: float}}   # "" is the model's own parameters
       },
       "findings": [Finding as a dict, merged over the run],
+      "findings_source": "monitor" | "rules",  # recorded while training, or recomputed
       "thresholds": Thresholds as a dict
     }
 """
@@ -95,6 +96,7 @@ def run_dict(rows: Sequence[Row] | RunLog) -> dict[str, Any]:
             "last_step_layers": layers,
         },
         "findings": [asdict(f) for f in run.findings],
+        "findings_source": run.findings_source,
         "thresholds": asdict(run.thresholds),
     }
 
