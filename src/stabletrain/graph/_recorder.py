@@ -86,7 +86,14 @@ _LEAF_TYPES = frozenset({bool, int, float, complex, str, torch.dtype, torch.devi
 
 
 def tensors_in(tree: Any) -> list[torch.Tensor]:
-    """The tensors in a nest of tuples, lists and dicts (any other container via pytree)."""
+    """The tensors in a nest of tuples, lists and dicts (any other container via pytree), in
+    order; scalars, strings and None hold none.
+
+    Example:
+        >>> a, b = torch.zeros(1), torch.ones(2)
+        >>> [t.shape[0] for t in tensors_in({"x": (a, 3, None), "y": [b, "s"]})]
+        [1, 2]
+    """
     if isinstance(tree, torch.Tensor):
         return [tree]
     if tree is None or type(tree) in _LEAF_TYPES:

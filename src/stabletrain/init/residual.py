@@ -49,7 +49,16 @@ RESIDUAL_MODES: tuple[ResidualMode, ...] = ("zero", "fixup", "scaled")
 
 
 def scale_layer_(model: nn.Module, name: str, factor: float) -> None:
-    """Multiply the weights of layer ``name`` by ``factor``; biases too when it is 0."""
+    """Multiply the weights of layer ``name`` by ``factor``; biases too when it is 0 (a zeroed
+    layer outputs exactly 0).
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(2, 2))
+        >>> _ = nn.init.ones_(model[0].weight), nn.init.ones_(model[0].bias)
+        >>> scale_layer_(model, "0", 0.5)
+        >>> model[0].weight.tolist(), model[0].bias.tolist()
+        ([[0.5, 0.5], [0.5, 0.5]], [1.0, 1.0])
+    """
     module = model.get_submodule(name)
     with torch.no_grad():
         for pname, p in module.named_parameters(recurse=False):
