@@ -49,6 +49,7 @@ from stabletrain.monitoring.sinks import (
     TensorBoardSink,
     read_findings,
     read_jsonl,
+    read_meta,
 )
 
 __all__ = [
@@ -79,4 +80,5 @@ __all__ = [
     "metrics",
     "read_findings",
     "read_jsonl",
+    "read_meta",
 ]

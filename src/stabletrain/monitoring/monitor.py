@@ -39,7 +39,7 @@ import math
 import numbers
 import sys
 from collections.abc import Hashable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
@@ -315,6 +315,13 @@ class TrainingMonitor:
         self._snapshot = None
         self._snapshot_step = -1
         self._skipped = self._read_skipped()
+        meta = {
+            "preset": self.preset,
+            "thresholds": asdict(t),
+            "layers": [{"name": layer.name, "depth": layer.depth} for layer in self._layers],
+        }
+        for sink in self.sinks:
+            sink.write_meta(meta)
         self._prepare(1, bool(self.schedule(1)))
 
     def _trace(self) -> Graph:

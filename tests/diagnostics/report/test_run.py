@@ -182,3 +182,48 @@ def test_a_corrupt_line_after_a_good_one_is_reported_with_its_line_number(tmp_pa
 
 def test_load_run_returns_what_read_jsonl_reads(run_log: tuple[Path, list[Finding]]) -> None:
     assert load_run(run_log[0]) == read_jsonl(run_log[0])
+
+
+# --------------------------------------------------------------------------- the log's meta
+
+
+def _norm_rows() -> list[Row]:
+    # "n" is a LayerNorm whose tiny gradient is no vanishing gradient: it is not a weight layer
+    return [
+        Row(1, name, "grad_norm", value)
+        for name, value in (("a", 1.0), ("n", 1e-9), ("b", 2.0), ("c", 1.5))
+    ]
+
+
+META = {
+    "preset": "minimal",
+    "thresholds": {"vanishing_ratio": 1e-12, "loss_window": 4},
+    "layers": [
+        {"name": "a", "depth": 0},
+        {"name": "n", "depth": None},
+        {"name": "b", "depth": 1},
+        {"name": "c", "depth": 2},
+    ],
+}
+
+
+def test_a_replay_uses_the_depths_the_monitor_recorded() -> None:
+    inferred = RunLog.from_rows(_norm_rows())  # rows alone: "n" counts as a weight layer
+    assert ("vanishing", "n") in {(f.rule, f.layer) for f in inferred.findings}
+    meta = {**META, "thresholds": {}}
+    recorded = RunLog.from_rows(_norm_rows(), meta=meta)
+    # 3 weight layers, under the depth rules' minimum of 4, and "n" is not one of them
+    assert recorded.findings == ()
+    assert recorded.findings_source == "rules"
+
+
+def test_the_recorded_thresholds_are_the_default_and_explicit_ones_win() -> None:
+    run = RunLog.from_rows(_norm_rows(), meta=META)
+    assert (run.thresholds.vanishing_ratio, run.thresholds.loss_window) == (1e-12, 4)
+    own = Thresholds(vanishing_ratio=0.5)
+    assert RunLog.from_rows(_norm_rows(), meta=META, thresholds=own).thresholds == own
+    # fields this version does not know are ignored; invalid values are refused with the fix
+    run = RunLog.from_rows(_norm_rows(), meta={"thresholds": {"future_field": 1}})
+    assert run.thresholds == Thresholds()
+    with pytest.raises(ValueError, match=r"recorded thresholds .* pass thresholds="):
+        RunLog.from_rows(_norm_rows(), meta={"thresholds": {"loss_window": 1}})

@@ -127,7 +127,8 @@ def test_render_run_reports_the_findings_the_monitor_recorded(
     data = json.loads(paths["json"].read_text())
     assert data["findings_source"] == "monitor"
     assert data["findings"] == [asdict(f) for f in run_log[1]]  # the monitor's own, text too
-    assert data["thresholds"] == asdict(Thresholds())
+    assert data["thresholds"] == asdict(THRESHOLDS)  # the monitor's, as recorded in the log
+    assert Thresholds() != THRESHOLDS
     assert "the monitor recorded while training" in paths["md"].read_text()
     replayed = render_run(run_log[0], tmp_path / "again", ["json", "md"], thresholds=THRESHOLDS)
     assert json.loads(replayed["json"].read_text())["findings_source"] == "rules"

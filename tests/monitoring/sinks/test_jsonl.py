@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,12 @@ from torch import nn
 from stabletrain.monitoring import (
     Finding,
     JSONLSink,
+    Thresholds,
     TrainingMonitor,
     every,
     read_findings,
     read_jsonl,
+    read_meta,
 )
 from stabletrain.monitoring.sinks import METRICS, SCHEMA_VERSION, Row
 
@@ -43,7 +46,13 @@ def test_every_row_the_monitor_writes_is_a_json_object_of_the_schema(tmp_path: P
             loss.backward()
             opt.step()
             mon.step(loss)
-    lines = path.read_text().splitlines()
+    first, *lines = path.read_text().splitlines()
+    meta = json.loads(first)  # what the monitor watched with, before any row
+    assert set(meta) == {"schema", "meta"}
+    assert meta["meta"]["preset"] == "full"
+    assert meta["meta"]["thresholds"] == asdict(Thresholds())
+    assert meta["meta"]["layers"] == [{"name": "0", "depth": 0}, {"name": "2", "depth": 1}]
+    assert read_meta(path) == meta["meta"]
     assert lines
     for line in lines:
         obj = json.loads(line)

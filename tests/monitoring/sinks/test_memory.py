@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from torch import nn
 
-from stabletrain.monitoring import Finding, MemorySink, Row, every
+from stabletrain.monitoring import Finding, MemorySink, Row, TrainingMonitor, every
 from stabletrain.monitoring.sinks import Histogram
 
 
@@ -49,3 +50,17 @@ def test_findings_are_kept_and_cleared() -> None:
     assert list(sink.findings) == [f]
     sink.clear()
     assert not sink.findings
+
+
+def test_the_monitor_hands_its_meta_to_every_sink_on_entry() -> None:
+    sink = MemorySink()
+    model = nn.Sequential(nn.Linear(2, 3), nn.LayerNorm(3), nn.Linear(3, 1))
+    with TrainingMonitor(model, preset="minimal", sinks=[sink], summary=False):
+        assert sink.meta is not None
+    assert sink.meta["preset"] == "minimal"
+    # the norm is no weight layer: depth None, so the depth rules skip it
+    assert sink.meta["layers"] == [
+        {"name": "0", "depth": 0},
+        {"name": "1", "depth": None},
+        {"name": "2", "depth": 1},
+    ]

@@ -4,10 +4,11 @@ For a log without recorded findings (rows from ``MemorySink.rows`` alone, or a l
 before the monitor recorded them) or a report with other thresholds, a report recomputes them
 with :data:`stabletrain.monitoring.rules.RULES`. What the rows do not record is inferred:
 
-- ``depth`` (position among the weight layers, for the depth rules): every layer with a
-  ``grad_norm`` row, in the order the monitor wrote them (its execution or registration order).
-  The monitor leaves normalization and embedding layers out of its depth count; the log does
-  not say which layers those are, so with them the depth rules see a few more layers.
+- ``depth`` (position among the weight layers, for the depth rules): as the monitor recorded it
+  in the log's meta line when there is one; else every layer with a ``grad_norm`` row, in the
+  order the monitor wrote them (its execution or registration order). The monitor leaves
+  normalization and embedding layers out of its depth count; rows alone do not say which
+  layers those are, so with them the depth rules see a few more layers.
 - ``losses`` (for ``loss_plateau``): the losses of the logged steps only, so the rule's window
   counts logged steps rather than every step.
 - ``window_batches`` (the dead-unit window): the logged steps with activation rows so far.
@@ -16,7 +17,7 @@ with :data:`stabletrain.monitoring.rules.RULES`. What the rows do not record is 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from stabletrain.monitoring.rules import (
@@ -57,10 +58,18 @@ def by_step(rows: Sequence[Row]) -> dict[int, list[Row]]:
     return dict(sorted(steps.items()))
 
 
-def replay(rows: Sequence[Row], thresholds: Thresholds) -> list[Finding]:
-    """Every firing of every rule, step by step (``step == last_step``, ``count == 1``)."""
+def replay(
+    rows: Sequence[Row],
+    thresholds: Thresholds,
+    depths: Mapping[str, int | None] | None = None,
+) -> list[Finding]:
+    """Every firing of every rule, step by step (``step == last_step``, ``count == 1``);
+    ``depths``: each layer's depth as the monitor recorded it (else inferred from the rows)."""
     layers = layer_order(rows)
-    metas = _metas(rows, layers)
+    if depths is None:
+        metas = _metas(rows, layers)
+    else:
+        metas = tuple(LayerMeta(name, depths.get(name)) for name in layers)
     losses: deque[float] = deque(maxlen=thresholds.loss_window)
     batches = 0
     events = []

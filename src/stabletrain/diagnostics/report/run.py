@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -80,6 +80,7 @@ class RunLog:
         thresholds: Thresholds | None = None,
         source: str | os.PathLike[str] | None = None,
         findings: Sequence[Finding] | None = None,
+        meta: Mapping[str, Any] | None = None,
     ) -> RunLog:
         """Organize ``rows`` (``read_jsonl``, ``MemorySink.rows``) with their findings.
 
@@ -90,7 +91,10 @@ class RunLog:
             source: the file the rows came from.
             findings: the rule firings the monitor recorded (``read_findings(path)``,
                 ``MemorySink.findings``); None or empty: the rules run again over ``rows``
-                with ``thresholds`` (default :class:`Thresholds`).
+                with ``thresholds``.
+            meta: what the monitor recorded about itself (``read_meta(path)``,
+                ``MemorySink.meta``): its thresholds are the default for ``thresholds`` (else
+                :class:`Thresholds`), and a replay uses its layer depths.
 
         Raises:
             TypeError: ``rows`` is not a sequence of :class:`~stabletrain.monitoring.Row`, or
@@ -117,10 +121,10 @@ class RunLog:
                 "RunLog.from_rows: findings must be stabletrain.monitoring.Finding objects "
                 "(read_findings(path) or MemorySink().findings)."
             )
-        t = thresholds or Thresholds()
+        t = thresholds or _recorded_thresholds(meta) or Thresholds()
         layers = layer_order(rows)
         use_recorded = bool(recorded) and thresholds is None
-        events = list(recorded) if use_recorded else replay(rows, t)
+        events = list(recorded) if use_recorded else replay(rows, t, _recorded_depths(meta))
         return cls(
             rows=tuple(rows),
             steps=tuple(sorted({r.step for r in rows})),
@@ -145,6 +149,30 @@ class RunLog:
         """The latest logged value of ``metric`` for ``layer``, None if never logged."""
         _, values = self.series(layer, metric)
         return values[-1] if values else None
+
+
+def _recorded_thresholds(meta: Mapping[str, Any] | None) -> Thresholds | None:
+    if not meta or not isinstance(meta.get("thresholds"), Mapping):
+        return None
+    known = {f.name for f in fields(Thresholds)}
+    try:
+        return Thresholds(**{k: v for k, v in meta["thresholds"].items() if k in known})
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"RunLog.from_rows: the log's recorded thresholds are not valid Thresholds ({err}); "
+            "pass thresholds=Thresholds(...) to run the rules with your own."
+        ) from err
+
+
+def _recorded_depths(meta: Mapping[str, Any] | None) -> dict[str, int | None] | None:
+    layers = meta.get("layers") if meta else None
+    if not isinstance(layers, list):
+        return None
+    return {
+        str(layer["name"]): layer.get("depth")
+        for layer in layers
+        if isinstance(layer, Mapping) and "name" in layer
+    }
 
 
 def _index(

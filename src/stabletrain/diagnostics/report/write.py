@@ -40,7 +40,7 @@ from stabletrain.diagnostics.report.markdown import diagnosis_markdown, run_mark
 from stabletrain.diagnostics.report.run import RunLog, as_run, load_run
 from stabletrain.monitoring.rules import SEVERITIES, Thresholds
 from stabletrain.monitoring.sinks.base import Row
-from stabletrain.monitoring.sinks.jsonl import read_findings
+from stabletrain.monitoring.sinks.jsonl import read_findings, read_meta
 
 __all__ = [
     "FORMATS",
@@ -181,9 +181,9 @@ def render_run(
         path: the log, written by :class:`~stabletrain.monitoring.JSONLSink`.
         out_dir: where ``report.html`` / ``report.md`` / ``report.json`` go.
         formats: any of ``"html"``, ``"md"``, ``"json"``.
-        thresholds: None: the findings the monitor recorded in the log (the rules run again
-            only for a log without them, with the monitor's default thresholds); given: the
-            rules run again over the rows with these.
+        thresholds: None: the findings and thresholds the monitor recorded in the log (the
+            rules run again only for a log without findings, with the recorded thresholds or
+            else the defaults); given: the rules run again over the rows with these.
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -201,6 +201,11 @@ def render_run(
         'report.md'
     """
     chosen = _check_formats(formats)
-    rows = load_run(path)
-    run = RunLog.from_rows(rows, thresholds=thresholds, source=path, findings=read_findings(path))
+    run = RunLog.from_rows(
+        load_run(path),
+        thresholds=thresholds,
+        source=path,
+        findings=read_findings(path),
+        meta=read_meta(path),
+    )
     return write_report(run, out_dir, chosen)

@@ -13,7 +13,7 @@ from stabletrain.monitoring.sinks.base import (
     layer_label,
 )
 from stabletrain.monitoring.sinks.console import ConsoleSink
-from stabletrain.monitoring.sinks.jsonl import JSONLSink, read_findings, read_jsonl
+from stabletrain.monitoring.sinks.jsonl import JSONLSink, read_findings, read_jsonl, read_meta
 from stabletrain.monitoring.sinks.memory import MemorySink
 from stabletrain.monitoring.sinks.tensorboard import TensorBoardSink
 
@@ -30,4 +30,5 @@ __all__ = [
     "layer_label",
     "read_findings",
     "read_jsonl",
+    "read_meta",
 ]

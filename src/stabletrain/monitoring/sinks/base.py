@@ -27,7 +27,7 @@ Histograms (preset ``full``, for sinks that ask for them) are of each layer's ma
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -132,7 +132,9 @@ class Histogram:
 class Sink(abc.ABC):
     """Where the rows go. Subclasses implement :meth:`write`; the rest is optional.
 
-    The monitor calls :meth:`write` once per logged step with all of the step's rows,
+    The monitor calls :meth:`write_meta` once when its ``with`` block starts (the preset, the
+    thresholds and the monitored layers), :meth:`write` once per logged step with all of the
+    step's rows,
     :meth:`write_histograms` on the logged steps where :meth:`wants_histograms` is true (preset
     ``full`` only), :meth:`write_findings` on the logged steps where a rule fired, and
     :meth:`close` when its ``with`` block ends, exceptions included.
@@ -148,6 +150,11 @@ class Sink(abc.ABC):
 
     def write_histograms(self, step: int, histograms: Sequence[Histogram]) -> None:  # noqa: B027
         """Record the histograms of one logged step (ignored by default)."""
+
+    def write_meta(self, meta: Mapping[str, Any]) -> None:  # noqa: B027
+        """Record what the monitor watches with, before any row: ``{"preset": str,
+        "thresholds": {field: value}, "layers": [{"name": str, "depth": int | None}, ...]}``
+        (``depth``: position among the weight layers; ignored by default)."""
 
     def write_findings(self, step: int, findings: Sequence[Finding]) -> None:  # noqa: B027
         """Record what the rules found on one logged step, each firing once (``step ==

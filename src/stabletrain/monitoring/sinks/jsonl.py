@@ -13,6 +13,12 @@ Schema, version 1 (:data:`~stabletrain.monitoring.sinks.base.SCHEMA_VERSION`)::
   :mod:`stabletrain.monitoring.sinks.base`).
 - ``value``: a number, or the string ``"nan"``, ``"inf"`` or ``"-inf"`` (JSON has no NaN).
 
+The first line of a monitored run records what the monitor watched with (read by
+:func:`read_meta`)::
+
+    {"schema": 1, "meta": {"preset": "standard", "thresholds": {"vanishing_ratio": 0.001, ...},
+     "layers": [{"name": "encoder.0.fc1", "depth": 0}, ...]}}
+
 On a logged step where a rule fired, one line per firing follows that step's rows::
 
     {"schema": 1, "step": 120, "finding": {"severity": "warning", "layer": "encoder.0.fc1",
@@ -24,21 +30,21 @@ kinds), instead of running the rules again on the rows.
 
 Rows of one step are written together and flushed, so a crashed run keeps every logged step.
 :func:`read_jsonl` reads a file back into :class:`~stabletrain.monitoring.sinks.base.Row` objects
-(finding lines are skipped), :func:`read_findings` reads its findings.
+(meta and finding lines are skipped), :func:`read_findings` reads its findings.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from stabletrain.monitoring.rules import Finding
 from stabletrain.monitoring.sinks.base import SCHEMA_VERSION, Row, Sink
 
-__all__ = ["JSONLSink", "read_findings", "read_jsonl"]
+__all__ = ["JSONLSink", "read_findings", "read_jsonl", "read_meta"]
 
 
 class JSONLSink(Sink):
@@ -68,6 +74,9 @@ class JSONLSink(Sink):
 
     def write(self, step: int, rows: Sequence[Row]) -> None:
         self._lines(json.dumps(row.to_json()) for row in rows)
+
+    def write_meta(self, meta: Mapping[str, Any]) -> None:
+        self._lines([json.dumps({"schema": SCHEMA_VERSION, "meta": dict(meta)})])
 
     def write_findings(self, step: int, findings: Sequence[Finding]) -> None:
         self._lines(
@@ -112,7 +121,7 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[Row]:
     """
     rows = []
     for number, obj in _objects(path, "read_jsonl"):
-        if "finding" in obj:
+        if "finding" in obj or "meta" in obj:
             continue
         try:
             rows.append(Row.from_json(obj))
@@ -150,3 +159,23 @@ def read_findings(path: str | os.PathLike[str]) -> list[Finding]:
         except (ValueError, TypeError) as err:
             raise ValueError(f"read_findings: {path}, line {number}: {err}") from err
     return found
+
+
+def read_meta(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What the monitor recorded about itself in a :class:`JSONLSink` file (the first meta
+    line: preset, thresholds, layers with their depth), or None for a file without one.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "run.jsonl"
+        >>> sink = JSONLSink(path)
+        >>> sink.write_meta({"preset": "minimal", "thresholds": {}, "layers": []})
+        >>> sink.close()
+        >>> read_meta(path)["preset"]
+        'minimal'
+    """
+    for _, obj in _objects(path, "read_meta"):
+        if "meta" in obj and isinstance(obj["meta"], dict):
+            meta: dict[str, Any] = obj["meta"]
+            return meta
+    return None

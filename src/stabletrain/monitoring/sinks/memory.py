@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from stabletrain._checks import check_positive_int
 from stabletrain.monitoring.rules import Finding
@@ -38,6 +39,7 @@ class MemorySink(Sink):
         self.rows: deque[Row] = deque(maxlen=max_rows)
         self.histograms: deque[Histogram] = deque(maxlen=max_rows)
         self.findings: deque[Finding] = deque(maxlen=max_rows)  # every firing, per step
+        self.meta: dict[str, Any] | None = None  # what the monitor watched with
         self._histograms = check_schedule(histograms, where="MemorySink")
 
     def wants_histograms(self, step: int) -> bool:
@@ -48,6 +50,9 @@ class MemorySink(Sink):
 
     def write_histograms(self, step: int, histograms: Sequence[Histogram]) -> None:
         self.histograms.extend(histograms)
+
+    def write_meta(self, meta: Mapping[str, Any]) -> None:
+        self.meta = dict(meta)
 
     def write_findings(self, step: int, findings: Sequence[Finding]) -> None:
         self.findings.extend(findings)
