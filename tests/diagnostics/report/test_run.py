@@ -211,10 +211,17 @@ def test_a_replay_uses_the_depths_the_monitor_recorded() -> None:
     inferred = RunLog.from_rows(_norm_rows())  # rows alone: "n" counts as a weight layer
     assert ("vanishing", "n") in {(f.rule, f.layer) for f in inferred.findings}
     meta = {**META, "thresholds": {}}
-    recorded = RunLog.from_rows(_norm_rows(), meta=meta)
+    recorded = RunLog.from_rows(_norm_rows(), meta=meta, thresholds=Thresholds())
     # 3 weight layers, under the depth rules' minimum of 4, and "n" is not one of them
     assert recorded.findings == ()
     assert recorded.findings_source == "rules"
+
+
+def test_with_the_monitors_meta_no_recorded_finding_means_none_found() -> None:
+    run = RunLog.from_rows(_norm_rows(), meta=META, findings=[])
+    assert run.findings == ()
+    assert run.findings_source == "monitor"
+    assert RunLog.from_rows(_norm_rows()).findings_source == "rules"  # rows alone: replayed
 
 
 def test_the_recorded_thresholds_are_the_default_and_explicit_ones_win() -> None:

@@ -90,8 +90,9 @@ class RunLog:
                 over ``rows`` even when ``findings`` is given.
             source: the file the rows came from.
             findings: the rule firings the monitor recorded (``read_findings(path)``,
-                ``MemorySink.findings``); None or empty: the rules run again over ``rows``
-                with ``thresholds``.
+                ``MemorySink.findings``). The rules run again over ``rows`` with
+                ``thresholds`` when it is None or empty and there is no ``meta`` either (a log
+                of rows only); with ``meta``, an empty list means the monitor found nothing.
             meta: what the monitor recorded about itself (``read_meta(path)``,
                 ``MemorySink.meta``): its thresholds are the default for ``thresholds`` (else
                 :class:`Thresholds`), and a replay uses its layer depths.
@@ -123,7 +124,8 @@ class RunLog:
             )
         t = thresholds or _recorded_thresholds(meta) or Thresholds()
         layers = layer_order(rows)
-        use_recorded = bool(recorded) and thresholds is None
+        # a log with a meta line comes from a monitor that records its findings: none is none
+        use_recorded = thresholds is None and (bool(recorded) or bool(meta))
         events = list(recorded) if use_recorded else replay(rows, t, _recorded_depths(meta))
         return cls(
             rows=tuple(rows),
