@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -40,45 +41,24 @@ def test_bert_layers_get_the_scheme_of_what_follows_them_and_state_is_kept() -> 
         assert torch.equal(v, before[k]), k
 
 
-def test_gpt2_residual_projections_are_found_and_scaled() -> None:
+def gpt2(n_embd: int, n_layer: int) -> torch.nn.Module:
     config = transformers.GPT2Config(
         vocab_size=100,
-        n_embd=32,
-        n_layer=3,
+        n_embd=n_embd,
+        n_layer=n_layer,
         n_head=4,
         n_positions=64,
         bos_token_id=0,
         eos_token_id=0,
     )
-    model = transformers.GPT2LMHeadModel(config)
-    report = st.auto_init(model, torch.randint(0, 100, (2, 12)), residual="scaled")
-    for layer in range(3):
-        for proj in ("attn.c_proj", "mlp.c_proj"):
-            assert "residual scaled" in report[f"transformer.h.{layer}.{proj}.weight"].rule
-    assert any("6 residual branch(es)" in note for note in report.notes)
+    return transformers.GPT2LMHeadModel(config)
 
 
-def test_gpt2_mlp_is_followed_by_its_new_gelu_and_gets_he_with_conv1d_fan_in() -> None:
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(
-        vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64, bos_token_id=0
-    )
-    model = transformers.GPT2LMHeadModel(config)
-    report = st.auto_init(model, torch.randint(0, 100, (4, 16)), calibrate_layers=False)
-    fc = report["transformer.h.0.mlp.c_fc.weight"]  # Conv1D weight (in 64, out 256)
-    assert fc.following == "gelu_tanh"  # NewGELUActivation, a chain of pow/mul/add/tanh
-    assert fc.scheme == "he_normal"
-    expected = gain("gelu_tanh") / math.sqrt(64)  # fan_in is the 64 inputs, not the 256 outputs
-    # std of 64·256 draws: relative standard error 1/sqrt(2·16384) ≈ 0.6%; 3% tolerance
-    assert fc.std_after == pytest.approx(expected, rel=0.03)
-
-
-def test_clip_text_mlp_is_followed_by_quick_gelu_and_gets_its_exact_gain() -> None:
-    torch.manual_seed(0)
+def clip_text(hidden: int) -> torch.nn.Module:
     config = transformers.CLIPTextConfig(
         vocab_size=100,
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
         num_hidden_layers=2,
         num_attention_heads=4,
         max_position_embeddings=16,
@@ -86,11 +66,36 @@ def test_clip_text_mlp_is_followed_by_quick_gelu_and_gets_its_exact_gain() -> No
         eos_token_id=2,
     )
     assert config.hidden_act == "quick_gelu"
-    model = transformers.CLIPTextModel(config)
+    return transformers.CLIPTextModel(config)
+
+
+def test_gpt2_residual_projections_are_found_and_scaled() -> None:
+    model = gpt2(32, 3)
+    report = st.auto_init(model, torch.randint(0, 100, (2, 12)), residual="scaled")
+    for layer in range(3):
+        for proj in ("attn.c_proj", "mlp.c_proj"):
+            assert "residual scaled" in report[f"transformer.h.{layer}.{proj}.weight"].rule
+    assert any("6 residual branch(es)" in note for note in report.notes)
+
+
+@pytest.mark.parametrize(
+    ("build", "name", "activation", "fan_in", "tol"),
+    [
+        # GPT-2: NewGELUActivation (pow/mul/add/tanh) after a Conv1D stored (in 64, out 256):
+        # fan_in is the 64 inputs. Std of 64·256 draws: standard error 0.6%; 3% tolerance.
+        (lambda: gpt2(64, 2), "transformer.h.0.mlp.c_fc.weight", "gelu_tanh", 64, 0.03),
+        # CLIP: QuickGELUActivation, x·σ(1.702x), after a Linear(32, 64): 2048 draws, 1.6%; 6%
+        (lambda: clip_text(32), "encoder.layers.0.mlp.fc1.weight", "quick_gelu", 32, 0.06),
+    ],
+)
+def test_a_composite_activation_module_gets_he_with_its_exact_gain(
+    build: Callable[[], torch.nn.Module], name: str, activation: str, fan_in: int, tol: float
+) -> None:
+    torch.manual_seed(0)
+    model = build()
     report = st.auto_init(model, torch.randint(0, 100, (4, 12)), calibrate_layers=False)
-    fc1 = report["encoder.layers.0.mlp.fc1.weight"]
-    assert fc1.following == "quick_gelu"  # x·σ(1.702x): a mul and a sigmoid, seen as one
-    assert fc1.scheme == "he_normal"
-    assert fc1.gain == pytest.approx(gain("quick_gelu"))
-    # std of 64·32 draws: relative standard error 1/sqrt(2·2048) ≈ 1.6%; 6% tolerance
-    assert fc1.std_after == pytest.approx(gain("quick_gelu") / math.sqrt(32), rel=0.06)
+    record = report[name]
+    assert record.following == activation
+    assert record.scheme == "he_normal"
+    assert record.gain == pytest.approx(gain(activation))
+    assert record.std_after == pytest.approx(gain(activation) / math.sqrt(fan_in), rel=tol)
