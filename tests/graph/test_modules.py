@@ -122,3 +122,54 @@ def test_transformers_quick_gelu_is_recognized_by_its_class_name() -> None:
 
     g = trace(nn.Sequential(nn.Linear(4, 8), QuickGELUActivation()), torch.randn(3, 4))
     assert g.layers["0"].following[0].describe() == "quick_gelu"
+
+
+class Flaky(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("not today")
+
+
+class CatchesIt(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.act, self.fc = Flaky(), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            x = self.act(x)
+        except RuntimeError:
+            x = torch.relu(x)
+        return self.fc(x)
+
+
+def test_ops_after_a_registered_activation_that_raised_are_recorded_again() -> None:
+    register_activation(Flaky, "silu")
+    model = nn.Sequential(nn.Linear(4, 4), CatchesIt())
+    g = trace(model, torch.randn(2, 4))
+    assert [op.name for op in g.recording.ops] == ["linear", "relu", "linear"]
+    assert g.layers["0"].following[0].describe() == "relu"
+
+
+class FlakyLayer(nn.Linear):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == 2:
+            raise RuntimeError("odd batch")
+        return super().forward(x)
+
+
+class RetriesOnce(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = FlakyLayer(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            return self.fc(x)
+        except RuntimeError:
+            return self.fc(torch.cat([x, x]))
+
+
+def test_a_layer_call_that_raised_is_not_recorded_and_the_retry_is() -> None:
+    g = trace(nn.Sequential(RetriesOnce(), nn.Tanh()), torch.randn(2, 4))
+    assert g.layers["0.fc"].calls == 1
+    assert g.layers["0.fc"].following[0].describe() == "tanh"

@@ -108,6 +108,7 @@ def tensors_in(tree: Any) -> list[torch.Tensor]:
 
 
 _OP_NAMES: dict[Callable[..., Any], str] = {}
+_RAISED: Any = object()  # the output a post-hook gets when its module raised
 
 
 class _Recorder(TorchFunctionMode):
@@ -190,7 +191,9 @@ def _hooks(model: nn.Module, recorder: _Recorder) -> Iterator[None]:
 
     Two global module hooks (not two per module: registering thousands of hooks costs more than
     the forward pass of a small model); modules outside ``model`` are ignored. Always removed.
-    A module that raises gets no post-hook call (the stack is unwound at its parent's).
+    A module that raises still gets its post-hook call (``always_call``), with the output
+    :data:`_RAISED`: the stack and an activation module's opacity are unwound there, and no call
+    is recorded, so a model that catches the error goes on being recorded.
     """
     names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
     holders = {
@@ -213,7 +216,7 @@ def _hooks(model: nn.Module, recorder: _Recorder) -> Iterator[None]:
         if key in holders:
             open_calls.setdefault(key, []).append(len(recorder.rec.ops))
 
-    def post(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+    def post(module: nn.Module, args: Any, kwargs: Any, output: Any = _RAISED) -> None:
         key = id(module)
         name = names.get(key)
         if name is None:
@@ -222,8 +225,12 @@ def _hooks(model: nn.Module, recorder: _Recorder) -> Iterator[None]:
             pass  # a submodule raised and the model caught it: its post-hook never ran
         if key in activations:
             recorder.opaque -= 1
-            if not recorder.opaque:
+            if not recorder.opaque and output is not _RAISED:
                 _activation_op(recorder, activations[key], name, args, kwargs, output)
+        if output is _RAISED:
+            if open_calls.get(key):
+                open_calls[key].pop()
+            return
         pending = open_calls.get(key)
         if pending:
             first = pending.pop()
@@ -240,7 +247,9 @@ def _hooks(model: nn.Module, recorder: _Recorder) -> Iterator[None]:
 
     with contextlib.ExitStack() as stack:
         stack.callback(register_module_forward_pre_hook(pre).remove)
-        stack.callback(register_module_forward_hook(post, with_kwargs=True).remove)
+        stack.callback(
+            register_module_forward_hook(post, with_kwargs=True, always_call=True).remove
+        )
         yield
 
 
