@@ -14,6 +14,7 @@ from torch import nn
 from stabletrain import init
 from stabletrain.diagnostics import Diagnosis, diagnose
 from stabletrain.models import mlp
+from tests import _hf as hf
 
 SCHEMES: dict[str, Callable[..., torch.Tensor]] = {
     "he": init.he_normal_,
@@ -294,17 +295,9 @@ def test_a_given_loss_fn_is_used_and_named() -> None:
 
 
 def test_bert_from_a_config_is_diagnosed_against_theory() -> None:
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=200,
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-        max_position_embeddings=64,
-    )
-    model = transformers.BertModel(config)
+    model = hf.bert(64, 2, vocab=200)
     ids = torch.randint(0, 200, (4, 24))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     d = diagnose(model, {"input_ids": ids})
@@ -471,12 +464,10 @@ def test_fix_zeroes_the_residual_branches_of_a_deep_post_ln_transformer() -> Non
 
 
 def test_gpt2_conv1d_weights_are_read_in_out() -> None:
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     torch.manual_seed(0)
-    config = transformers.GPT2Config(
-        vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=32, bos_token_id=0
-    )
-    d = diagnose(transformers.GPT2Model(config), torch.randint(0, 100, (4, 16)), lint=False)
+    model = hf.gpt2(64, 2, positions=32, lm_head=False)
+    d = diagnose(model, torch.randint(0, 100, (4, 16)), lint=False)
     fc, proj = d["h.0.mlp.c_fc"], d["h.0.mlp.c_proj"]  # Conv1D weights (64, 256), (256, 64)
     assert (fc.kind, fc.fan_in, proj.fan_in) == ("Conv1D", 64, 256)
     assert d["wte"].fan_in == 1  # one row per lookup

@@ -10,21 +10,14 @@ import torch
 
 import stabletrain as st
 from stabletrain.init import gain
+from tests._hf import bert, clip_text, gpt2
 
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("transformers")
 
 
 def test_bert_layers_get_the_scheme_of_what_follows_them_and_state_is_kept() -> None:
     torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    model = transformers.BertModel(config).train()
+    model = bert(32, 2).train()
     before = {k: v.clone() for k, v in model.named_buffers()}
     ids = torch.randint(0, 100, (2, 12))
     report = st.auto_init(model, {"input_ids": ids, "attention_mask": torch.ones_like(ids)})
@@ -39,34 +32,6 @@ def test_bert_layers_get_the_scheme_of_what_follows_them_and_state_is_kept() -> 
     assert model.training
     for k, v in model.named_buffers():
         assert torch.equal(v, before[k]), k
-
-
-def gpt2(n_embd: int, n_layer: int) -> torch.nn.Module:
-    config = transformers.GPT2Config(
-        vocab_size=100,
-        n_embd=n_embd,
-        n_layer=n_layer,
-        n_head=4,
-        n_positions=64,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
-    return transformers.GPT2LMHeadModel(config)
-
-
-def clip_text(hidden: int) -> torch.nn.Module:
-    config = transformers.CLIPTextConfig(
-        vocab_size=100,
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=16,
-        bos_token_id=0,
-        eos_token_id=2,
-    )
-    assert config.hidden_act == "quick_gelu"
-    return transformers.CLIPTextModel(config)
 
 
 def test_gpt2_residual_projections_are_found_and_scaled() -> None:

@@ -12,6 +12,7 @@ from stabletrain.regularization.param_groups import (
     explain_param_groups,
     param_groups,
 )
+from tests import _hf as hf
 
 
 class RMSNorm(nn.Module):
@@ -290,13 +291,9 @@ def test_a_non_module_is_refused() -> None:
 
 
 def test_hugging_face_models_decay_only_their_weight_matrices() -> None:
-    transformers = pytest.importorskip("transformers")
-    config = transformers.GPT2Config(
-        n_layer=2, n_embd=32, n_head=2, vocab_size=50, n_positions=16, bos_token_id=0,
-        eos_token_id=0,
-    )  # fmt: skip
+    pytest.importorskip("transformers")
     torch.manual_seed(0)
-    model = transformers.GPT2LMHeadModel(config)
+    model = hf.gpt2(32, 2, n_head=2, vocab=50, positions=16)
     example = torch.randint(0, 50, (2, 8))
     groups = param_groups(model, 0.1, example_input=example)
     _check_partition(model, groups)

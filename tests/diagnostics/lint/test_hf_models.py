@@ -11,22 +11,15 @@ import torch
 
 import stabletrain as st
 from stabletrain.diagnostics.lint import LintThresholds, lint
+from tests import _hf as hf
 from tests.diagnostics.lint._helpers import of_rule
 
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("transformers")
 
 
 def bert(layers: int) -> tuple[Any, dict[str, torch.Tensor]]:
-    config = transformers.BertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
     ids = torch.randint(0, 100, (2, 12))
-    return transformers.BertModel(config), {
+    return hf.bert(32, layers), {
         "input_ids": ids,
         "attention_mask": torch.ones_like(ids),
     }
