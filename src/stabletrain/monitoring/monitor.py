@@ -66,10 +66,13 @@ from stabletrain.monitoring.rules import (
     RULES,
     SEVERITIES,
     Finding,
+    FindingKey,
     LayerMeta,
     Severity,
     StepMetrics,
     Thresholds,
+    fold_findings,
+    ordered_findings,
 )
 from stabletrain.monitoring.schedules import Schedule, check_schedule, every
 from stabletrain.monitoring.sinks.base import Histogram, Row, Sink
@@ -225,7 +228,7 @@ class TrainingMonitor:
         self._active = False
         self._steps = 0
         self._logged = 0
-        self._findings: dict[tuple[str, str | None, str], Finding] = {}
+        self._findings: dict[FindingKey, Finding] = {}
         self._layers: list[LayerSpec] = []
         self._snapshot: list[torch.Tensor] | None = None
 
@@ -410,12 +413,8 @@ class TrainingMonitor:
         """The findings so far, errors first; repeated ones merged (see ``Finding.count``)."""
         check_choice("min_severity", min_severity, SEVERITIES, where="TrainingMonitor.findings")
         rank = {s: i for i, s in enumerate(SEVERITIES)}
-        order = {name: i for i, name in enumerate(self.layers)}
         kept = [f for f in self._findings.values() if rank[f.severity] >= rank[min_severity]]
-        return sorted(
-            kept,
-            key=lambda f: (-rank[f.severity], f.step, order.get(f.layer or "", -1), f.rule),
-        )
+        return ordered_findings(kept, self.layers)
 
     def summary_text(self) -> str:
         """The findings table as plain text."""
@@ -637,10 +636,7 @@ class TrainingMonitor:
             for name, rule in RULES.items()
             for finding in rule(metrics, t)
         ]
-        for event in events:
-            key = (event.rule, event.layer, event.metric)
-            old = self._findings.get(key)
-            self._findings[key] = event if old is None else old.merged(event)
+        fold_findings(self._findings, events)
         if events:
             for sink in self.sinks:
                 sink.write_findings(step, events)

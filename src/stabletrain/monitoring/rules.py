@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -42,6 +42,7 @@ __all__ = [
     "RULES",
     "SEVERITIES",
     "Finding",
+    "FindingKey",
     "LayerMeta",
     "Rule",
     "Severity",
@@ -50,8 +51,10 @@ __all__ = [
     "dead_units",
     "depth_trend",
     "exploding",
+    "fold_findings",
     "loss_plateau",
     "nonfinite",
+    "ordered_findings",
     "saturation",
     "symmetric_units",
     "update_ratio",
@@ -271,6 +274,37 @@ class StepMetrics:
 
 
 Rule = Callable[[StepMetrics, Thresholds], list[Finding]]
+FindingKey = tuple[str, str | None, str]
+"""How repeated firings are merged: ``(rule, layer, metric)``."""
+
+
+def fold_findings(merged: dict[FindingKey, Finding], events: Iterable[Finding]) -> None:
+    """Merge each firing of ``events`` into ``merged``, in place, by ``(rule, layer, metric)``
+    (:meth:`Finding.merged`): how the monitor and a report merge repeated findings.
+
+    Example:
+        >>> f = Finding("info", None, "loss", 1.0, 0.0, "plateau", "lr", "loss_plateau", 3, 3)
+        >>> merged: dict[FindingKey, Finding] = {}
+        >>> fold_findings(merged, [f, replace(f, step=5, last_step=5)])
+        >>> [(m.step, m.last_step, m.count) for m in merged.values()]
+        [(3, 5, 2)]
+    """
+    for event in events:
+        key = (event.rule, event.layer, event.metric)
+        old = merged.get(key)
+        merged[key] = event if old is None else old.merged(event)
+
+
+def ordered_findings(findings: Iterable[Finding], layers: Sequence[str]) -> list[Finding]:
+    """``findings`` errors first, then by first step, by position in ``layers`` (the whole
+    model's first) and by rule."""
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    order = {name: i for i, name in enumerate(layers)}
+    return sorted(
+        findings,
+        key=lambda f: (-rank[f.severity], f.step, order.get(f.layer or "", -1), f.rule),
+    )
+
 
 _FIX_INIT = "stabletrain.auto_init(model, example_input)"
 _FIX_NORM_RESIDUAL = (

@@ -22,11 +22,13 @@ from dataclasses import replace
 
 from stabletrain.monitoring.rules import (
     RULES,
-    SEVERITIES,
     Finding,
+    FindingKey,
     LayerMeta,
     StepMetrics,
     Thresholds,
+    fold_findings,
+    ordered_findings,
 )
 from stabletrain.monitoring.sinks.base import Row
 
@@ -89,14 +91,6 @@ def replay(
 def merge(events: Sequence[Finding], layers: Sequence[str]) -> list[Finding]:
     """The firings merged per (rule, layer, metric) as the monitor merges them
     (:meth:`Finding.merged`), errors first, then by first step and layer order."""
-    merged: dict[tuple[str, str | None, str], Finding] = {}
-    for event in events:
-        key = (event.rule, event.layer, event.metric)
-        old = merged.get(key)
-        merged[key] = event if old is None else old.merged(event)
-    rank = {s: i for i, s in enumerate(SEVERITIES)}
-    order = {name: i for i, name in enumerate(layers)}
-    return sorted(
-        merged.values(),
-        key=lambda f: (-rank[f.severity], f.step, order.get(f.layer or "", -1), f.rule),
-    )
+    merged: dict[FindingKey, Finding] = {}
+    fold_findings(merged, events)
+    return ordered_findings(merged.values(), layers)
