@@ -27,7 +27,10 @@ def test_bert_layers_get_the_scheme_of_what_follows_them_and_state_is_kept() -> 
     assert ffn.gain == pytest.approx(gain("gelu"))
     assert report["encoder.layer.1.attention.self.query.weight"].scheme == "xavier_uniform"
     assert report["encoder.layer.0.output.LayerNorm.weight"].scheme == "ones"
-    assert report["embeddings.word_embeddings.weight"].rule == "embedding: N(0, 1)"
+    word = report["embeddings.word_embeddings.weight"]  # summed, then LayerNorm: scale free
+    assert word.scheme == "keep"
+    assert "a normalization follows" in word.rule
+    assert word.std_after == word.std_before
     assert not report.fallbacks
     assert model.training
     for k, v in model.named_buffers():

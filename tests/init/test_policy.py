@@ -51,7 +51,8 @@ def test_every_mlp_layer_gets_the_documented_scheme_and_hits_its_target_std(
         record = report[f"linear{i}.weight"]
         assert record.scheme == expected, record
         assert report[f"linear{i}.bias"].std_after == 0
-    assert report["head.weight"].rule == "output layer"
+    assert report["head.weight"].scheme == "logits"
+    assert report["head.weight"].rule.startswith("output layer: output logits over 10 classes")
     stats = outputs_and_inputs(model, torch.randn(512, 32))  # a fresh batch
     for i in range(1, 7):
         record = report[f"linear{i}.weight"]

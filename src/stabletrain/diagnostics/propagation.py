@@ -41,8 +41,10 @@ from stabletrain.graph import (
     Graph,
     check_example_input,
     preserved_state,
+    snapshot_of,
     tensors_in,
     trace_with_grad,
+    transaction,
 )
 from stabletrain.init import auto_init
 from stabletrain.monitoring.metrics import moments
@@ -445,10 +447,51 @@ def diagnose(
     options = _fix_options(before.findings)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    report = auto_init(model, example_input, generator=generator, **options)
-    after = _diagnose_once(model, example_input, loss_fn, target, lint, bins, seed)
+    shown = "".join(f", {k}={v!r}" for k, v in options.items())
+    with transaction(model, "diagnose(fix=True)") as state:
+        restore = snapshot_of(model)
+        state.stage = f"applying stabletrain.auto_init(model, example_input{shown})"
+        report = auto_init(model, example_input, generator=generator, **options)
+        state.stage = "diagnosing the fixed model"
+        after = _diagnose_once(model, example_input, loss_fn, target, lint, bins, seed)
     after.before = before
     after.init_report = report.to_dict()
-    shown = "".join(f", {k}={v!r}" for k, v in options.items())
+    worse = _measures_worse(before, after)
+    if worse:
+        restore()
+        before.notes.append(
+            f"stabletrain.auto_init(model, example_input{shown}) measured worse ({worse}): "
+            "kept the model's own init"
+        )
+        before.init_report = report.to_dict()
+        return before
     after.notes.append(f"fixed with stabletrain.auto_init(model, example_input{shown})")
     return after
+
+
+# a fix may cost this much of the step-0 loss, or this factor of whole-network gain, before it
+# counts as worse than what it replaces
+_LOSS_SLACK = 1.02
+_GAIN_SLACK = 2.0
+
+
+def _gain_distance(d: Diagnosis) -> float:
+    """How far the whole network's forward and backward gains are from 1, in log units."""
+    gains = [g for g in (d.forward_gain, d.backward_gain) if math.isfinite(g) and g > 0]
+    return sum(abs(math.log(g)) for g in gains)
+
+
+def _measures_worse(before: Diagnosis, after: Diagnosis) -> str:
+    """Why ``after`` measures worse than ``before`` ('' if it does not): a higher step-0 loss
+    (beyond 2%) or whole-network gains further from 1 (beyond a factor 2)."""
+    why = []
+    if math.isfinite(before.loss_value) and not after.loss_value <= max(
+        before.loss_value * _LOSS_SLACK, before.loss_value + 1e-6
+    ):
+        why.append(f"step-0 loss {before.loss_value:.4g} -> {after.loss_value:.4g}")
+    if _gain_distance(after) > _gain_distance(before) + math.log(_GAIN_SLACK):
+        why.append(
+            f"forward/backward gain {before.forward_gain:.3g}/{before.backward_gain:.3g} -> "
+            f"{after.forward_gain:.3g}/{after.backward_gain:.3g}"
+        )
+    return "; ".join(why)

@@ -41,6 +41,7 @@ from stabletrain.graph._analysis import (
     ResidualBranch,
     analyse,
     first_activation,
+    is_norm,
 )
 from stabletrain.graph._modules import register_activation
 from stabletrain.graph._recorder import (
@@ -53,7 +54,13 @@ from stabletrain.graph._recorder import (
     run,
     tensors_in,
 )
-from stabletrain.graph._state import preserved_state
+from stabletrain.graph._state import (
+    SnapshotDevice,
+    Transaction,
+    preserved_state,
+    snapshot_of,
+    transaction,
+)
 
 __all__ = [
     "NORM_TYPES",
@@ -68,14 +75,19 @@ __all__ = [
     "ParamUse",
     "Recording",
     "ResidualBranch",
+    "SnapshotDevice",
+    "Transaction",
     "call_model",
     "check_example_input",
     "first_activation",
+    "is_norm",
     "preserved_state",
     "register_activation",
+    "snapshot_of",
     "tensors_in",
     "trace",
     "trace_with_grad",
+    "transaction",
 ]
 
 

@@ -105,6 +105,7 @@ class ResidualBranch:
     shortcut: tuple[str, ...]  # a projection on the other side of the addition, if any
     last_norm: str | None  # a normalization after the last weight layer, if any
     tail_activation: str | None = None  # an activation between those layers and the addition
+    pre_norm: str | None = None  # the normalization the branch starts with (Pre-LN), if any
 
     @property
     def last_layer(self) -> str | None:
@@ -124,6 +125,21 @@ NORM_TYPES: tuple[type[nn.Module], ...] = (
     nn.LocalResponseNorm,
     *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
 )
+
+
+def is_norm(module: nn.Module) -> bool:
+    """A normalization layer: one of :data:`NORM_TYPES`, or a custom module whose class name
+    says ``Norm`` and whose own parameters are all 1-D (Hugging Face ``LlamaRMSNorm``,
+    ``T5LayerNorm``).
+
+    Example:
+        >>> is_norm(nn.LayerNorm(4)), is_norm(nn.Linear(4, 4))
+        (True, False)
+    """
+    if isinstance(module, NORM_TYPES):
+        return True
+    own = list(module.parameters(recurse=False))
+    return "norm" in type(module).__name__.lower() and bool(own) and all(p.ndim <= 1 for p in own)
 
 
 @dataclass
@@ -293,10 +309,11 @@ def _residuals(index: DataflowIndex, calls: list[Call], model: nn.Module) -> lis
         if not branch or any(isinstance(modules[c.module], lookups) for c in branch + shortcut):
             continue
         names = tuple(dict.fromkeys(c.module for c in sorted(branch, key=lambda c: c.order)))
-        weights = [n for n in names if not isinstance(modules[n], NORM_TYPES)]
+        weights = [n for n in names if not is_norm(modules[n])]
         last = weights[-1] if weights else None
         tail = names[names.index(last) + 1 :] if last else names
-        last_norm = next((n for n in reversed(tail) if isinstance(modules[n], NORM_TYPES)), None)
+        last_norm = next((n for n in reversed(tail) if is_norm(modules[n])), None)
+        pre_norm = names[0] if weights and is_norm(modules[names[0]]) else None
         shortcut_names = tuple(dict.fromkeys(c.module for c in shortcut))
         tail_name = last_norm or last
         tail_out = max((c.outputs[0] for c in branch if c.module == tail_name), default=None)
@@ -312,9 +329,29 @@ def _residuals(index: DataflowIndex, calls: list[Call], model: nn.Module) -> lis
             None,
         )
         branches.append(
-            ResidualBranch(op.index, names, tuple(weights), shortcut_names, last_norm, tail_act)
+            ResidualBranch(
+                op.index, names, tuple(weights), shortcut_names, last_norm, tail_act, pre_norm
+            )
         )
     return branches
+
+
+def _reads(
+    index: DataflowIndex, op: Op, adds: set[int], depth: int = 0
+) -> list[tuple[str, list[Following]]]:
+    """(op name, what follows its result) for each use of the parameters ``op`` reads.
+
+    An op that only views its parameter (``W.transpose(1, 2)``, ``W[e]``) passes it on: the ops
+    that consume the view use the parameter too, so batched expert weights read through a
+    transpose by ``_grouped_mm`` are seen as a linear map's weights.
+    """
+    if op.inputs or op_kind(op.name) != "transparent" or depth > 4:
+        return [(op.name, _follow(index, op.outputs[0], adds) if op.outputs else [])]
+    found: list[tuple[str, list[Following]]] = [(op.name, [])]
+    for out in op.outputs:
+        for consumer in index.consumers.get(out, []):
+            found += _reads(index, consumer, adds, depth + 1)
+    return found
 
 
 def analyse(
@@ -340,13 +377,13 @@ def analyse(
     for op in rec.ops:
         if not op.params:
             continue
-        after = _follow(index, op.outputs[0], adds) if op.outputs else []
-        for p in dict.fromkeys(op.params):
-            param_ops[p].append(op.name)
-            param_following[p] += after
-            owner = p.rpartition(".")[0]
-            if (owner, op.index) not in inside:
-                following[owner] += after
+        for name, after in _reads(index, op, adds):
+            for p in dict.fromkeys(op.params):
+                param_ops[p].append(name)
+                param_following[p] += after
+                owner = p.rpartition(".")[0]
+                if (owner, op.index) not in inside:
+                    following[owner] += after
     uses = [
         ParamUse(p, tuple(dict.fromkeys(param_ops[p])), tuple(dict.fromkeys(param_following[p])))
         for p in param_ops

@@ -132,6 +132,8 @@ LINEAR_OPS: tuple[str, ...] = (
     "bmm",
     "einsum",
     "addmm",
+    "_grouped_mm",  # batched expert weights (Hugging Face Mixtral, Qwen-MoE)
+    "grouped_mm",
     "bilinear",
     "multi_head_attention_forward",
 )

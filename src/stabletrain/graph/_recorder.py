@@ -177,12 +177,25 @@ class _Recorder(TorchFunctionMode):
         if not outs:
             return out
         act = activation_params(name, args, kwargs) if name in ACTIVATION_OPS else {}
+        if name == "scaled_dot_product_attention":
+            act = _attention_params(args, kwargs)
         if name == "gelu" and kwargs.get("approximate", "none") == "tanh":
             name = "gelu_tanh"
         op = self.add_op(name, tensors, params, outs, self.stack[-1], tuple(sorted(act.items())))
         if self.observer is not None:  # the mode is off inside __torch_function__
             self.observer.on_op(op, tensors, outs)
         return out
+
+
+def _attention_params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, float]:
+    """SDPA's score scale (``None``: its default 1/sqrt(head_dim)) and the query's head dim."""
+    query = args[0] if args else kwargs.get("query")
+    scale = kwargs.get("scale", args[6] if len(args) > 6 else None)
+    head_dim = query.shape[-1] if isinstance(query, torch.Tensor) and query.dim() else 0
+    found = {"head_dim": float(head_dim)}
+    if isinstance(scale, int | float):
+        found["scale"] = float(scale)
+    return found
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ modify it, so in-place ReLU is harmless.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,15 +42,49 @@ def _main_output(output: Any) -> torch.Tensor | None:
     return None
 
 
-def _rescale_(module: nn.Module, factor: float) -> None:
+# the largest correction calibration applies: beyond it the example batch, not the init, is off
+MAX_CORRECTION = 1e6
+
+
+def _rescale_(params: Sequence[nn.Parameter], factor: float) -> None:
     with torch.no_grad():
-        for p in module.parameters(recurse=False):
+        for p in params:
             p.mul_(factor)
 
 
+def _check_correction(name: str, params: Sequence[nn.Parameter], std: float, factor: float) -> None:
+    """Refuse a correction that only a badly scaled batch can ask for, or that overflows."""
+    if not math.isfinite(std):
+        raise ValueError(
+            f"calibration: layer {name!r} outputs non-finite values on example_input (output std "
+            f"{std}); check that the example batch is finite and the layer's weights are too."
+        )
+    if not 1 / MAX_CORRECTION <= factor <= MAX_CORRECTION:
+        raise ValueError(
+            f"calibration: layer {name!r} has output std {std:.3g} on example_input, so fitting "
+            f"it would multiply its weights by {factor:.3g} (the bound is ×{MAX_CORRECTION:g} "
+            "either way). Pass an example batch at the scale of real data (e.g. normalized "
+            "inputs), or calibrate_layers=False."
+        )
+    for p in params:
+        if p.dtype.is_floating_point and p.numel():
+            largest = float(p.detach().abs().max()) * factor
+            if largest > torch.finfo(p.dtype).max:
+                raise ValueError(
+                    f"calibration: scaling layer {name!r} by {factor:.3g} would overflow its "
+                    f"{p.dtype} weights (largest entry {largest:.3g}). Calibrate the model in "
+                    "float32 (model.float()) and cast it back afterwards."
+                )
+
+
 @contextlib.contextmanager
-def _hooks(hooks: Sequence[tuple[nn.Module, Callable[..., Any]]]) -> Iterator[None]:
+def _hooks(
+    hooks: Sequence[tuple[nn.Module, Callable[..., Any]]],
+    pre: Sequence[tuple[nn.Module, Callable[..., Any]]] = (),
+) -> Iterator[None]:
     with contextlib.ExitStack() as stack:
+        for module, hook in pre:
+            stack.callback(module.register_forward_pre_hook(hook).remove)
         for module, hook in hooks:
             stack.callback(module.register_forward_hook(hook).remove)
         yield
@@ -101,6 +136,8 @@ def calibrate(
     seed: int = 0,
     check: bool = True,
     post_scale: Mapping[str, float] | None = None,
+    relative: Mapping[str, tuple[nn.Module, float]] | None = None,
+    params: Mapping[str, Sequence[nn.Parameter]] | None = None,
 ) -> tuple[dict[str, Fitted], int]:
     """Rescale ``layers`` (name -> module) so each output std is within ``tol`` of the target.
 
@@ -113,8 +150,32 @@ def calibrate(
     residual-branch factors of ``auto_init``, applied inside the pass so that every later layer
     is fitted to the signal of the final model, not of the model before the factors. A layer's
     ``Fitted.scale`` then includes its factor.
+
+    ``relative`` (name -> (module, factor)) sets a layer's goal to ``factor`` times the std of
+    ``module``'s input in the same pass: a Pre-LN branch's last layer against the residual
+    stream its normalization reads. ``params`` (name -> parameters) rescales only those (the
+    last weight of a module that applies several, such as a mixture of experts); default: all
+    of the layer's own parameters.
+
+    Raises:
+        ValueError: a layer's output is non-finite, or its correction exceeds
+            :data:`MAX_CORRECTION` either way or overflows the weights' dtype (the layer is
+            named). A layer whose output std is 0 is left as it is (reported by its ``Fitted``).
     """
     post = dict(post_scale or {})
+    rel = dict(relative or {})
+    own = {
+        n: list(params[n]) if params and n in params else list(m.parameters(recurse=False))
+        for n, m in layers.items()
+    }
+    stream: dict[int, float] = {}  # id(module) -> std of its input in this pass
+    goals: dict[str, float] = {}  # each layer's output std goal in the last pass
+
+    def probe(module: nn.Module, args: Any) -> None:
+        x = _main_output(args)
+        if x is not None:
+            stream[id(module)] = _std(x)
+
     fitted = {n: Fitted(float("nan"), 1.0, float("nan")) for n in layers}
     done: set[str] = set()
     dead: set[str] = set()  # layers with no std to fit whose post_scale factor was applied
@@ -128,20 +189,26 @@ def calibrate(
             done.add(name)
             std = _std(y) * ratio.get(name, 1.0)  # estimate of the std over all calls
             fitted[name].std_after = std
-            if not 0 < std < float("inf"):  # a dead or broken layer: nothing to fit by
+            if std == 0:  # a dead layer: nothing to fit by
                 if name in dead or post.get(name, 1.0) == 1.0:
                     return None
                 dead.add(name)  # its factor still applies, once
                 factor = post[name]
-                _rescale_(module, factor)
+                _rescale_(own[name], factor)
                 fitted[name].scale *= factor
                 return output * factor if isinstance(output, torch.Tensor) else None
             goal = target_std * post.get(name, 1.0)
-            fitted[name].std_after = goal
+            if name in rel:
+                ref, times = rel[name]
+                goal = times * stream.get(id(ref), float("nan"))
+                if not 0 < goal < float("inf"):
+                    return None  # the stream was not measured: keep the layer as it is
+            fitted[name].std_after = goals[name] = goal
             if fitted[name].std_before != fitted[name].std_before:  # nan: first pass
                 fitted[name].std_before = std
             factor = goal / std
-            _rescale_(module, factor)
+            _check_correction(name, own[name], std, factor)
+            _rescale_(own[name], factor)
             fitted[name].scale *= factor
             if isinstance(output, torch.Tensor):
                 return output * factor
@@ -155,7 +222,10 @@ def calibrate(
             done.clear()
             with (
                 torch.random.fork_rng(devices=[]),
-                _hooks([(m, fit(n)) for n, m in layers.items()]),
+                _hooks(
+                    [(m, fit(n)) for n, m in layers.items()],
+                    [(ref, probe) for ref in {id(r): r for r, _ in rel.values()}.values()],
+                ),
             ):
                 torch.manual_seed(seed)
                 call_model(model, batch)
@@ -166,7 +236,8 @@ def calibrate(
             for name, std in stds.items():
                 fitted[name].std_after = std
             if all(
-                abs(s - target_std * post.get(n, 1.0)) <= tol * post.get(n, 1.0)
+                abs(s - goals.get(n, target_std * post.get(n, 1.0)))
+                <= tol * goals.get(n, target_std * post.get(n, 1.0)) / target_std
                 for n, s in stds.items()
             ):
                 break

@@ -40,7 +40,7 @@ from torch import nn
 from stabletrain._checks import check_positive_int
 from stabletrain._units import is_hf_conv1d
 
-__all__ = ["Fans", "compute_fans", "layer_fans", "recurrent_gates"]
+__all__ = ["Fans", "compute_fans", "is_batched_weight", "layer_fans", "recurrent_gates"]
 
 
 class Fans(NamedTuple):
@@ -56,7 +56,12 @@ class Fans(NamedTuple):
 
 
 def compute_fans(
-    tensor: torch.Tensor, *, groups: int = 1, blocks: int = 1, transposed: bool = False
+    tensor: torch.Tensor,
+    *,
+    groups: int = 1,
+    blocks: int = 1,
+    transposed: bool = False,
+    batched: bool = False,
 ) -> Fans:
     """Fans of a weight with PyTorch's layout, corrected for groups, packed blocks and transposes.
 
@@ -68,7 +73,10 @@ def compute_fans(
         blocks: number of independent blocks packed along dim 0 (4 for LSTM gates, 3 for GRU gates
             and for attention's q/k/v): fans are those of one block.
         transposed: the weight belongs to a ConvTransposeNd, whose layout is ``(in, out/groups,
-            *kernel)``.
+            *kernel)``; with ``batched``, each matrix is stored ``(in, out)``.
+        batched: dim 0 is a batch of independent matrices, one per expert (``(experts, out,
+            in)``, as Hugging Face Mixtral/Qwen-MoE store ``gate_up_proj``): fans are those of one
+            matrix.
 
     Raises:
         ValueError: for a tensor with fewer than 2 dims (a bias or a norm gain has no fans), or
@@ -85,6 +93,13 @@ def compute_fans(
             f"{tuple(tensor.shape)}. Biases and norm gains have no fans: initialize them with "
             "zeros_/constant_, or pass fans=Fans(fan_in, fan_out) explicitly."
         )
+    if batched:
+        if tensor.dim() < 3:
+            raise ValueError(
+                f"{where}: batched=True needs a stack of matrices (experts, out, in), got a tensor "
+                f"of shape {tuple(tensor.shape)}."
+            )
+        return compute_fans(tensor[0], groups=groups, blocks=blocks, transposed=transposed)
     check_positive_int("groups", groups, where=where)
     check_positive_int("blocks", blocks, where=where)
     receptive = math.prod(tensor.shape[2:])
@@ -113,14 +128,22 @@ def recurrent_gates(module: nn.Module) -> int:
     return 1
 
 
-def layer_fans(module: nn.Module, name: str = "weight") -> Fans:
+def is_batched_weight(module: nn.Module, weight: torch.Tensor) -> bool:
+    """A 3-D weight of a mixture-of-experts module (class name says ``Expert``): one matrix
+    per expert, not a convolution kernel."""
+    return weight.dim() == 3 and "expert" in type(module).__name__.lower()
+
+
+def layer_fans(module: nn.Module, name: str = "weight", *, transposed: bool = False) -> Fans:
     """Fans of the parameter ``name`` of ``module``, per gate / per q-k-v block where packed.
 
     Knows Linear, ConvNd, ConvTransposeNd (groups and the reversed layout), Embedding and
     EmbeddingBag, RNN/LSTM/GRU and their cells (per gate), MultiheadAttention's packed
-    ``in_proj_weight`` (per q/k/v block), Bilinear and transformers' GPT-2 ``Conv1D`` (whose
-    weight is stored ``(in, out)``, the transpose of Linear's); any other module's weight falls
-    back to :func:`compute_fans`' generic rule.
+    ``in_proj_weight`` (per q/k/v block), Bilinear, transformers' GPT-2 ``Conv1D`` (whose
+    weight is stored ``(in, out)``, the transpose of Linear's) and the 3-D expert weights of
+    mixture-of-experts modules (fans of one expert's matrix, stored ``(experts, out, in)``, or
+    ``(experts, in, out)`` with ``transposed=True``); any other module's weight falls back to
+    :func:`compute_fans`' generic rule.
 
     Raises:
         ValueError: if ``module`` has no parameter ``name`` or it has fewer than 2 dims.
@@ -152,4 +175,6 @@ def layer_fans(module: nn.Module, name: str = "weight") -> Fans:
         return compute_fans(weight, blocks=3)
     if is_hf_conv1d(module) and weight.dim() == 2:  # y = x @ W + b with W (in, out)
         return Fans(weight.shape[0], weight.shape[1])
+    if is_batched_weight(module, weight):
+        return compute_fans(weight, batched=True, transposed=transposed)
     return compute_fans(weight)

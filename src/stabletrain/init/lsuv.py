@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_positive_int, check_real
-from stabletrain.graph import NORM_TYPES, check_example_input
+from stabletrain.graph import NORM_TYPES, SnapshotDevice, check_example_input, transaction
 from stabletrain.init._calibrate import calibrate
 from stabletrain.init.policy._report import InitReport, ParamRecord
 from stabletrain.init.schemes import orthogonal_, zeros_
@@ -32,14 +32,28 @@ _SKIP = (
 )
 
 
-def _fitted_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """Modules whose own ``weight`` has >= 2 dims: Linear, ConvNd, ConvTransposeNd, Bilinear..."""
-    layers = {}
+def _fitted_layers(
+    model: nn.Module, include_frozen: bool
+) -> tuple[dict[str, nn.Module], list[str], list[str]]:
+    """Modules whose own ``weight`` has >= 2 dims (Linear, ConvNd, ConvTransposeNd, Bilinear...);
+    the names of frozen ones (kept), and of other >= 2-D parameters lsuv_ cannot fit."""
+    layers, frozen, unfitted = {}, [], []
     for name, module in model.named_modules():
         weight = getattr(module, "weight", None)
         if isinstance(weight, nn.Parameter) and weight.dim() >= 2 and not isinstance(module, _SKIP):
-            layers[name] = module
-    return layers
+            if include_frozen or all(p.requires_grad for p in module.parameters(recurse=False)):
+                layers[name] = module
+            else:
+                frozen.append(name)
+            continue
+        if isinstance(module, _SKIP):
+            continue
+        unfitted += [
+            f"{name}.{pname}" if name else pname
+            for pname, p in module.named_parameters(recurse=False)
+            if p.dim() >= 2
+        ]
+    return layers, frozen, unfitted
 
 
 def lsuv_(
@@ -50,6 +64,8 @@ def lsuv_(
     max_iter: int = 10,
     *,
     orthogonal: bool = True,
+    include_frozen: bool = False,
+    snapshot: SnapshotDevice = "device",
     generator: torch.Generator | None = None,
 ) -> InitReport:
     """Orthogonal pre-init, then rescale every layer until its output std is ``target_std``.
@@ -61,6 +77,10 @@ def lsuv_(
         tol: stop once every ``|std - target_std| <= tol``.
         max_iter: the most fit-and-check rounds (each is 2 forward passes).
         orthogonal: draw the weights orthogonal first (biases 0), as the paper does.
+        include_frozen: also fit layers holding parameters with ``requires_grad=False``
+            (usually pretrained: by default they are kept and listed in the report's notes).
+        snapshot: where the undo copy lives while it runs (``"device"`` or ``"cpu"``): if the
+            model raises, every parameter, buffer, gradient and mode is restored.
         generator: random generator for the orthogonal draws.
 
     Returns:
@@ -77,22 +97,25 @@ def lsuv_(
     target_std = check_real("target_std", target_std, where="lsuv_", positive=True)
     tol = check_real("tol", tol, where="lsuv_", positive=True)
     max_iter = check_positive_int("max_iter", max_iter, where="lsuv_")
-    layers = _fitted_layers(model)
+    layers, frozen, unfitted = _fitted_layers(model, include_frozen)
     if not layers:
         raise ValueError(
             "lsuv_: the model has no Linear/Conv-like layer (a module with a weight "
             "of 2 or more dims) to fit."
         )
     before = {n: float(m.get_parameter("weight").detach().float().std()) for n, m in layers.items()}
-    if orthogonal:
-        for module in layers.values():
-            orthogonal_(module.get_parameter("weight"), generator=generator)
-            bias = getattr(module, "bias", None)
-            if isinstance(bias, nn.Parameter):
-                zeros_(bias)
-    fitted, passes = calibrate(
-        model, batch, layers, target_std=target_std, tol=tol, max_iter=max_iter
-    )
+    with transaction(model, "lsuv_", snapshot=snapshot) as state:
+        if orthogonal:
+            state.stage = "drawing orthogonal weights"
+            for module in layers.values():
+                orthogonal_(module.get_parameter("weight"), generator=generator)
+                bias = getattr(module, "bias", None)
+                if isinstance(bias, nn.Parameter):
+                    zeros_(bias)
+        state.stage = "fitting every layer's output std on the batch"
+        fitted, passes = calibrate(
+            model, batch, layers, target_std=target_std, tol=tol, max_iter=max_iter
+        )
     report = InitReport(forward_passes=passes)
     for name, module in layers.items():
         weight = module.get_parameter("weight")
@@ -110,6 +133,16 @@ def lsuv_(
                 calibration=f.scale,
                 output_std=f.std_after,
             )
+        )
+    if frozen:
+        report.notes.append(
+            f"frozen: kept {len(frozen)} layer(s) holding parameters with requires_grad=False: "
+            + ", ".join(frozen[:8])
+        )
+    if unfitted:
+        report.notes.append(
+            f"not fitted: {len(unfitted)} parameter(s) of >= 2 dims outside a Linear/Conv-like "
+            "layer (e.g. batched expert weights), kept as they were: " + ", ".join(unfitted[:8])
         )
     missed = [n for n, f in fitted.items() if not abs(f.std_after - target_std) <= tol]
     if missed:

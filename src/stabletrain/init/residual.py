@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_choice
-from stabletrain.graph import ResidualBranch, trace
+from stabletrain.graph import ResidualBranch, trace, transaction
 
 __all__ = [
     "RESIDUAL_MODES",
@@ -96,8 +96,12 @@ def init_residual_(
     mode: ResidualMode = "zero",
     *,
     branches: Sequence[ResidualBranch] | None = None,
+    include_frozen: bool = False,
 ) -> dict[str, float]:
     """Rescale the residual branches of ``model`` in place; returns ``{layer: factor}``.
+
+    Layers holding a frozen parameter (``requires_grad=False``) are left as they are unless
+    ``include_frozen``; they are not in the result. If anything raises, the model is restored.
 
     Args:
         model: the model, already initialized (by ``auto_init`` or its own init).
@@ -128,8 +132,16 @@ def init_residual_(
             )
         branches = trace(model, example_input).residuals
     factors = residual_factors(model, branches, mode)
-    for name, factor in factors.items():
-        scale_layer_(model, name, factor)
+    if not include_frozen:
+        factors = {
+            n: f
+            for n, f in factors.items()
+            if all(p.requires_grad for p in model.get_submodule(n).parameters(recurse=False))
+        }
+    with transaction(model, "init_residual_") as state:
+        for name, factor in factors.items():
+            state.stage = f"scaling layer {name!r} by {factor:.3g}"
+            scale_layer_(model, name, factor)
     return factors
 
 

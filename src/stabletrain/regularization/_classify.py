@@ -28,7 +28,7 @@ from typing import Literal
 
 from torch import nn
 
-from stabletrain.graph import NORM_TYPES, Graph, ParamUse
+from stabletrain.graph import NORM_TYPES, Graph, ParamUse, is_norm
 from stabletrain.graph._ops import ADD_OPS, LINEAR_OPS, MUL_OPS, NORM_OPS
 
 Category = Literal["weight", "bias", "norm", "gain", "embedding", "positional"]
@@ -64,12 +64,6 @@ class ParamInfo:
 
 
 _POSITIONAL_NAME = re.compile(r"(^|_)(pos|position|positional|cls|class)(_|$)|pos_?emb", re.I)
-
-
-def _is_custom_norm(module: nn.Module) -> bool:
-    """A module that says it is a normalization and holds only 1-D affine parameters."""
-    own = list(module.parameters(recurse=False))
-    return "norm" in type(module).__name__.lower() and bool(own) and all(p.ndim <= 1 for p in own)
 
 
 def _by_use(use: ParamUse, ndim: int) -> tuple[Category, str] | None:
@@ -111,7 +105,7 @@ def _category(
     kind = type(module).__name__
     if isinstance(module, NORM_TYPES):
         return "norm", f"{kind} parameter"
-    if _is_custom_norm(module):
+    if is_norm(module):
         return "norm", f"{kind}: custom normalization (1-D affine parameters)"
     if "bias" in local:
         return "bias", f"{kind} bias"

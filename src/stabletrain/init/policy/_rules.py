@@ -45,8 +45,11 @@ VARIANCE_SCHEMES = (
     "lecun_normal",
     "lecun_uniform",
 )
+# schemes decided by the parameter's role in the traced graph (see _roles.py)
+ROLE_SCHEMES = ("logits", "embedding")
 SCHEMES = (
     *VARIANCE_SCHEMES,
+    *ROLE_SCHEMES,
     "orthogonal",
     "zeros",
     "ones",
@@ -143,17 +146,19 @@ def as_rule(rule: Rule | Mapping[str, Any]) -> Rule:
 RECURRENT = (nn.RNNBase, nn.RNNCellBase)
 
 
-def default_rules(
-    *, output: str = "xavier_uniform", forget_bias: float | None = 1.0
-) -> tuple[Rule, ...]:
+def default_rules(*, output: str = "logits", forget_bias: float | None = 1.0) -> tuple[Rule, ...]:
     """The tutorials' decision tree (claim I10) as rules, most specific first.
 
     ReLU family -> He (exact gain); GELU/SiLU/Mish/ELU/... -> He with their own exact gain;
     tanh/sigmoid -> Xavier (gain 1, the documents' rule); recurrent weights -> orthogonal per
     gate (hidden-to-hidden) and Xavier per gate (input-to-hidden); biases 0 (an LSTM's forget
-    gate ``forget_bias``, Jozefowicz et al. 2015); normalization weight 1, bias 0; embeddings
-    N(0, 1) (variance scaling with fan_in 1); the output layer ``output`` (Xavier for logits,
-    or ``"zeros"``); a layer followed by no activation Xavier. Rules by activation apply to
+    gate ``forget_bias``, Jozefowicz et al. 2015); normalization weight 1, bias 0; the output
+    layer (and a tied table that is also the LM head, and a router before a softmax)
+    ``"logits"``: logits of std ``sqrt(0.02·ln C)`` so the step-0 loss is ``≈ ln C`` (or
+    ``output="xavier_uniform"``, ``"zeros"``); embedding and position tables ``"embedding"``,
+    by what consumes them (a normalization: the model's own scale is kept; a residual stream:
+    ``N(0, 1/dim)``, or the tied table's std); a layer followed by no activation Xavier.
+    Rules by activation apply to
     parameters the forward pass used as a linear map's weight (:data:`LINEAR_OPS`), so custom
     layers are covered and positional or layer-scale parameters are left to their module.
     """
@@ -180,9 +185,10 @@ def default_rules(
             param="weight_*",
         ),
         Rule("bias: 0", "zeros", dims=1, param="*bias*"),
+        Rule("output layer", output, following="output", op=LINEAR_OPS, options={"gain": 1.0}),
         Rule(
-            "embedding: N(0, 1)",
-            "lecun_normal",
+            "embedding: by what consumes it",
+            "embedding",
             module=(nn.Embedding, nn.EmbeddingBag),
             param="weight",
         ),
@@ -192,7 +198,6 @@ def default_rules(
             module=nn.MultiheadAttention,
             param="*proj_weight",
         ),
-        Rule("output layer", output, following="output", op=LINEAR_OPS, options={"gain": 1.0}),
         Rule(
             "ReLU family: He",
             "he_normal",

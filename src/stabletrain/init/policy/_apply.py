@@ -1,0 +1,186 @@
+"""Applying one rule to one parameter: schemes, role schemes and fans."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from stabletrain.graph import Following, first_activation
+from stabletrain.graph._ops import ACTIVATION_OPS
+from stabletrain.init.fans import is_batched_weight, layer_fans, recurrent_gates
+from stabletrain.init.gain import gain
+from stabletrain.init.looks_linear import looks_linear_
+from stabletrain.init.policy._report import ParamRecord
+from stabletrain.init.policy._roles import Roles
+from stabletrain.init.policy._rules import ROLE_SCHEMES, VARIANCE_SCHEMES, Rule
+from stabletrain.init.schemes import (
+    Distribution,
+    constant_,
+    normal_,
+    orthogonal_,
+    standard_,
+    trunc_normal_,
+    variance_scaling_,
+    zeros_,
+)
+
+# tanh/sigmoid are left out on purpose: see `calibrate_layers` in auto_init's docstring
+CALIBRATED_CATEGORIES = ("relu_family", "smooth")
+_HOMOGENEOUS = (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear)
+_NO_CALIBRATION = (nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention, nn.Embedding, nn.EmbeddingBag)
+
+
+def following_of(following: tuple[Following, ...] | None) -> tuple[str, float | None, str]:
+    """(category or activation name, its exact forward gain or None, readable description)."""
+    if following is None:
+        return "unknown", None, "never called"
+    if not following:
+        return "unknown", None, "nothing"
+    described = ", ".join(dict.fromkeys(f.describe() for f in following))
+    act = first_activation(following)
+    if act is not None:
+        name = ACTIVATION_OPS[act.op][0]
+        params = dict(act.params)
+        if act.op in ("prelu", "rrelu"):  # PReLU's initial slope; RReLU's mean slope
+            params = {"negative_slope": 0.25 if act.op == "prelu" else (1 / 8 + 1 / 3) / 2}
+        return name, gain(name, "forward", convention="exact", **params), described
+    if any(f.kind == "output" for f in following):
+        return "output", None, described
+    return "linear", None, described
+
+
+def std_of(t: torch.Tensor) -> float:
+    return (
+        float(t.detach().float().std()) if t.numel() > 1 else float(t.detach().float().abs().mean())
+    )
+
+
+def _fans(module: nn.Module, pname: str, p: torch.Tensor, ops: tuple[str, ...]) -> Any:
+    if p.dim() < 2:
+        return None
+    # batched expert weights: (experts, out, in) when read through a transpose or by F.linear
+    transposed = is_batched_weight(module, p) and not {"transpose", "t", "linear"} & set(ops)
+    return layer_fans(module, pname, transposed=transposed)
+
+
+def _apply_role(
+    scheme: str,
+    name: str,
+    p: torch.Tensor,
+    roles: Roles,
+    stream_std: float | None,
+    generator: torch.Generator | None,
+) -> tuple[bool, str] | None:
+    """The role schemes: (whether ``p`` was drawn, what decided), or None where the role is
+    absent (a plain output layer: not logits over two or more classes)."""
+    if scheme == "logits":
+        role = roles.logits.get(name)
+        if role is None:
+            return None
+        normal_(p, 0.0, role.std / math.sqrt(role.fan_in), generator=generator)
+        return True, role.describe()
+    table = roles.tables.get(name, "stream")
+    if table == "stream" or not 0 < std_of(p) < float("inf"):
+        normal_(p, 0.0, stream_std or p.shape[-1] ** -0.5, generator=generator)
+        source = "the tied table's std" if stream_std else "N(0, 1/dim), rows of unit norm"
+        return True, f"feeds a residual stream unnormalized: {source}"
+    if table == "normalized":
+        return False, "a normalization follows before any residual addition: its scale is free"
+    return False, "an attention bias: kept as the model initialized it"
+
+
+def _apply(
+    rule: Rule,
+    module: nn.Module,
+    pname: str,
+    p: torch.Tensor,
+    act_gain: float | None,
+    generator: torch.Generator | None,
+    ops: tuple[str, ...] = (),
+) -> float | None:
+    """Initialize ``p`` by ``rule``; returns the gain used, if the scheme has one."""
+    opts = dict(rule.options)
+    g = opts.pop("gain", 1.0)
+    g = (act_gain if act_gain is not None else 1.0) if g == "auto" else float(g)
+    fans = _fans(module, pname, p, ops)
+    s = "xavier_uniform" if rule.scheme in ("logits", "embedding") else rule.scheme
+    if s in VARIANCE_SCHEMES:
+        mode = opts.get("mode", "fan_avg" if s.startswith("xavier") else "fan_in")
+        dist: Distribution = "uniform" if s.endswith("uniform") else "normal"
+        g = 1.0 if s.startswith("lecun") else g
+        variance_scaling_(p, g * g, mode, dist, fans=fans, generator=generator)
+        return g
+    if s == "orthogonal":
+        blocks = recurrent_gates(module) if isinstance(module, nn.RNNBase | nn.RNNCellBase) else 1
+        orthogonal_(p, g, blocks=blocks, generator=generator)
+        return g
+    if s == "zeros":
+        zeros_(p)
+    elif s == "ones":
+        constant_(p, 1.0)
+    elif s == "constant" and "forget_bias" in opts:  # LSTM gates i, f, g, o
+        zeros_(p)
+        forget = opts["forget_bias"]
+        if forget is not None and pname.startswith("bias_ih"):
+            hidden = p.shape[0] // 4
+            constant_(p[hidden : 2 * hidden], forget)
+    elif s == "constant":
+        constant_(p, opts.get("value", 0.0))
+    elif s == "normal":
+        normal_(p, opts.get("mean", 0.0), opts.get("std", 0.02), generator=generator)
+    elif s == "trunc_normal":
+        std = opts.get("std", 0.02)
+        trunc_normal_(p, 0.0, std, -2 * std, 2 * std, generator=generator)
+    elif s == "standard":
+        standard_(p, fans=fans, generator=generator)
+    return None
+
+
+def looks_linear_record(
+    name: str,
+    layer: str,
+    p: torch.Tensor,
+    mirror: tuple[bool, bool],
+    generator: torch.Generator | None,
+) -> ParamRecord:
+    record = ParamRecord(
+        name,
+        layer,
+        tuple(p.shape),
+        "relu -> layer" if mirror[1] else "linear",
+        "looks_linear" if p.dim() >= 2 else "zeros",
+        "ReLU chain: looks-linear (Balduzzi et al. 2017)",
+        std_of(p),
+    )
+    if p.dim() >= 2:
+        looks_linear_(p, mirror_in=mirror[0], mirror_out=mirror[1], generator=generator)
+        record.gain = 1.0
+    else:
+        zeros_(p)
+    return record
+
+
+def apply_rule(
+    rule: Rule,
+    module: nn.Module,
+    name: str,
+    p: torch.Tensor,
+    act_gain: float | None,
+    ops: tuple[str, ...],
+    roles: Roles,
+    stream_std: float | None,
+    generator: torch.Generator | None,
+) -> tuple[float | None, str, str]:
+    """Initialize ``p`` by ``rule``: (gain used, scheme, the reason for the report)."""
+    pname = name.rpartition(".")[2]
+    if rule.scheme in ROLE_SCHEMES:
+        decided = _apply_role(rule.scheme, name, p, roles, stream_std, generator)
+        if decided is not None:
+            applied, why = decided
+            return None, rule.scheme if applied else "keep", f"{rule.name}: {why}"
+        gain = _apply(rule, module, pname, p, act_gain, generator, ops)
+        return gain, "xavier_uniform", f"{rule.name}: not logits over 2+ classes, Xavier"
+    return _apply(rule, module, pname, p, act_gain, generator, ops), rule.scheme, rule.name

@@ -1,0 +1,234 @@
+"""The roles parameters play in what the model computes, read from one traced forward pass.
+
+A parameter's init is decided by the role that fixes the scale of what it produces:
+
+- **logits**: a linear map whose result is the model's output or goes into a softmax or a
+  classification loss (a classifier head, an LM head, an MoE router). Logits ``~ N(0, σ²)``
+  over ``C`` classes give an expected cross-entropy of about ``ln C + σ²/2``; ``σ =
+  sqrt(0.02 · ln C)`` keeps the step-0 loss within 1% of ``ln C`` (a model that starts knowing
+  nothing, not one that is confidently wrong). A table that is both the input embedding and the
+  output projection (tied LM heads) takes this role: it decides what the model emits.
+- **tables**: an embedding or position table followed by a normalization before any residual
+  addition or layer has a free scale (the norm removes it); one that feeds a residual stream
+  directly sets that stream's scale.
+- **pre-norm branches**: ``x + F(norm(x))`` blocks (Pre-LN Transformers); each branch's last
+  layer is scaled relative to the stream it adds into, ``1/sqrt(N)`` for ``N`` such branches, as
+  GPT-2 scales its residual projections by ``1/sqrt(2·n_layer)`` (Radford et al. 2019).
+- **attention queries**: where the scores ``q·kᵀ`` reach the softmax without the ``1/sqrt(d)``
+  of Vaswani et al. (2017) (T5 folds it into the query's init), the query projection takes it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from torch import nn
+
+from stabletrain._units import is_hf_conv1d
+from stabletrain.graph import DataflowIndex, Following, Graph, is_norm
+from stabletrain.graph._ops import ADD_OPS, LINEAR_OPS, MUL_OPS, NORM_OPS, op_kind
+
+# consumers that make a layer's output logits over its last dim (regression losses do not)
+LOGIT_CONSUMERS = frozenset(
+    {"model output", "softmax", "log_softmax", "cross_entropy", "nll_loss", "argmax"}
+)
+_LOOKUP_OPS = frozenset({"embedding", "embedding_bag"})
+TableRole = Literal["stream", "normalized", "attention"]
+
+
+def logit_std(classes: int) -> float:
+    """The std of logits over ``classes`` classes that starts the loss at ``≈ 1.01 · ln C``.
+
+    ``E[logsumexp(z)] ≈ ln C + σ²/2`` for ``z ~ N(0, σ²)``; ``σ² = 0.02 · ln C`` makes the excess
+    1% of ``ln C``.
+
+    Example:
+        >>> round(logit_std(256), 4)
+        0.333
+    """
+    return math.sqrt(0.02 * math.log(classes))
+
+
+@dataclass(frozen=True)
+class Logits:
+    """A parameter (or layer) that produces logits over ``classes`` classes."""
+
+    layer: str  # the module whose call computes the logits ('' for a functional use)
+    classes: int
+    fan_in: int
+    kind: Literal["output", "router"]
+    tied: bool  # the same tensor is also read by an embedding lookup
+
+    @property
+    def std(self) -> float:
+        """The target std of the logits, :func:`logit_std`."""
+        return logit_std(self.classes)
+
+    def describe(self) -> str:
+        """Why this role decided, for the report."""
+        what = "router logits (softmax)" if self.kind == "router" else "output logits"
+        tied = ", tied: also the input embedding" if self.tied else ""
+        return (
+            f"{what} over {self.classes} classes{tied}: std √(0.02·ln C) = {self.std:.3g} "
+            "so the step-0 loss ≈ 1.01·ln C"
+        )
+
+
+@dataclass
+class Roles:
+    """What :func:`find_roles` read from a graph."""
+
+    logits: dict[str, Logits] = field(default_factory=dict)  # parameter name -> role
+    tables: dict[str, TableRole] = field(default_factory=dict)  # lookup parameter -> role
+    prenorm_tails: dict[str, str] = field(default_factory=dict)  # last layer -> its branch's norm
+    query_factors: dict[str, tuple[float, int]] = field(default_factory=dict)  # layer -> (×, d)
+
+    def stream_std(self, params: dict[str, nn.Parameter]) -> float | None:
+        """The std of a tied logits table (it sets the stream's scale), if there is one."""
+        for name, role in self.logits.items():
+            if role.tied and name in params:
+                return role.std / math.sqrt(role.fan_in)
+        return None
+
+
+def _classes_and_fan_in(module: nn.Module, weight: nn.Parameter) -> tuple[int, int]:
+    if is_hf_conv1d(module):  # (in, out)
+        return int(weight.shape[1]), int(weight.shape[0])
+    return int(weight.shape[0]), math.prod(int(s) for s in weight.shape[1:])
+
+
+def _logit_kind(following: tuple[Following, ...]) -> Literal["output", "router"] | None:
+    outputs = [f for f in following if f.kind == "output"]
+    if not outputs or any(f.op not in LOGIT_CONSUMERS for f in outputs):
+        return None
+    return "output" if any(f.op != "softmax" for f in outputs) else "router"
+
+
+def _logits(graph: Graph, model: nn.Module) -> dict[str, Logits]:
+    names = {id(p): n for n, p in model.named_parameters()}
+    lookups = {n for n, u in graph.params.items() if _LOOKUP_OPS & set(u.ops)}
+    found: dict[str, Logits] = {}
+    for layer in graph.layers.values():
+        kind = _logit_kind(layer.following)
+        if kind is None:
+            continue
+        for p in layer.module.parameters(recurse=False):
+            name = names.get(id(p))
+            if name is None or p.dim() < 2 or not p.requires_grad:
+                continue
+            classes, fan_in = _classes_and_fan_in(layer.module, p)
+            if isinstance(layer.module, nn.Embedding | nn.EmbeddingBag):
+                continue  # a lookup that is the output: no linear map to scale
+            if classes >= 2:
+                found[name] = Logits(layer.name, classes, fan_in, kind, name in lookups)
+    for name, use in graph.params.items():  # functional heads: F.linear(h, self.wte.weight)
+        kind = _logit_kind(use.following)
+        if name in found or kind is None or not set(use.ops) & set(LINEAR_OPS):
+            continue
+        p = model.get_parameter(name)
+        if p.dim() == 2 and p.shape[0] >= 2 and p.requires_grad:
+            found[name] = Logits("", int(p.shape[0]), int(p.shape[1]), kind, name in lookups)
+    return found
+
+
+def _table_role(index: DataflowIndex, start: list[int], residual_adds: set[int]) -> TableRole:
+    """Follow a lookup's result through additions (token + position), views and constant
+    scales: a norm reached first makes its scale free."""
+    seen, todo, roles = set(start), list(start), set()
+    while todo:
+        node = todo.pop()
+        for op in index.consumers.get(node, []):
+            kind = op_kind(op.name)
+            passes = kind == "transparent" or (
+                op.name in ADD_OPS | MUL_OPS and op.index not in residual_adds and not op.params
+            )
+            if passes:
+                for out in op.outputs:
+                    if out not in seen:
+                        seen.add(out)
+                        todo.append(out)
+            elif op.name in NORM_OPS:
+                roles.add("normalized")
+            elif kind == "attention":
+                roles.add("attention")
+            else:
+                roles.add("stream")
+    if seen & set(index.rec.output_nodes):
+        roles.add("stream")
+    if "stream" in roles or not roles:
+        return "stream"
+    return "normalized" if roles == {"normalized"} else "attention"
+
+
+def _tables(graph: Graph, model: nn.Module) -> dict[str, TableRole]:
+    index = DataflowIndex(graph.recording)
+    adds = {b.add_op for b in graph.residuals}
+    starts: dict[str, list[int]] = {}
+    for op in graph.recording.ops:
+        if op.name in _LOOKUP_OPS and op.params:
+            starts.setdefault(op.params[0], []).extend(op.outputs)
+    norms = {n for n, m in model.named_modules() if is_norm(m)}
+    roles: dict[str, TableRole] = {}
+    for name, nodes in starts.items():
+        role = _table_role(index, nodes, adds)
+        if role == "stream" and _custom_norm_follows(graph, index, nodes, norms):
+            role = "normalized"
+        roles[name] = role
+    return roles
+
+
+def _custom_norm_follows(
+    graph: Graph, index: DataflowIndex, nodes: list[int], norms: set[str]
+) -> bool:
+    """A custom norm module (``LlamaRMSNorm``: pow, mean, rsqrt, mul) is the only consumer."""
+    consumers = [op for n in nodes for op in index.consumers.get(n, [])]
+    return bool(consumers) and all(op.module in norms for op in consumers)
+
+
+def _query_factors(graph: Graph) -> dict[str, tuple[float, int]]:
+    index = DataflowIndex(graph.recording)
+    by_output = {c.outputs[0]: c.module for c in graph.recording.calls if c.outputs}
+    found: dict[str, tuple[float, int]] = {}
+    for op in graph.recording.ops:
+        if op.name != "scaled_dot_product_attention" or not op.inputs:
+            continue
+        params = dict(op.act_params)
+        head_dim = int(params.get("head_dim", 0))
+        scale = params.get("scale")
+        if scale is None or head_dim <= 0 or scale <= 0:
+            continue  # SDPA's default scale is 1/sqrt(head_dim)
+        factor = 1 / (math.sqrt(head_dim) * scale)
+        if abs(factor - 1) < 1e-3:
+            continue
+        layer = _producing_layer(index, by_output, op.inputs[0])
+        if layer is not None:
+            found[layer] = (factor, head_dim)
+    return found
+
+
+def _producing_layer(index: DataflowIndex, by_output: dict[int, str], node: int) -> str | None:
+    """The nearest layer call upstream of ``node`` (node ids grow in execution order)."""
+    heap, seen = [-node], {node}
+    while heap:
+        n = -heapq.heappop(heap)
+        if n in by_output:
+            return by_output[n]
+        op = index.producer.get(n)
+        for m in op.inputs if op is not None else ():
+            if m not in seen:
+                seen.add(m)
+                heapq.heappush(heap, -m)
+    return None
+
+
+def find_roles(graph: Graph, model: nn.Module) -> Roles:
+    """Logits layers, lookup tables, pre-norm branch ends and unscaled attention queries."""
+    tails = {
+        b.last_layer: b.pre_norm
+        for b in graph.residuals
+        if b.pre_norm is not None and b.last_norm is None and b.last_layer is not None
+    }
+    return Roles(_logits(graph, model), _tables(graph, model), tails, _query_factors(graph))
