@@ -577,3 +577,49 @@ def test_a_model_that_fails_on_the_example_input_leaves_no_hook() -> None:
     with pytest.raises(ValueError, match="example_input"):
         TrainingMonitor(model, example_input=torch.randn(2, 5), summary=False).__enter__()
     assert hooks_left(model) == []
+
+
+class ComplexFilter(nn.Module):
+    """A small and a large (per-parameter path) complex parameter with negative real parts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        big = metrics.CPU_DOT_MIN
+        self.small = nn.Parameter(torch.complex(torch.randn(8) - 2, torch.randn(8)))
+        self.large = nn.Parameter(torch.complex(torch.randn(big) - 2, torch.randn(big)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x[:, :8] * self.small).abs().mean() + (x * self.large).abs().mean()
+
+
+def test_complex_parameters_small_and_large_get_the_norms_of_vector_norm() -> None:
+    torch.manual_seed(0)
+    model = ComplexFilter()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    x = torch.randn(4, metrics.CPU_DOT_MIN)
+    sink = MemorySink(histograms=every(1))
+    want: dict[tuple[int, str], float] = {}
+    with TrainingMonitor(
+        model, opt, preset="full", schedule=every(1), sinks=[sink], summary=False
+    ) as mon:
+        for step in (1, 2):
+            before = [p.detach().clone() for p in model.parameters()]
+            loss = model(x)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+            params = [p.detach().cdouble() for p in model.parameters()]
+            grads = [p.grad.cdouble() for p in model.parameters() if p.grad is not None]
+            delta = [p - b.cdouble() for p, b in zip(params, before, strict=True)]
+
+            def norm(ts: list[torch.Tensor]) -> float:
+                return float(torch.linalg.vector_norm(torch.cat([t.reshape(-1) for t in ts])))
+
+            want[(step, "weight_norm")] = norm(params)
+            want[(step, "grad_norm")] = norm(grads)
+            want[(step, "update_ratio")] = norm(delta) / norm(params)
+    got = {(r.step, r.metric): r.value for r in sink.rows if r.layer == ""}
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=RTOL), key
+    assert got[(2, "weight_nonfinite")] == got[(2, "grad_nonfinite")] == 0

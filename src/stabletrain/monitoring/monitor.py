@@ -59,6 +59,7 @@ from stabletrain.monitoring.metrics import (
     histogram,
     max_row_cosine,
     moments,
+    real_view,
     sample_rows,
     segment_sums,
 )
@@ -510,6 +511,7 @@ class TrainingMonitor:
             ):
                 if tensor is None or tensor.numel() == 0:
                     continue
+                tensor = real_view(tensor)  # a complex one: its real and imaginary parts
                 counts, lo, hi = histogram(tensor, HISTOGRAM_BINS)
                 s, q = moments(tensor)
                 pack.add(
