@@ -623,3 +623,44 @@ def test_complex_parameters_small_and_large_get_the_norms_of_vector_norm() -> No
     for key, value in want.items():
         assert got[key] == pytest.approx(value, rel=RTOL), key
     assert got[(2, "weight_nonfinite")] == got[(2, "grad_nonfinite")] == 0
+
+
+class SharedTwice(nn.Module):
+    """One Linear registered under two names and called twice, each call followed by a
+    functional tanh that only the trace can see."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(6, 8)
+        self.shared = nn.Linear(8, 8)
+        self.out = nn.Linear(8, 3)
+        self.again = self.shared
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.shared(F.relu(self.inp(x))))
+        return self.out(torch.tanh(self.again(h)))
+
+
+def test_a_linear_called_twice_is_reported_in_the_trace_s_order_with_its_activation() -> None:
+    torch.manual_seed(0)
+    model = SharedTwice()
+    with torch.no_grad():
+        model.shared.weight.mul_(4)  # some tanh outputs saturate
+    x = batch()[0]
+    outputs: list[torch.Tensor] = []
+    model.shared.register_forward_hook(lambda m, a, out: outputs.append(out.detach().double()))
+    sink = MemorySink()
+    with TrainingMonitor(
+        model, schedule=every(1), sinks=[sink], example_input=x, summary=False
+    ) as mon:
+        outputs.clear()  # the traced pass
+        loss = model(x).pow(2).mean()
+        loss.backward()
+        mon.step(loss)
+    assert mon.layers == ("inp", "shared", "out")  # the order of stabletrain.graph.trace
+    assert sink.meta is not None
+    assert [layer["depth"] for layer in sink.meta["layers"]] == [0, 1, 2]
+    z = torch.cat([o.reshape(-1) for o in outputs])  # both calls, in the tanh's input space
+    want = float((z.abs() > math.atanh(0.99)).double().mean())
+    assert 0 < want < 1
+    assert sink.last("saturation_fraction", "shared") == pytest.approx(want, abs=1e-12)
