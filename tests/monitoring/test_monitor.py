@@ -188,6 +188,54 @@ def test_the_rows_do_not_depend_on_when_zero_grad_runs() -> None:
     assert len(series[0][0]) == 3
 
 
+def evaluation_pass(model: nn.Module, x: torch.Tensor, how: str) -> None:
+    if how == "no_grad":
+        with torch.no_grad():
+            model(x)
+    elif how == "inference_mode":
+        with torch.inference_mode():
+            model(x)
+    else:  # eval mode, gradients enabled
+        model.eval()
+        model(x)
+        model.train()
+
+
+def activation_rows(evaluate: str | None) -> dict[tuple[int, str | None, str], float]:
+    torch.manual_seed(0)
+    model = tanh_relu_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = batch()
+    other = torch.randn(64, 6, generator=torch.Generator().manual_seed(2)) * 20 - 5
+    sink = MemorySink()
+    thresholds = Thresholds(dead_window=1)
+    with TrainingMonitor(
+        model, opt, schedule=every(1), sinks=[sink], thresholds=thresholds, summary=False
+    ) as mon:
+        for _ in range(2):
+            loss = F.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if evaluate is not None:
+                evaluation_pass(model, other, evaluate)
+            mon.step(loss)
+    kept = ("act_mean", "act_std", "dead_fraction", "saturation_fraction")
+    return {(r.step, r.layer, r.metric): r.value for r in sink.rows if r.metric in kept}
+
+
+@pytest.mark.parametrize("evaluate", ["no_grad", "inference_mode", "eval_mode"])
+def test_an_evaluation_pass_inside_the_block_is_not_measured_as_training(evaluate: str) -> None:
+    plain = activation_rows(None)
+    assert {metric for _, _, metric in plain} == {
+        "act_mean",
+        "act_std",
+        "dead_fraction",
+        "saturation_fraction",
+    }
+    assert activation_rows(evaluate) == plain
+
+
 # --------------------------------------------------------------------------- contracts
 
 
