@@ -54,6 +54,7 @@ from stabletrain.monitoring._hooks import ActivationProbe, GradCapture
 from stabletrain.monitoring._layers import LayerSpec, discover
 from stabletrain.monitoring._pack import Pack
 from stabletrain.monitoring._params import ParamSet
+from stabletrain.monitoring._sinkset import SinkSet
 from stabletrain.monitoring._summary import findings_renderable
 from stabletrain.monitoring.metrics import (
     histogram,
@@ -140,7 +141,10 @@ class TrainingMonitor:
         schedule: which steps to log: a ``step -> bool`` callable such as ``every(10)`` (steps
             count from 1), or an int ``n`` for ``every(n)``.
         sinks: where the rows go (:class:`~stabletrain.monitoring.JSONLSink`,
-            :class:`~stabletrain.monitoring.TensorBoardSink`, ...); closed on exit.
+            :class:`~stabletrain.monitoring.TensorBoardSink`, ...); closed on exit. A sink that
+            raises (disk full, file deleted, no permission) gets a ``RuntimeWarning`` naming
+            it and the error and nothing more from the run; training and the other sinks go
+            on.
         thresholds: when the rules fire (:class:`~stabletrain.monitoring.Thresholds`).
         example_input: an input of the model; when given, one traced forward pass
             (:func:`stabletrain.graph.trace`) orders the layers by execution and finds
@@ -220,6 +224,7 @@ class TrainingMonitor:
         self.model = model
         self.optimizer = optimizer
         self.sinks = list(sinks)
+        self._out = SinkSet(self.sinks)
         self.thresholds = thresholds or Thresholds()
         self.example_input = example_input
         self.guard = guard
@@ -264,8 +269,7 @@ class TrainingMonitor:
             self._snapshot = None
             self._grads.clear()
             try:
-                for sink in self.sinks:
-                    sink.close()
+                self._out.close()
             finally:
                 if self.summary:
                     self.print_summary()
@@ -324,8 +328,7 @@ class TrainingMonitor:
             "thresholds": asdict(t),
             "layers": [{"name": layer.name, "depth": layer.depth} for layer in self._layers],
         }
-        for sink in self.sinks:
-            sink.write_meta(meta)
+        self._out.write_meta(meta)
         self._prepare(1, bool(self.schedule(1)))
 
     def _trace(self) -> Graph:
@@ -480,26 +483,22 @@ class TrainingMonitor:
                     matrix = self._layers[i].matrix
                     if matrix is not None:
                         pack.add(("cos", i), max_row_cosine(matrix, sample))
-                hists = self._queue_histograms(pack, step, tensors)
+                wanting = self._out.wanting_histograms(step)
+                hists = self._queue_histograms(pack, tensors) if wanting else []
             else:
-                hists = []
+                hists, wanting = [], []
         values = pack.read()
         rows = self._rows_of(step, values, has_grad, slot, skipped, acts)
         self._count_nonfinite(step, rows, tensors)
-        for sink in self.sinks:
-            sink.write(step, rows)
+        self._out.write(step, rows)
         if hists:
             histograms = [self._histogram(step, key, num, values[key]) for key, num in hists]
-            for sink in self.sinks:
-                if sink.wants_histograms(step):
-                    sink.write_histograms(step, histograms)
+            self._out.write_histograms(step, histograms, wanting)
         self._apply_rules(step, rows, values)
 
     def _queue_histograms(
-        self, pack: Pack, step: int, grads: list[torch.Tensor]
+        self, pack: Pack, grads: list[torch.Tensor]
     ) -> list[tuple[tuple[str, int], int]]:
-        if not any(sink.wants_histograms(step) for sink in self.sinks):
-            return []
         grad_of = {id(p): g for p, g in zip(self._gradset.params, grads, strict=True)}
         queued = []
         for i, layer in enumerate(self._layers):
@@ -640,8 +639,7 @@ class TrainingMonitor:
         ]
         fold_findings(self._findings, events)
         if events:
-            for sink in self.sinks:
-                sink.write_findings(step, events)
+            self._out.write_findings(step, events)
 
     def _lr(self) -> float | None:
         if self.optimizer is None or not self.optimizer.param_groups:
