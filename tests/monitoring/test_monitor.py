@@ -465,6 +465,95 @@ def test_non_finite_entries_are_counted_exactly_in_the_layer_that_has_them() -> 
     assert math.isnan(sink.last("grad_norm"))
 
 
+def nan_run(
+    bad: dict[int, float], steps: int, schedule: int, window: int = 100, number: bool = False
+) -> tuple[TrainingMonitor, MemorySink, dict[int, list[int]]]:
+    """Train ``steps`` steps; the loss passed at step ``s`` is ``bad[s]`` where given. Returns
+    also, after each step, the steps whose loss rows the sink held by then."""
+    model = tanh_relu_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = batch()
+    sink = MemorySink()
+    seen: dict[int, list[int]] = {}
+    thresholds = Thresholds(loss_window=window)
+    with TrainingMonitor(
+        model, opt, schedule=schedule, sinks=[sink], thresholds=thresholds, summary=False
+    ) as mon:
+        for step in range(1, steps + 1):
+            loss = F.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step in bad:
+                value = bad[step] if number else torch.tensor(bad[step])
+                mon.step(value)
+            else:
+                mon.step(loss)
+            seen[step] = [s for s, _ in sink.series("loss")]
+    return mon, sink, seen
+
+
+def test_a_non_finite_loss_on_an_unlogged_step_is_reported_at_its_own_step() -> None:
+    bad = {3: math.nan, 7: math.inf, 12: math.nan}  # 12: after the last logged step
+    mon, sink, seen = nan_run(bad, steps=12, schedule=5)
+    assert seen[4] == []  # no read of the device on unlogged steps
+    assert seen[5] == [3, 5]  # found in the ring at the next logged step, before its rows
+    assert [s for s, _ in sink.series("loss")] == [3, 5, 7, 10, 12]  # 12: at exit
+    assert [r.step for r in sink.rows] == sorted(r.step for r in sink.rows)
+    assert math.isnan(sink.series("loss")[0][1])
+    fired = [(f.step, f.metric, f.rule) for f in sink.findings]
+    assert fired == [(3, "loss", "nonfinite"), (7, "loss", "nonfinite"), (12, "loss", "nonfinite")]
+    (finding,) = [f for f in mon.findings() if f.metric == "loss"]
+    assert (finding.step, finding.last_step, finding.count) == (3, 12, 3)
+
+
+def test_a_non_finite_number_loss_on_an_unlogged_step_is_reported_at_once() -> None:
+    _, sink, seen = nan_run({3: -math.inf}, steps=5, schedule=5, number=True)
+    assert seen[3] == [3]
+    assert sink.series("loss") == [(3, -math.inf), (5, pytest.approx(sink.last("loss")))]
+    assert [f.step for f in sink.findings] == [3]
+
+
+def test_a_non_finite_loss_is_still_reported_when_the_ring_wraps_before_a_logged_step() -> None:
+    _, sink, seen = nan_run({2: math.nan}, steps=30, schedule=100, window=4)
+    assert seen[8] == []
+    assert seen[9] == [2]  # copied out at the wrap of step 5, read at the next wrap
+    assert [s for s, _ in sink.series("loss")] == [2]
+    assert [f.step for f in sink.findings] == [2]
+
+
+class ReadRecorder(TorchFunctionMode):
+    """Every read of a tensor's values to the host (``.tolist()``, ``.item()``...)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: list[torch.Tensor] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if getattr(func, "__name__", "") in SYNCS and args and isinstance(args[0], torch.Tensor):
+            self.read.append(args[0])
+        return func(*args, **(kwargs or {}))
+
+
+def test_unlogged_steps_never_read_the_loss_ring_even_when_it_wraps() -> None:
+    model = tanh_relu_mlp()
+    x, y = batch()
+    reads = []
+    thresholds = Thresholds(loss_window=2)
+    with TrainingMonitor(model, schedule=every(7), thresholds=thresholds, summary=False) as mon:
+        ring = mon._ring.values
+        for step in range(1, 15):
+            loss = F.mse_loss(model(x), y)
+            loss.backward()
+            with ReadRecorder() as recorder:
+                mon.step(loss)
+            if step % 7:
+                reads += recorder.read
+    assert reads  # the host copies made at each wrap are read on unlogged steps
+    where = ring.untyped_storage().data_ptr()
+    assert all(t.untyped_storage().data_ptr() != where for t in reads)
+
+
 class FakeGuard:
     skipped_steps = 0
 
