@@ -61,3 +61,22 @@ def test_a_shared_parameter_belongs_to_its_first_layer_only() -> None:
     assert [len(layer.params) for layer in layers] == [2, 1]
     assert layers[1].params[0] is b.bias
     assert layers[1].matrix is None
+
+
+def shared_twice() -> nn.Sequential:
+    """One Linear called at two positions (registered as "2" and "4"), then a head "5"."""
+    shared = nn.Linear(8, 8)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), shared, nn.Tanh(), shared, nn.Linear(8, 2))
+
+
+def test_a_module_called_at_two_positions_keeps_the_trace_s_order_depth_and_activation() -> None:
+    torch.manual_seed(0)
+    model = shared_twice()
+    graph = trace(model, torch.randn(3, 4))
+    layers = discover(model, graph, level=0.99)
+    assert [id(layer.module) for layer in layers] == [id(i.module) for i in graph.layers.values()]
+    assert [layer.name for layer in layers] == ["0", "2", "5"]  # first registered name
+    assert [layer.depth for layer in layers] == [0, 1, 2]
+    kind = layers[1].input_kind
+    assert kind is not None
+    assert kind.name == "tanh"

@@ -191,3 +191,58 @@ def test_histogram_counts_non_finite_entries_as_zero() -> None:
     counts, lo, hi = metrics.histogram(torch.tensor([math.nan, math.inf, 1.0, -1.0]), bins=2)
     assert counts.tolist() == [1.0, 3.0]
     assert (float(lo), float(hi)) == (-1.0, 1.0)
+
+
+# --------------------------------------------------------------------------- complex tensors
+
+
+def complex_tensor(n: int, seed: int) -> torch.Tensor:
+    """Entries with a mostly negative real part: ``Σ z²`` (no conjugate) then has a negative
+    real part, where a norm taken as ``sqrt(Re Σ z²)`` fails."""
+    g = gen(seed)
+    return torch.complex(torch.randn(n, generator=g) - 2, torch.randn(n, generator=g))
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_squared_norms_of_complex_tensors_small_and_large_match_vector_norm(
+    dtype: torch.dtype,
+) -> None:
+    big = metrics.CPU_DOT_MIN
+    tensors = [complex_tensor(n, n).to(dtype) for n in (7, big, 3, big + 5)]
+    got = metrics.squared_norms(tensors)
+    want = torch.stack([torch.linalg.vector_norm(t.cdouble()) ** 2 for t in tensors])
+    torch.testing.assert_close(got, want, rtol=RTOL, atol=0)
+
+
+def test_squared_norms_of_a_conjugated_view_are_those_of_the_tensor() -> None:
+    z = complex_tensor(metrics.CPU_DOT_MIN, 0)
+    got = metrics.squared_norms([z.conj()])
+    assert float(got) == pytest.approx(float(torch.linalg.vector_norm(z.cdouble()) ** 2), rel=RTOL)
+
+
+def test_moments_of_a_complex_tensor_are_those_of_its_real_and_imaginary_parts() -> None:
+    z = complex_tensor(100, 1)
+    s, q = metrics.moments(z)
+    parts = torch.cat([z.real, z.imag]).double()
+    assert float(s) == pytest.approx(float(parts.sum()), rel=RTOL)
+    assert float(q) == pytest.approx(float(torch.linalg.vector_norm(z.cdouble()) ** 2), rel=RTOL)
+
+
+def test_max_row_cosine_of_complex_rows_is_the_real_part_of_their_normalized_product() -> None:
+    w = complex_tensor(48, 2).reshape(6, 8)
+    rows = w.cdouble()
+    want = max(
+        float((rows[i] * rows[j].conj()).sum().real / (rows[i].norm() * rows[j].norm()))
+        for i in range(6)
+        for j in range(6)
+        if i != j
+    )
+    assert float(metrics.max_row_cosine(w)) == pytest.approx(want, abs=1e-6)
+
+
+def test_histogram_of_a_complex_tensor_counts_its_real_and_imaginary_parts() -> None:
+    z = complex_tensor(500, 3)
+    counts, lo, hi = metrics.histogram(z, bins=10)
+    parts = torch.cat([z.real, z.imag]).double().numpy()
+    want, _ = np.histogram(parts, bins=10, range=(float(lo), float(hi)))
+    assert counts.tolist() == want.astype(float).tolist()

@@ -188,6 +188,54 @@ def test_the_rows_do_not_depend_on_when_zero_grad_runs() -> None:
     assert len(series[0][0]) == 3
 
 
+def evaluation_pass(model: nn.Module, x: torch.Tensor, how: str) -> None:
+    if how == "no_grad":
+        with torch.no_grad():
+            model(x)
+    elif how == "inference_mode":
+        with torch.inference_mode():
+            model(x)
+    else:  # eval mode, gradients enabled
+        model.eval()
+        model(x)
+        model.train()
+
+
+def activation_rows(evaluate: str | None) -> dict[tuple[int, str | None, str], float]:
+    torch.manual_seed(0)
+    model = tanh_relu_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = batch()
+    other = torch.randn(64, 6, generator=torch.Generator().manual_seed(2)) * 20 - 5
+    sink = MemorySink()
+    thresholds = Thresholds(dead_window=1)
+    with TrainingMonitor(
+        model, opt, schedule=every(1), sinks=[sink], thresholds=thresholds, summary=False
+    ) as mon:
+        for _ in range(2):
+            loss = F.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if evaluate is not None:
+                evaluation_pass(model, other, evaluate)
+            mon.step(loss)
+    kept = ("act_mean", "act_std", "dead_fraction", "saturation_fraction")
+    return {(r.step, r.layer, r.metric): r.value for r in sink.rows if r.metric in kept}
+
+
+@pytest.mark.parametrize("evaluate", ["no_grad", "inference_mode", "eval_mode"])
+def test_an_evaluation_pass_inside_the_block_is_not_measured_as_training(evaluate: str) -> None:
+    plain = activation_rows(None)
+    assert {metric for _, _, metric in plain} == {
+        "act_mean",
+        "act_std",
+        "dead_fraction",
+        "saturation_fraction",
+    }
+    assert activation_rows(evaluate) == plain
+
+
 # --------------------------------------------------------------------------- contracts
 
 
@@ -417,6 +465,95 @@ def test_non_finite_entries_are_counted_exactly_in_the_layer_that_has_them() -> 
     assert math.isnan(sink.last("grad_norm"))
 
 
+def nan_run(
+    bad: dict[int, float], steps: int, schedule: int, window: int = 100, number: bool = False
+) -> tuple[TrainingMonitor, MemorySink, dict[int, list[int]]]:
+    """Train ``steps`` steps; the loss passed at step ``s`` is ``bad[s]`` where given. Returns
+    also, after each step, the steps whose loss rows the sink held by then."""
+    model = tanh_relu_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = batch()
+    sink = MemorySink()
+    seen: dict[int, list[int]] = {}
+    thresholds = Thresholds(loss_window=window)
+    with TrainingMonitor(
+        model, opt, schedule=schedule, sinks=[sink], thresholds=thresholds, summary=False
+    ) as mon:
+        for step in range(1, steps + 1):
+            loss = F.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step in bad:
+                value = bad[step] if number else torch.tensor(bad[step])
+                mon.step(value)
+            else:
+                mon.step(loss)
+            seen[step] = [s for s, _ in sink.series("loss")]
+    return mon, sink, seen
+
+
+def test_a_non_finite_loss_on_an_unlogged_step_is_reported_at_its_own_step() -> None:
+    bad = {3: math.nan, 7: math.inf, 12: math.nan}  # 12: after the last logged step
+    mon, sink, seen = nan_run(bad, steps=12, schedule=5)
+    assert seen[4] == []  # no read of the device on unlogged steps
+    assert seen[5] == [3, 5]  # found in the ring at the next logged step, before its rows
+    assert [s for s, _ in sink.series("loss")] == [3, 5, 7, 10, 12]  # 12: at exit
+    assert [r.step for r in sink.rows] == sorted(r.step for r in sink.rows)
+    assert math.isnan(sink.series("loss")[0][1])
+    fired = [(f.step, f.metric, f.rule) for f in sink.findings]
+    assert fired == [(3, "loss", "nonfinite"), (7, "loss", "nonfinite"), (12, "loss", "nonfinite")]
+    (finding,) = [f for f in mon.findings() if f.metric == "loss"]
+    assert (finding.step, finding.last_step, finding.count) == (3, 12, 3)
+
+
+def test_a_non_finite_number_loss_on_an_unlogged_step_is_reported_at_once() -> None:
+    _, sink, seen = nan_run({3: -math.inf}, steps=5, schedule=5, number=True)
+    assert seen[3] == [3]
+    assert sink.series("loss") == [(3, -math.inf), (5, pytest.approx(sink.last("loss")))]
+    assert [f.step for f in sink.findings] == [3]
+
+
+def test_a_non_finite_loss_is_still_reported_when_the_ring_wraps_before_a_logged_step() -> None:
+    _, sink, seen = nan_run({2: math.nan}, steps=12, schedule=100, window=4)
+    assert seen[8] == []
+    assert seen[9] == [2]  # copied out at the wrap of step 5, read at the next wrap
+    assert [s for s, _ in sink.series("loss")] == [2]
+    assert [f.step for f in sink.findings] == [2]
+
+
+class ReadRecorder(TorchFunctionMode):
+    """Every read of a tensor's values to the host (``.tolist()``, ``.item()``...)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: list[torch.Tensor] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if getattr(func, "__name__", "") in SYNCS and args and isinstance(args[0], torch.Tensor):
+            self.read.append(args[0])
+        return func(*args, **(kwargs or {}))
+
+
+def test_unlogged_steps_never_read_the_loss_ring_even_when_it_wraps() -> None:
+    model = tanh_relu_mlp()
+    x, y = batch()
+    reads = []
+    thresholds = Thresholds(loss_window=2)
+    with TrainingMonitor(model, schedule=every(7), thresholds=thresholds, summary=False) as mon:
+        ring = mon._ring.values
+        for step in range(1, 15):
+            loss = F.mse_loss(model(x), y)
+            loss.backward()
+            with ReadRecorder() as recorder:
+                mon.step(loss)
+            if step % 7:
+                reads += recorder.read
+    assert reads  # the host copies made at each wrap are read on unlogged steps
+    where = ring.untyped_storage().data_ptr()
+    assert all(t.untyped_storage().data_ptr() != where for t in reads)
+
+
 class FakeGuard:
     skipped_steps = 0
 
@@ -577,3 +714,90 @@ def test_a_model_that_fails_on_the_example_input_leaves_no_hook() -> None:
     with pytest.raises(ValueError, match="example_input"):
         TrainingMonitor(model, example_input=torch.randn(2, 5), summary=False).__enter__()
     assert hooks_left(model) == []
+
+
+class ComplexFilter(nn.Module):
+    """A small and a large (per-parameter path) complex parameter with negative real parts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        big = metrics.CPU_DOT_MIN
+        self.small = nn.Parameter(torch.complex(torch.randn(8) - 2, torch.randn(8)))
+        self.large = nn.Parameter(torch.complex(torch.randn(big) - 2, torch.randn(big)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x[:, :8] * self.small).abs().mean() + (x * self.large).abs().mean()
+
+
+def test_complex_parameters_small_and_large_get_the_norms_of_vector_norm() -> None:
+    torch.manual_seed(0)
+    model = ComplexFilter()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    x = torch.randn(4, metrics.CPU_DOT_MIN)
+    sink = MemorySink(histograms=every(1))
+    want: dict[tuple[int, str], float] = {}
+    with TrainingMonitor(
+        model, opt, preset="full", schedule=every(1), sinks=[sink], summary=False
+    ) as mon:
+        for step in (1, 2):
+            before = [p.detach().clone() for p in model.parameters()]
+            loss = model(x)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+            params = [p.detach().cdouble() for p in model.parameters()]
+            grads = [p.grad.cdouble() for p in model.parameters() if p.grad is not None]
+            delta = [p - b.cdouble() for p, b in zip(params, before, strict=True)]
+
+            def norm(ts: list[torch.Tensor]) -> float:
+                return float(torch.linalg.vector_norm(torch.cat([t.reshape(-1) for t in ts])))
+
+            want[(step, "weight_norm")] = norm(params)
+            want[(step, "grad_norm")] = norm(grads)
+            want[(step, "update_ratio")] = norm(delta) / norm(params)
+    got = {(r.step, r.metric): r.value for r in sink.rows if r.layer == ""}
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=RTOL), key
+    assert got[(2, "weight_nonfinite")] == got[(2, "grad_nonfinite")] == 0
+
+
+class SharedTwice(nn.Module):
+    """One Linear registered under two names and called twice, each call followed by a
+    functional tanh that only the trace can see."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(6, 8)
+        self.shared = nn.Linear(8, 8)
+        self.out = nn.Linear(8, 3)
+        self.again = self.shared
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.shared(F.relu(self.inp(x))))
+        return self.out(torch.tanh(self.again(h)))
+
+
+def test_a_linear_called_twice_is_reported_in_the_trace_s_order_with_its_activation() -> None:
+    torch.manual_seed(0)
+    model = SharedTwice()
+    with torch.no_grad():
+        model.shared.weight.mul_(4)  # some tanh outputs saturate
+    x = batch()[0]
+    outputs: list[torch.Tensor] = []
+    model.shared.register_forward_hook(lambda m, a, out: outputs.append(out.detach().double()))
+    sink = MemorySink()
+    with TrainingMonitor(
+        model, schedule=every(1), sinks=[sink], example_input=x, summary=False
+    ) as mon:
+        outputs.clear()  # the traced pass
+        loss = model(x).pow(2).mean()
+        loss.backward()
+        mon.step(loss)
+    assert mon.layers == ("inp", "shared", "out")  # the order of stabletrain.graph.trace
+    assert sink.meta is not None
+    assert [layer["depth"] for layer in sink.meta["layers"]] == [0, 1, 2]
+    z = torch.cat([o.reshape(-1) for o in outputs])  # both calls, in the tanh's input space
+    want = float((z.abs() > math.atanh(0.99)).double().mean())
+    assert 0 < want < 1
+    assert sink.last("saturation_fraction", "shared") == pytest.approx(want, abs=1e-12)

@@ -4,6 +4,12 @@ Every handle is pushed on the caller's ``ExitStack``, so closing the stack (the 
 in ``__exit__``, exceptions included) removes every hook. Hooks do nothing unless ``collect`` is
 set: on steps the schedule does not log they cost one Python call and one attribute test.
 
+Only training forward passes are measured: one that runs without gradients (``torch.no_grad``,
+``torch.inference_mode``) or with the model in eval mode (``model.eval()``: a validation pass
+inside the training loop) is skipped, so that it does not mix into the training batch's
+statistics or dead-unit record. (With reentrant activation checkpointing the forward runs
+without gradients and is recomputed with them in backward: that recomputation is measured.)
+
 Which tensor a layer's activation statistics come from:
 
 - an activation *module* that consumes the layer's output (``nn.Sequential(Linear, ReLU)``,
@@ -125,8 +131,12 @@ class ActivationProbe:
             hook = functools.partial(self._layer_hook, site)
             stack.callback(spec.module.register_forward_hook(hook).remove)
 
+    def _measures(self) -> bool:
+        """Whether this forward pass is measured: a logged step's training pass."""
+        return self.collect and self.model.training and torch.is_grad_enabled()
+
     def _layer_hook(self, site: Site, module: nn.Module, args: Any, output: Any) -> None:
-        if not self.collect:
+        if not self._measures():
             return
         out = _main_tensor(output)
         if out is None:
@@ -138,7 +148,7 @@ class ActivationProbe:
     def _activation_hook(
         self, kind: ActivationKind, module: nn.Module, args: Any, output: Any
     ) -> None:
-        if not self.collect or self._last is None or not args:
+        if self._last is None or not args or not self._measures():
             return
         ref, site = self._last
         if ref() is not args[0]:

@@ -4,6 +4,12 @@ A *layer* is a module that holds parameters directly (Linear, ConvNd, norms, Emb
 attention, custom modules); a parameter shared by several modules belongs to the first. The
 order is execution order when a traced forward pass is available
 (:func:`stabletrain.graph.trace`), else registration order (``model.named_modules()``).
+
+Execution order is the graph's own: ``Graph.layers`` in order of first call, matched to the
+monitor's layers by module identity, not by name. A module registered at several positions
+(``nn.Sequential(a, act, a)``) has several qualified names; the monitor names it by the first
+(as ``named_modules()`` does), and the graph's record of that module, whatever name it is
+filed under, gives its place and the activation that follows it.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from stabletrain.graph import NORM_TYPES, Graph
+from stabletrain.graph import NORM_TYPES, Graph, LayerInfo
 from stabletrain.monitoring._activations import ActivationKind, activation_kind
 
 _CHANNEL_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm)
@@ -39,8 +45,7 @@ def _matrix(module: nn.Module, params: tuple[nn.Parameter, ...]) -> nn.Parameter
     return next((p for p in params if p.dim() >= 2), None)
 
 
-def _input_kind(graph: Graph | None, name: str, level: float) -> ActivationKind | None:
-    info = graph.layers.get(name) if graph is not None else None
+def _input_kind(info: LayerInfo | None, level: float) -> ActivationKind | None:
     if info is None:
         return None
     act = next((f for f in info.following if f.kind == "activation"), None)
@@ -51,26 +56,27 @@ def _input_kind(graph: Graph | None, name: str, level: float) -> ActivationKind 
 
 def discover(model: nn.Module, graph: Graph | None, *, level: float) -> list[LayerSpec]:
     """The layers of ``model``, in execution order if ``graph`` is given, else registration."""
+    traced = {id(info.module): info for info in graph.layers.values()} if graph else {}
     seen: set[int] = set()
-    found: dict[str, LayerSpec] = {}
+    found: dict[int, LayerSpec] = {}  # by module identity, in registration order
     for name, module in model.named_modules():
         params = tuple(p for p in module.parameters(recurse=False) if id(p) not in seen)
         if not params:
             continue
         seen.update(id(p) for p in params)
         matrix = _matrix(module, params)
-        found[name] = LayerSpec(
+        found[id(module)] = LayerSpec(
             name,
             module,
             params,
             None,
             1 if isinstance(module, _CHANNEL_FIRST) else -1,
             matrix,
-            _input_kind(graph, name, level),
+            _input_kind(traced.get(id(module)), level),
         )
-    order = list(graph.layers) if graph is not None else []
-    names = [n for n in order if n in found] + [n for n in found if n not in set(order)]
-    layers = [found[n] for n in names]
+    # the graph's order (first call), then the layers the forward pass never called
+    order = [key for key in traced if key in found]
+    layers = [found[key] for key in order] + [v for k, v in found.items() if k not in traced]
     depth = 0
     for layer in layers:
         if layer.matrix is not None and not isinstance(layer.module, NORM_TYPES + _LOOKUPS):

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import torch
 
-from stabletrain.monitoring.metrics import CPU_DOT_MIN, segment_sums, squared_norms
+from stabletrain.monitoring.metrics import CPU_DOT_MIN, real_view, segment_sums, squared_norms
 
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
+_LOW_PRECISION = (torch.float16, torch.bfloat16, torch.complex32)  # half, or its real view
 
 
 class ParamSet:
@@ -85,7 +85,8 @@ class ParamSet:
         Small parameters (and every parameter on accelerators) go through fused multi-tensor
         kernels: ``snapshot −= θ``, two ``_foreach_norm``, ``_foreach_copy_``. Each large CPU
         parameter makes all four passes one after the other while it is in the cache, which
-        reads it from memory once instead of four times.
+        reads it from memory once instead of four times. Complex parameters are measured through
+        their real view (``Σ |z|²``; a complex dot ``z·z`` has no conjugate).
         """
         weights: list[torch.Tensor | None] = [None] * len(self.params)
         deltas: list[torch.Tensor | None] = [None] * len(self.params)
@@ -93,8 +94,8 @@ class ParamSet:
             for g in self.groups:
                 fused = [i for i in g if not self._own_pass[i]]
                 if fused:
-                    ws = [self.params[i].detach() for i in fused]
-                    ss = [snapshot[i] for i in fused]
+                    ws = [real_view(self.params[i].detach()) for i in fused]
+                    ss = [real_view(snapshot[i]) for i in fused]
                     torch._foreach_sub_(ss, ws)
                     low = ws[0].dtype in _LOW_PRECISION
                     dtype = torch.float32 if low else None
@@ -110,8 +111,8 @@ class ParamSet:
                 for i in g:
                     if not self._own_pass[i]:
                         continue
-                    w = self.params[i].detach().reshape(-1)
-                    s = snapshot[i].view(-1)
+                    w = real_view(self.params[i].detach()).reshape(-1)
+                    s = real_view(snapshot[i]).view(-1)
                     s.sub_(w)
                     deltas[i], weights[i] = s.dot(s), w.dot(w)
                     if refresh:

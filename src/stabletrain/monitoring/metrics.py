@@ -18,6 +18,11 @@ Definitions (L2 norms throughout; a layer's norm is over all its parameters toge
   (``|tanh(z)| > 0.99``), where its derivative is < 0.02 (Glorot & Bengio 2010);
 - symmetric units: the largest cosine similarity between two rows of a weight matrix (two output
   units); rows that start equal stay equal under gradient descent (claim I1).
+
+Complex tensors are measured through their real view (:func:`real_view`: each entry ``a + bi``
+as the pair ``(a, b)``), so ``‖z‖² = Σ |z_k|² = Σ a_k² + b_k²``, as
+``torch.linalg.vector_norm`` gives; a histogram or the moments of a complex tensor are those of
+its real and imaginary parts together.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ __all__ = [
     "histogram",
     "max_row_cosine",
     "moments",
+    "real_view",
     "refresh_last_alive",
     "sample_rows",
     "saturated_count",
@@ -43,6 +49,20 @@ CPU_DOT_MIN = 1 << 15
 """On the CPU, tensors of at least this many entries get their squared norm from a BLAS dot."""
 
 
+def real_view(t: torch.Tensor) -> torch.Tensor:
+    """``t`` itself if real; a complex ``t`` as a real tensor with a trailing dim of 2 (its real
+    and imaginary parts, ``torch.view_as_real``), without a copy unless its conjugate bit is set.
+
+    The squared norm of the real view is ``Σ |z|²``; a product of the complex tensor with itself
+    (``z.dot(z) = Σ z²``, no conjugate) is not a norm at all.
+
+    Example:
+        >>> real_view(torch.tensor([3 + 4j])).tolist()
+        [[3.0, 4.0]]
+    """
+    return torch.view_as_real(t.resolve_conj()) if t.is_complex() else t
+
+
 def squared_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
     """``‖t‖²`` of every tensor, as one float64 vector, in one fused pass.
 
@@ -54,7 +74,8 @@ def squared_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
 
     Args:
         tensors: tensors of one device and one dtype (empty tensors count as 0). Half-precision
-            norms are accumulated in float32, so that they do not overflow at 65504.
+            norms are accumulated in float32, so that they do not overflow at 65504; complex
+            ones are measured through their real view (``Σ |z|²``).
 
     Example:
         >>> squared_norms([torch.tensor([3.0, 4.0]), torch.ones(2, 2)])
@@ -62,6 +83,8 @@ def squared_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
     """
     if not tensors:
         return torch.zeros(0, dtype=torch.float64)
+    if tensors[0].is_complex():  # the dot below would be Σ z², not Σ |z|²
+        tensors = [real_view(t) for t in tensors]
     first = tensors[0]
     low = first.dtype in _LOW_PRECISION
     if first.device.type != "cpu" or low:
@@ -100,14 +123,15 @@ def segment_sums(values: torch.Tensor, gather: torch.Tensor) -> torch.Tensor:
 def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(Σ x, Σ x²)`` over every element, in one pass each (float32 for half inputs).
 
-    ``mean = Σx / n`` and ``std = sqrt(Σx²/n − mean²)`` with ``n = x.numel()``.
+    ``mean = Σx / n`` and ``std = sqrt(Σx²/n − mean²)`` with ``n = x.numel()``; for a complex
+    ``x``, of its real view (``Σx²`` is then ``Σ |z|²``, and ``n = 2 x.numel()``).
 
     Example:
         >>> s, q = moments(torch.tensor([1.0, 2.0, 3.0]))
         >>> float(s), float(q)
         (6.0, 14.0)
     """
-    flat = x.detach().reshape(-1)
+    flat = real_view(x.detach()).reshape(-1)
     if flat.dtype not in (torch.float32, torch.float64):
         flat = flat.float()
     return flat.sum(), torch.dot(flat, flat)
@@ -184,7 +208,8 @@ def max_row_cosine(weight: torch.Tensor, rows: torch.Tensor | None = None) -> to
 
     ``cos(w_i, w_j) = ⟨w_i, w_j⟩ / (‖w_i‖ ‖w_j‖)`` over pairs ``i ≠ j``; 1 when two rows point the
     same way: the units compute the same function up to scale and get the same gradient. Two
-    all-zero rows count as identical (cosine 1); a zero row is orthogonal to any other.
+    all-zero rows count as identical (cosine 1); a zero row is orthogonal to any other. Complex
+    rows are compared through their real view (``Re⟨w_i, w_j⟩ / (‖w_i‖ ‖w_j‖)``).
 
     Args:
         weight: ``(out, ...)``: one row per output unit (a Linear's ``(out, in)``, a conv's
@@ -198,7 +223,7 @@ def max_row_cosine(weight: torch.Tensor, rows: torch.Tensor | None = None) -> to
         >>> float(max_row_cosine(torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])))
         1.0
     """
-    w = weight.detach().reshape(weight.shape[0], -1)
+    w = real_view(weight.detach()).reshape(weight.shape[0], -1)
     if rows is not None:
         w = w.index_select(0, rows)
     if w.shape[0] < 2:
@@ -222,14 +247,14 @@ def histogram(x: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor, t
     Python numbers): bucket indices on the device, then ``torch.bincount`` on the CPU (where it
     needs no transfer) or a scatter-add elsewhere. Non-finite entries are counted as 0. Bucket
     ``i`` covers ``[low + i·w, low + (i+1)·w)``, ``w = (high − low) / bins``; the maximum falls
-    in the last.
+    in the last. A complex ``x`` is counted through its real view (real and imaginary parts).
 
     Example:
         >>> counts, lo, hi = histogram(torch.tensor([0.0, 0.1, 0.9, 1.0]), bins=2)
         >>> counts.tolist(), float(lo), float(hi)
         ([2.0, 2.0], 0.0, 1.0)
     """
-    flat = x.detach().reshape(-1)
+    flat = real_view(x.detach()).reshape(-1)
     if flat.dtype not in (torch.float32, torch.float64):
         flat = flat.float()
     flat = torch.nan_to_num(flat, nan=0.0, posinf=0.0, neginf=0.0)

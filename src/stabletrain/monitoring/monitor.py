@@ -8,7 +8,9 @@ per-layer gradient norms during training to catch these problems early").
 Cost design (see ``benchmarks/monitor_overhead.py`` for the measured overhead):
 
 - Nothing happens on steps the schedule does not log, except copying the loss into a ring buffer
-  on the device (no synchronization) and hooks that return at once.
+  on the device (no synchronization) and hooks that return at once. A NaN/inf loss on such a
+  step is still reported, with its own step number: the ring is checked at the next logged
+  step, from that step's one copy (see :mod:`stabletrain.monitoring._losses`).
 - On a logged step every quantity is computed on the device in fused passes
   (``torch._foreach_norm`` over all gradients, over all weights, over all weight changes), and
   everything is stacked into one tensor copied to the host once. A second copy happens only on a
@@ -52,13 +54,16 @@ from stabletrain._render import render_text
 from stabletrain.graph import Graph, trace
 from stabletrain.monitoring._hooks import ActivationProbe, GradCapture
 from stabletrain.monitoring._layers import LayerSpec, discover
+from stabletrain.monitoring._losses import LossRing
 from stabletrain.monitoring._pack import Pack
 from stabletrain.monitoring._params import ParamSet
+from stabletrain.monitoring._sinkset import SinkSet
 from stabletrain.monitoring._summary import findings_renderable
 from stabletrain.monitoring.metrics import (
     histogram,
     max_row_cosine,
     moments,
+    real_view,
     sample_rows,
     segment_sums,
 )
@@ -139,7 +144,10 @@ class TrainingMonitor:
         schedule: which steps to log: a ``step -> bool`` callable such as ``every(10)`` (steps
             count from 1), or an int ``n`` for ``every(n)``.
         sinks: where the rows go (:class:`~stabletrain.monitoring.JSONLSink`,
-            :class:`~stabletrain.monitoring.TensorBoardSink`, ...); closed on exit.
+            :class:`~stabletrain.monitoring.TensorBoardSink`, ...); closed on exit. A sink that
+            raises (disk full, file deleted, no permission) gets a ``RuntimeWarning`` naming
+            it and the error and nothing more from the run; training and the other sinks go
+            on.
         thresholds: when the rules fire (:class:`~stabletrain.monitoring.Thresholds`).
         example_input: an input of the model; when given, one traced forward pass
             (:func:`stabletrain.graph.trace`) orders the layers by execution and finds
@@ -219,6 +227,7 @@ class TrainingMonitor:
         self.model = model
         self.optimizer = optimizer
         self.sinks = list(sinks)
+        self._out = SinkSet(self.sinks)
         self.thresholds = thresholds or Thresholds()
         self.example_input = example_input
         self.guard = guard
@@ -263,11 +272,22 @@ class TrainingMonitor:
             self._snapshot = None
             self._grads.clear()
             try:
-                for sink in self.sinks:
-                    sink.close()
+                self._report_losses(self._pending_losses(failing=exc is not None))
             finally:
-                if self.summary:
-                    self.print_summary()
+                try:
+                    self._out.close()
+                finally:
+                    if self.summary:
+                        self.print_summary()
+
+    def _pending_losses(self, *, failing: bool) -> list[tuple[int, float]]:
+        """The NaN/inf losses of the last unlogged steps, not checked yet (reads the device)."""
+        try:
+            return self._ring.flush()
+        except Exception:
+            if not failing:
+                raise
+            return []  # the device may be what failed: keep the original error
 
     def _setup(self) -> None:
         graph = self._trace() if self.example_input is not None else None
@@ -311,10 +331,7 @@ class TrainingMonitor:
                 if layer.matrix is not None and layer.matrix.shape[0] >= 2:
                     rows = sample_rows(layer.matrix.shape[0], t.symmetric_rows, gen)
                     self._row_samples[i] = None if rows is None else rows.to(layer.matrix.device)
-        self._ring = torch.full(
-            (t.loss_window,), math.nan, dtype=torch.float64, device=self._device
-        )
-        self._losses = 0
+        self._ring = LossRing(t.loss_window, self._device)
         self._snapshot = None
         self._snapshot_step = -1
         self._skipped = self._read_skipped()
@@ -323,8 +340,7 @@ class TrainingMonitor:
             "thresholds": asdict(t),
             "layers": [{"name": layer.name, "depth": layer.depth} for layer in self._layers],
         }
-        for sink in self.sinks:
-            sink.write_meta(meta)
+        self._out.write_meta(meta)
         self._prepare(1, bool(self.schedule(1)))
 
     def _trace(self) -> Graph:
@@ -379,6 +395,10 @@ class TrainingMonitor:
     def step(self, loss: torch.Tensor | float | None = None) -> None:
         """Record one training step; on a logged step, measure, write rows, apply the rules.
 
+        A NaN or inf loss is reported on any step, logged or not, with its own step number: a
+        ``loss`` row and a ``nonfinite`` finding. On an unlogged step a tensor loss is checked
+        without a device synchronization, at the next logged step (or when the block ends).
+
         Args:
             loss: the step's loss (a scalar tensor or a number), or None.
 
@@ -395,12 +415,12 @@ class TrainingMonitor:
         step = self._steps
         slot = None
         if value is not None:
-            slot = self._losses % self.thresholds.loss_window
-            if isinstance(value, torch.Tensor):
-                self._ring[slot].copy_(value, non_blocking=True)
-            else:
-                self._ring[slot] = value
-            self._losses += 1
+            # a logged step's loss is checked by the rules, a number at once, a tensor lazily
+            lazy = not self._log_next and isinstance(value, torch.Tensor)
+            slot, found = self._ring.push(step, value, check=lazy)
+            if not self._log_next and isinstance(value, float) and not math.isfinite(value):
+                found.append((step, value))
+            self._report_losses(found)
         skipped = self._read_skipped()
         was_skipped = skipped is not None and self._skipped is not None and skipped > self._skipped
         log_next = bool(self.schedule(step + 1))  # asked once per step: schedules may be stateful
@@ -431,6 +451,19 @@ class TrainingMonitor:
         )
 
     # ------------------------------------------------------------------ measuring
+
+    def _report_losses(self, found: list[tuple[int, float]]) -> None:
+        """Report the non-finite losses of steps the schedule did not log, each at its own step:
+        a ``loss`` row and the ``nonfinite`` rule's finding, to the sinks and the findings."""
+        for step, value in found:
+            only_loss = StepMetrics(step, (), {(None, "loss"): value})
+            events = [
+                replace(finding, rule="nonfinite", step=step, last_step=step)
+                for finding in RULES["nonfinite"](only_loss, self.thresholds)
+            ]
+            fold_findings(self._findings, events)
+            self._out.write(step, [Row(step, None, "loss", value)])
+            self._out.write_findings(step, events)
 
     def _log(
         self, step: int, slot: int | None, skipped: int | None, was_skipped: bool, refresh: bool
@@ -468,7 +501,7 @@ class TrainingMonitor:
                 pack.add(
                     "weight", self._weights.layer_sums([p.detach() for p in self._weights.params])
                 )
-            pack.add("ring", self._ring)
+            pack.add("ring", self._ring.values)
             stats, acts = (
                 self._probe.finish(self.thresholds.dead_window) if self._probe else (None, [])
             )
@@ -479,26 +512,23 @@ class TrainingMonitor:
                     matrix = self._layers[i].matrix
                     if matrix is not None:
                         pack.add(("cos", i), max_row_cosine(matrix, sample))
-                hists = self._queue_histograms(pack, step, tensors)
+                wanting = self._out.wanting_histograms(step)
+                hists = self._queue_histograms(pack, tensors) if wanting else []
             else:
-                hists = []
+                hists, wanting = [], []
         values = pack.read()
+        self._report_losses(self._ring.nonfinite(values["ring"]))  # of the unlogged steps before
         rows = self._rows_of(step, values, has_grad, slot, skipped, acts)
         self._count_nonfinite(step, rows, tensors)
-        for sink in self.sinks:
-            sink.write(step, rows)
+        self._out.write(step, rows)
         if hists:
             histograms = [self._histogram(step, key, num, values[key]) for key, num in hists]
-            for sink in self.sinks:
-                if sink.wants_histograms(step):
-                    sink.write_histograms(step, histograms)
+            self._out.write_histograms(step, histograms, wanting)
         self._apply_rules(step, rows, values)
 
     def _queue_histograms(
-        self, pack: Pack, step: int, grads: list[torch.Tensor]
+        self, pack: Pack, grads: list[torch.Tensor]
     ) -> list[tuple[tuple[str, int], int]]:
-        if not any(sink.wants_histograms(step) for sink in self.sinks):
-            return []
         grad_of = {id(p): g for p, g in zip(self._gradset.params, grads, strict=True)}
         queued = []
         for i, layer in enumerate(self._layers):
@@ -510,6 +540,7 @@ class TrainingMonitor:
             ):
                 if tensor is None or tensor.numel() == 0:
                     continue
+                tensor = real_view(tensor)  # a complex one: its real and imaginary parts
                 counts, lo, hi = histogram(tensor, HISTOGRAM_BINS)
                 s, q = moments(tensor)
                 pack.add(
@@ -613,10 +644,7 @@ class TrainingMonitor:
 
     def _apply_rules(self, step: int, rows: list[Row], values: dict[Hashable, list[float]]) -> None:
         t = self.thresholds
-        ring = values["ring"]
-        count = min(self._losses, t.loss_window)
-        start = self._losses % t.loss_window if self._losses >= t.loss_window else 0
-        losses = tuple(ring[start:] + ring[:start])[:count] if count else ()
+        losses = self._ring.chronological(values["ring"])
         kinds = {}
         if self._probe is not None:
             kinds = {i: s.kind.name for i, s in enumerate(self._probe.sites) if s.kind is not None}
@@ -638,8 +666,7 @@ class TrainingMonitor:
         ]
         fold_findings(self._findings, events)
         if events:
-            for sink in self.sinks:
-                sink.write_findings(step, events)
+            self._out.write_findings(step, events)
 
     def _lr(self) -> float | None:
         if self.optimizer is None or not self.optimizer.param_groups:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -95,6 +96,17 @@ def test_rows_are_flushed_at_every_write(tmp_path: Path) -> None:
     sink.write(1, ROWS)
     assert len(path.read_text().splitlines()) == 2  # before close
     sink.close()
+
+
+def test_a_write_after_the_file_or_its_directory_was_deleted_raises(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "rows.jsonl"
+    sink = JSONLSink(path)
+    sink.write(1, ROWS)
+    shutil.rmtree(path.parent)  # the open file still accepts writes, into nothing
+    with pytest.raises(FileNotFoundError, match="deleted"):
+        sink.write(2, ROWS)
+    sink.close()
+    assert repr(sink) == f"JSONLSink({str(path)!r})"
 
 
 def test_reading_a_bad_line_names_the_file_and_line(tmp_path: Path) -> None:

@@ -134,7 +134,9 @@ class Sink(abc.ABC):
 
     The monitor calls :meth:`write_meta` once when its ``with`` block starts (the preset, the
     thresholds and the monitored layers), :meth:`write` once per logged step with all of the
-    step's rows,
+    step's rows (and, for a step the schedule did not log whose loss was NaN or inf, with that
+    one ``loss`` row, followed by its finding: at that step when the loss was a number, else
+    at the next logged step, before its rows, or when the block ends),
     :meth:`write_histograms` on the logged steps where :meth:`wants_histograms` is true (preset
     ``full`` only), :meth:`write_findings` on the logged steps where a rule fired, and
     :meth:`close` when its ``with`` block ends, exceptions included.

@@ -29,6 +29,10 @@ so a report shows what the monitor found, with the layer metadata it had (depth,
 kinds), instead of running the rules again on the rows.
 
 Rows of one step are written together and flushed, so a crashed run keeps every logged step.
+A write that cannot reach the file raises (``OSError``: disk full, no permission; also
+``FileNotFoundError`` once the file was deleted or its directory removed, where the operating
+system would otherwise accept writes to an unlinked file and lose them), and
+:class:`~stabletrain.monitoring.TrainingMonitor` then warns and stops writing to this sink.
 :func:`read_jsonl` reads a file back into :class:`~stabletrain.monitoring.sinks.base.Row` objects
 (meta and finding lines are skipped), :func:`read_findings` reads its findings.
 """
@@ -72,6 +76,9 @@ class JSONLSink(Sink):
         self._mode = "a" if append else "w"
         self._file: IO[str] | None = None
 
+    def __repr__(self) -> str:
+        return f"JSONLSink({os.fspath(self.path)!r})"
+
     def write(self, step: int, rows: Sequence[Row]) -> None:
         self._lines(json.dumps(row.to_json()) for row in rows)
 
@@ -91,11 +98,16 @@ class JSONLSink(Sink):
             self._mode = "a"
         self._file.write("".join(line + "\n" for line in lines))
         self._file.flush()
+        if os.fstat(self._file.fileno()).st_nlink == 0:
+            raise FileNotFoundError(
+                f"JSONLSink: {self.path} was deleted (or its directory removed) during the run; "
+                "the rows written since are lost."
+            )
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()
 
 
 def _objects(path: str | os.PathLike[str], where: str) -> Iterator[tuple[int, dict[str, Any]]]:

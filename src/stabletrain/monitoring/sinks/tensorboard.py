@@ -71,6 +71,9 @@ class TensorBoardSink(Sink):
         )
         self._writer = _summary_writer()(log_dir=self.log_dir, flush_secs=flush_secs)
 
+    def __repr__(self) -> str:
+        return f"TensorBoardSink({self.log_dir!r})"
+
     def wants_histograms(self, step: int) -> bool:
         return self._histograms is not None and bool(self._histograms(step))
 
