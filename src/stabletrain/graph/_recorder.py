@@ -20,7 +20,12 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
 from stabletrain.graph._modules import module_activation
-from stabletrain.graph._ops import ACTIVATION_OPS, activation_params, op_name
+from stabletrain.graph._ops import (
+    ACTIVATION_OPS,
+    VALUE_PRESERVING_OPS,
+    activation_params,
+    op_name,
+)
 
 
 @dataclass(frozen=True)
@@ -174,8 +179,10 @@ class _Recorder(TorchFunctionMode):
                 tensors.append(t)
         out = func(*args, **kwargs)
         outs = tensors_in(out)
-        if not outs:
-            return out
+        if not outs or (
+            name in VALUE_PRESERVING_OPS and all(any(o is t for t in tensors) for o in outs)
+        ):
+            return out  # nothing computed (``x.to(x.dtype)`` returns x): x keeps its node
         act = activation_params(name, args, kwargs) if name in ACTIVATION_OPS else {}
         if name == "scaled_dot_product_attention":
             act = _attention_params(args, kwargs)

@@ -134,7 +134,9 @@ def _logits(graph: Graph, model: nn.Module) -> dict[str, Logits]:
     return found
 
 
-def _table_role(index: DataflowIndex, start: list[int], residual_adds: set[int]) -> TableRole:
+def _table_role(
+    index: DataflowIndex, start: list[int], residual_adds: set[int], norms: set[str]
+) -> TableRole:
     """Follow a lookup's result through additions (token + position), views and constant
     scales: a norm reached first makes its scale free."""
     seen, todo, roles = set(start), list(start), set()
@@ -142,6 +144,9 @@ def _table_role(index: DataflowIndex, start: list[int], residual_adds: set[int])
         node = todo.pop()
         for op in index.consumers.get(node, []):
             kind = op_kind(op.name)
+            if op.name in NORM_OPS or op.module in norms:  # a custom norm: pow, mean, rsqrt
+                roles.add("normalized")
+                continue
             passes = kind == "transparent" or (
                 op.name in ADD_OPS | MUL_OPS and op.index not in residual_adds and not op.params
             )
@@ -150,17 +155,19 @@ def _table_role(index: DataflowIndex, start: list[int], residual_adds: set[int])
                     if out not in seen:
                         seen.add(out)
                         todo.append(out)
-            elif op.name in NORM_OPS:
-                roles.add("normalized")
             elif kind == "attention":
                 roles.add("attention")
+            elif op.index in residual_adds or op.params:
+                roles.add("stream")  # a residual stream or a layer reads it as it is
             else:
-                roles.add("stream")
+                roles.add("other")
     if seen & set(index.rec.output_nodes):
         roles.add("stream")
-    if "stream" in roles or not roles:
+    if "stream" in roles:
         return "stream"
-    return "normalized" if roles == {"normalized"} else "attention"
+    if "attention" in roles:
+        return "attention"  # a position bias of the attention scores (T5)
+    return "normalized" if roles == {"normalized"} else "stream"
 
 
 def _tables(graph: Graph, model: nn.Module) -> dict[str, TableRole]:
@@ -170,22 +177,11 @@ def _tables(graph: Graph, model: nn.Module) -> dict[str, TableRole]:
     for op in graph.recording.ops:
         if op.name in _LOOKUP_OPS and op.params:
             starts.setdefault(op.params[0], []).extend(op.outputs)
-    norms = {n for n, m in model.named_modules() if is_norm(m)}
     roles: dict[str, TableRole] = {}
+    norms = {n for n, m in model.named_modules() if is_norm(m)}
     for name, nodes in starts.items():
-        role = _table_role(index, nodes, adds)
-        if role == "stream" and _custom_norm_follows(graph, index, nodes, norms):
-            role = "normalized"
-        roles[name] = role
+        roles[name] = _table_role(index, nodes, adds, norms)
     return roles
-
-
-def _custom_norm_follows(
-    graph: Graph, index: DataflowIndex, nodes: list[int], norms: set[str]
-) -> bool:
-    """A custom norm module (``LlamaRMSNorm``: pow, mean, rsqrt, mul) is the only consumer."""
-    consumers = [op for n in nodes for op in index.consumers.get(n, [])]
-    return bool(consumers) and all(op.module in norms for op in consumers)
 
 
 def _query_factors(graph: Graph) -> dict[str, tuple[float, int]]:

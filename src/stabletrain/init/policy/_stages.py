@@ -109,7 +109,11 @@ def initialize(
                 rule, module, name, p, act_gain, ops, plan.roles, stream_std, generator
             )
         plan.report.params.append(record)
-        if info is not None and _calibrates(following, seen, module, p, rule):
+        # calibration fits the layer's output: what follows the output must be the activation
+        # (a mixture of experts applies its activation inside, between two weights)
+        if info is not None and _calibrates(
+            following_of(info.following)[0], info.following, module, p, rule
+        ):
             plan.calibrated[layer] = module
     plan.calibrated = {n: m for n, m in plan.calibrated.items() if n not in plan.frozen_layers}
     if chains:
