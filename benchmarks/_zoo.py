@@ -99,9 +99,9 @@ def torchvision_placeholders() -> None:
     schema = "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
     missing = [op for op in ("nms", "qnms") if not hasattr(torch.ops.torchvision, op)]
     if missing:
-        lib = torch.library.Library("torchvision", "FRAGMENT")
+        lib = torch.library.Library("torchvision", "FRAGMENT")  # type: ignore[no-untyped-call]
         for op in missing:
-            lib.define(op + schema)
+            lib.define(op + schema)  # type: ignore[no-untyped-call]
         _TORCHVISION_LIB.append(lib)
 
 
@@ -221,6 +221,9 @@ def _transcription_batch(
 class _Teacher(nn.Module):
     """A fixed random conv net (5x5 conv, ReLU, global mean, linear) whose logits are
     standardized on a reference batch, so its argmax classes are roughly balanced."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, seed: int = 99) -> None:
         super().__init__()
