@@ -4,6 +4,7 @@ task is deterministic and learnable, and its own init starts near the loss of kn
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -25,8 +26,14 @@ FAR_FROM_CHANCE = {
 
 
 @pytest.fixture(scope="module")
-def zoo() -> ModuleType:
-    return ZOO
+def zoo() -> Iterator[ModuleType]:
+    """The zoo, run on one thread: these models are too small to gain from a second one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield ZOO
+    finally:
+        torch.set_num_threads(threads)
 
 
 def built(zoo: ModuleType, name: str, seed: int = 0) -> tuple[Any, torch.nn.Module]:
