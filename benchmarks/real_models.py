@@ -28,7 +28,7 @@ step auto_init's loss ≤ 1.02 x own on at least 90% of the models; the largest 
 auto_init ≥ own's on at least 80%. A model whose build or init raises reports the error in its
 row and counts as a miss.
 
-``--quick`` runs 10 and 20 steps, a sweep of two rates of 10 steps, on ``nanogpt`` unless
+``--quick`` runs 5 and 10 steps of batch 8, a sweep of two rates of 5 steps, on ``nanogpt`` unless
 ``--models`` says otherwise: the smoke test. ``--processes 2`` runs two models at once (only
 when nobody else is benchmarking on the machine); each process uses one thread.
 """
@@ -71,7 +71,7 @@ class Budget:
     seed: int = 0
 
 
-QUICK = Budget(steps=(10, 20), sweep=(6.4e-2, 1e-3), sweep_steps=10, eval_batch=16)
+QUICK = Budget(steps=(5, 10), sweep=(6.4e-2, 1e-3), sweep_steps=5, batch=8, eval_batch=8)
 
 
 @dataclass
@@ -289,7 +289,7 @@ def _json_row(row: Row) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the arguments, run every model (in order, or in a pool), print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="10/20 steps, 2-rate sweep: smoke")
+    parser.add_argument("--quick", action="store_true", help="5/10 steps, 2-rate sweep: smoke")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write every row here")
     parser.add_argument("--models", help="comma-separated zoo names (default: all; quick: nanogpt)")
     parser.add_argument("--processes", type=int, default=1, help="models run at once (default 1)")
