@@ -3,6 +3,7 @@ task is deterministic and learnable, and its own init starts near the loss of kn
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Iterator
 from types import ModuleType
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 import torch
 
+from tests._timm import import_timm
 from tests.benchmarks._run import load_benchmark
 
 ZOO = load_benchmark("_zoo")
@@ -110,3 +112,15 @@ def test_vision_teacher_uses_every_class(zoo: ModuleType) -> None:
     _, labels = zoo.ZOO["timm-resnet18"].batch(torch.Generator().manual_seed(3), 2048)
     counts = torch.bincount(labels, minlength=zoo.CLASSES)
     assert counts.min() >= 0.02 * 2048
+
+
+def test_timm_imports_beside_torchvision_and_again() -> None:
+    """tests/_timm.py defines the placeholder schemas once; a second import changes nothing."""
+    if importlib.util.find_spec("timm") is None:
+        pytest.skip("timm is not installed")
+    first = import_timm()
+    libraries = list(ZOO._TORCHVISION_LIB)
+    assert import_timm() is first
+    assert len(ZOO._TORCHVISION_LIB) == len(libraries)
+    assert hasattr(torch.ops.torchvision, "nms")
+    assert hasattr(torch.ops.torchvision, "qnms")
