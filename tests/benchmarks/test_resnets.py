@@ -3,26 +3,17 @@ implementations (torchvision's resnet18: 11,689,512; resnet50: 25,557,032) and o
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from types import ModuleType
 
 import pytest
 import torch
 
-from tests.benchmarks._run import ROOT
+from tests.benchmarks._run import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def resnets() -> ModuleType:
-    path = ROOT / "benchmarks" / "_resnets.py"
-    spec = importlib.util.spec_from_file_location("_benchmark_resnets", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("_resnets")
 
 
 def n_params(model: torch.nn.Module) -> int:
