@@ -363,7 +363,9 @@ def test_fix_re_initializes_and_keeps_the_diagnosis_before() -> None:
     d = diagnose(model, x, fix=True)
     assert d.before is not None
     assert d.before.forward_gain < 0.01
-    assert 0.3 < d.forward_gain < 3  # the signal survives the depth after the fix
+    body = d.layers[-2].out_std / d.layers[0].out_std  # the head's logits start small
+    assert 0.3 < body < 3  # the signal survives the depth after the fix
+    assert d.loss_value == pytest.approx(math.log(10), rel=0.02)  # logits near uniform
     assert "propagation_forward_vanishing" in {f.rule for f in d.before.findings}
     assert "propagation_forward_vanishing" not in {f.rule for f in d.findings}
     assert d.init_report is not None

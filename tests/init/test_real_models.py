@@ -65,7 +65,7 @@ def test_a_tied_table_is_initialized_once_for_its_output_role(name: str) -> None
 
 @pytest.mark.parametrize("name", ["hf-gpt2", "hf-whisper", "hf-mixtral", "nanogpt"])
 def test_frozen_parameters_and_buffers_stay_bit_identical(name: str) -> None:
-    spec, model, inputs, _ = _built(name)
+    _, model, inputs, _ = _built(name)
     names = [n for n, _ in model.named_parameters()]
     for n in names[: len(names) // 2]:
         model.get_parameter(n).requires_grad_(False)
@@ -83,7 +83,7 @@ def test_frozen_parameters_and_buffers_stay_bit_identical(name: str) -> None:
 
 
 def test_mixtral_experts_get_per_expert_fans_and_the_router_starts_near_uniform() -> None:
-    spec, model, inputs, _ = _built("hf-mixtral")
+    _, model, inputs, _ = _built("hf-mixtral")
     report = st.auto_init(model, inputs, calibrate_layers=False)
     experts = next(m for n, m in model.named_modules() if n.endswith("layers.0.mlp.experts"))
     gate_up = experts.gate_up_proj  # (experts, 2·intermediate, hidden): per expert fan_in hidden
@@ -98,7 +98,7 @@ def test_mixtral_experts_get_per_expert_fans_and_the_router_starts_near_uniform(
 
 
 def test_t5_queries_take_the_missing_one_over_sqrt_d() -> None:
-    spec, model, inputs, _ = _built("hf-t5")
+    _, model, inputs, _ = _built("hf-t5")
     report = st.auto_init(model, inputs, calibrate_layers=False)
     q = next(r for r in report.params if r.name.endswith("block.0.layer.0.SelfAttention.q.weight"))
     k = next(r for r in report.params if r.name.endswith("block.0.layer.0.SelfAttention.k.weight"))
@@ -108,7 +108,7 @@ def test_t5_queries_take_the_missing_one_over_sqrt_d() -> None:
 
 
 def test_pre_ln_branch_ends_add_one_over_sqrt_n_of_the_stream() -> None:
-    spec, model, inputs, _ = _built("nanogpt")
+    _, model, inputs, targets = _built("nanogpt")
     stream: dict[str, float] = {}
     branch: dict[str, float] = {}
     hooks = []
@@ -127,7 +127,7 @@ def test_pre_ln_branch_ends_add_one_over_sqrt_n_of_the_stream() -> None:
             )
     report = st.auto_init(model, inputs)
     with torch.no_grad():
-        ZOO.ZOO["nanogpt"].loss(model, inputs, _)
+        ZOO.ZOO["nanogpt"].loss(model, inputs, targets)
     for h in hooks:
         h.remove()
     tails = sorted(branch)

@@ -441,15 +441,16 @@ def diagnose(
         'cross_entropy(output, random labels of 10 classes, seed 0)'
     """
     bins = _check(model, example_input, loss_fn, fix, lint, histogram_bins, seed)
-    before = _diagnose_once(model, example_input, loss_fn, target, lint, bins, seed)
     if not fix:
-        return before
-    options = _fix_options(before.findings)
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    shown = "".join(f", {k}={v!r}" for k, v in options.items())
+        return _diagnose_once(model, example_input, loss_fn, target, lint, bins, seed)
     with transaction(model, "diagnose(fix=True)") as state:
         restore = snapshot_of(model)
+        state.stage = "diagnosing the model before the fix"
+        before = _diagnose_once(model, example_input, loss_fn, target, lint, bins, seed)
+        options = _fix_options(before.findings)
+        device = next(model.parameters()).device
+        generator = torch.Generator(device=device).manual_seed(seed)
+        shown = "".join(f", {k}={v!r}" for k, v in options.items())
         state.stage = f"applying stabletrain.auto_init(model, example_input{shown})"
         report = auto_init(model, example_input, generator=generator, **options)
         state.stage = "diagnosing the fixed model"
@@ -469,29 +470,31 @@ def diagnose(
     return after
 
 
-# a fix may cost this much of the step-0 loss, or this factor of whole-network gain, before it
-# counts as worse than what it replaces
+# a fix may cost this much of the step-0 cross-entropy before it counts as worse
 _LOSS_SLACK = 1.02
-_GAIN_SLACK = 2.0
 
 
-def _gain_distance(d: Diagnosis) -> float:
-    """How far the whole network's forward and backward gains are from 1, in log units."""
-    gains = [g for g in (d.forward_gain, d.backward_gain) if math.isfinite(g) and g > 0]
-    return sum(abs(math.log(g)) for g in gains)
+def _propagation_problems(d: Diagnosis) -> list[str]:
+    """The propagation findings of warning severity or worse (vanishing, exploding, ...)."""
+    return [
+        f.rule
+        for f in d.findings
+        if f.rule.startswith("propagation_") and f.severity in ("warning", "error")
+    ]
 
 
 def _measures_worse(before: Diagnosis, after: Diagnosis) -> str:
-    """Why ``after`` measures worse than ``before`` ('' if it does not): a higher step-0 loss
-    (beyond 2%) or whole-network gains further from 1 (beyond a factor 2)."""
+    """Why ``after`` measures worse than ``before`` ('' if it does not): a higher step-0
+    cross-entropy (beyond 2%), or more propagation problems (vanishing or exploding signals,
+    warnings or worse) than before."""
     why = []
-    if math.isfinite(before.loss_value) and not after.loss_value <= max(
-        before.loss_value * _LOSS_SLACK, before.loss_value + 1e-6
+    if (
+        before.loss.startswith("cross_entropy")
+        and math.isfinite(before.loss_value)
+        and not after.loss_value <= before.loss_value * _LOSS_SLACK
     ):
         why.append(f"step-0 loss {before.loss_value:.4g} -> {after.loss_value:.4g}")
-    if _gain_distance(after) > _gain_distance(before) + math.log(_GAIN_SLACK):
-        why.append(
-            f"forward/backward gain {before.forward_gain:.3g}/{before.backward_gain:.3g} -> "
-            f"{after.forward_gain:.3g}/{after.backward_gain:.3g}"
-        )
+    was, now = _propagation_problems(before), _propagation_problems(after)
+    if len(now) > len(was):
+        why.append(f"propagation problems {sorted(set(was))} -> {sorted(set(now))}")
     return "; ".join(why)

@@ -124,21 +124,22 @@ def init_residual_(
         {'0.fc1': 0.7071067811865476, '0.fc2': 0.0, '1.fc1': 0.7071067811865476, '1.fc2': 0.0}
     """
     check_choice("mode", mode, RESIDUAL_MODES, where="init_residual_")
-    if branches is None:
-        if example_input is None:
-            raise ValueError(
-                "init_residual_: pass example_input (to find the branches) or "
-                "branches=trace(model, x).residuals."
-            )
-        branches = trace(model, example_input).residuals
-    factors = residual_factors(model, branches, mode)
-    if not include_frozen:
-        factors = {
-            n: f
-            for n, f in factors.items()
-            if all(p.requires_grad for p in model.get_submodule(n).parameters(recurse=False))
-        }
+    if branches is None and example_input is None:
+        raise ValueError(
+            "init_residual_: pass example_input (to find the branches) or "
+            "branches=trace(model, x).residuals."
+        )
     with transaction(model, "init_residual_") as state:
+        if branches is None:
+            state.stage = "tracing the model on example_input"
+            branches = trace(model, example_input).residuals
+        factors = residual_factors(model, branches, mode)
+        if not include_frozen:
+            factors = {
+                n: f
+                for n, f in factors.items()
+                if all(p.requires_grad for p in model.get_submodule(n).parameters(recurse=False))
+            }
         for name, factor in factors.items():
             state.stage = f"scaling layer {name!r} by {factor:.3g}"
             scale_layer_(model, name, factor)

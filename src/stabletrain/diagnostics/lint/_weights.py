@@ -8,6 +8,8 @@ import math
 from torch import nn
 
 from stabletrain.diagnostics.lint._context import LintContext, readers, through_reshapes
+from stabletrain.graph import Op, is_norm
+from stabletrain.graph._ops import NORM_OPS, op_kind
 from stabletrain.init.fans import layer_fans
 from stabletrain.init.policy import following_of
 from stabletrain.init.policy._rules import CATEGORIES
@@ -97,6 +99,57 @@ def _input_layers(ctx: LintContext) -> set[str]:
     return {op.params[0].rpartition(".")[0] for op in found if op is not None and op.params}
 
 
+# a scale mismatch followed within this many weight layers by a normalization on every path is
+# absorbed there: it cannot compound with depth (a conv stem before a LayerNorm, an SE gate, an
+# MLM head's dense -> GELU -> LayerNorm)
+_ABSORB_WITHIN = 2
+_ABSORB_VISITS = 4096
+
+
+def _absorbed(ctx: LintContext, layer: str) -> bool:
+    """Whether every path from ``layer``'s output reaches a normalization within
+    :data:`_ABSORB_WITHIN` further weight layers (never the model's output first)."""
+    if ctx.graph is None or layer not in ctx.graph.layers:
+        return False
+    index, outputs = ctx.index, set(ctx.graph.recording.output_nodes)
+    norms = {n for n, m in ctx.modules.items() if is_norm(m)}
+    calls = [c for c in ctx.graph.recording.calls if c.module == layer]
+    stack = [(n, 0) for c in calls for n in c.outputs[:1]]
+    seen: set[int] = set()
+    while stack:
+        node, depth = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if node in outputs or len(seen) > _ABSORB_VISITS:
+            return False
+        consumers = index.consumers.get(node, [])
+        if not consumers:
+            return False
+        for op in consumers:
+            if op.name in NORM_OPS or op.module in norms:
+                continue  # this path is normalized
+            crossed = depth + int(bool(op.params) and op.module != layer)
+            if crossed > _ABSORB_WITHIN:
+                return False
+            stack.extend((out, crossed) for out in op.outputs)
+    return True
+
+
+def _last_hidden(ctx: LintContext, layer: str) -> bool:
+    """The layer's activation is the model's output (a pooler): its scale reaches the output
+    once and cannot compound with depth."""
+    if ctx.graph is None or layer not in ctx.graph.layers:
+        return False
+    calls = [c for c in ctx.graph.recording.calls if c.module == layer and c.outputs]
+
+    def through(op: Op, node: int) -> bool:
+        return op_kind(op.name) in ("transparent", "activation")
+
+    found = [r for c in calls for r in readers(ctx, c.outputs[0], through)]
+    return bool(found) and all(r is None for r in found)
+
+
 def _mismatch(ctx: LintContext, info: ParamInfo, input_layers: set[str]) -> Finding | None:
     """The init_mismatch finding for one weight, if its std is off the band."""
     if ctx.graph is None:
@@ -124,11 +177,11 @@ def _mismatch(ctx: LintContext, info: ParamInfo, input_layers: set[str]) -> Find
         scaled = f" and the input's E[x²] = {ctx.input_ms:.3g}"
     ratio = std / expected
     t = ctx.thresholds
-    if t.init_ratio_low <= ratio <= t.init_ratio_high:
+    if t.init_ratio_low <= ratio <= t.init_ratio_high or _absorbed(ctx, info.module):
         return None
     in_branch = ctx.in_residual(info.module)
     return ctx.finding(
-        "info" if in_branch else "warning",
+        "info" if in_branch or _last_hidden(ctx, info.module) else "warning",
         info.module,
         "weight_std_ratio",
         ratio,
@@ -160,7 +213,10 @@ def init_mismatch(ctx: LintContext) -> list[Finding]:
     ``example_input`` directly expects ``std / √E[x²]`` instead (``Var(z) = fan_in · Var(w) ·
     E[x²]``), as ``auto_init`` calibrates it. Only layers followed by an activation with no
     normalization in between are checked (a norm rescales whatever comes in); recurrent,
-    attention and embedding weights are not.
+    attention and embedding weights are not, and neither is a layer whose output reaches a
+    normalization on every path within two further weight layers: the norm rescales the signal
+    there, so the mismatch cannot compound with depth (the deliberate ``N(0, 0.02)`` of
+    Transformer families, a conv stem before a LayerNorm, a squeeze-excitation gate).
     PyTorch's default ``U(±1/√fan_in)`` has ``Var = 1/(3 fan_in)``, six times below He's
     ``2/fan_in`` before a ReLU: a std ratio of ``1/√6 ≈ 0.41``.
     """
