@@ -136,3 +136,19 @@ def test_gpt2_conv1d_weight_is_stored_in_out_and_its_fans_say_so() -> None:
     assert (jac != 0).sum(dim=1).tolist() == [5] * 12
     assert (jac != 0).sum(dim=0).tolist() == [12] * 5
     assert layer_fans(layer) == Fans(fan_in=5, fan_out=12)
+
+
+def test_batched_expert_weights_have_the_fans_of_one_expert_matrix() -> None:
+    class MixtureExperts(nn.Module):  # HF Mixtral's layout: (experts, out, in)
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate_up_proj = nn.Parameter(torch.empty(4, 256, 64))
+
+    experts = MixtureExperts()
+    assert layer_fans(experts, "gate_up_proj") == Fans(64, 256)
+    assert layer_fans(experts, "gate_up_proj", transposed=True) == Fans(256, 64)
+    assert compute_fans(torch.empty(8, 32, 16), batched=True) == Fans(16, 32)
+    # without the batch flag a 3-D tensor is a convolution kernel (torch's generic rule)
+    assert compute_fans(torch.empty(8, 32, 16)) == Fans(32 * 16, 8 * 16)
+    with pytest.raises(ValueError, match="batched=True needs a stack of matrices"):
+        compute_fans(torch.empty(8, 32), batched=True)
