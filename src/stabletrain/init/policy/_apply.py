@@ -27,11 +27,6 @@ from stabletrain.init.schemes import (
     zeros_,
 )
 
-# tanh/sigmoid are left out on purpose: see `calibrate_layers` in auto_init's docstring
-CALIBRATED_CATEGORIES = ("relu_family", "smooth")
-_HOMOGENEOUS = (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear)
-_NO_CALIBRATION = (nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention, nn.Embedding, nn.EmbeddingBag)
-
 
 def following_of(following: tuple[Following, ...] | None) -> tuple[str, float | None, str]:
     """(category or activation name, its exact forward gain or None, readable description)."""

@@ -16,7 +16,6 @@ from stabletrain.graph import Graph
 from stabletrain.init._calibrate import calibrate
 from stabletrain.init.looks_linear import relu_chains
 from stabletrain.init.policy._apply import (
-    CALIBRATED_CATEGORIES,
     apply_rule,
     following_of,
     looks_linear_record,
@@ -32,6 +31,8 @@ from stabletrain.init.residual import (
     zero_keeps_gradient,
 )
 
+# tanh/sigmoid are left out on purpose: see `calibrate_layers` in auto_init's docstring
+CALIBRATED_CATEGORIES = ("relu_family", "smooth")
 _HOMOGENEOUS = (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear)
 _NO_CALIBRATION = (nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention, nn.Embedding, nn.EmbeddingBag)
 
