@@ -91,7 +91,7 @@ def test_fail_on_gives_status_1_when_a_finding_is_severe_enough(workdir: Path) -
     ("args", "message"),
     [
         (["nosuchmodule:build", "--input-shape", "8"], "cannot import 'nosuchmodule'"),
-        (["factories:missing", "--input-shape", "8"], "no callable 'missing'"),
+        (["factories:missing", "--input-shape", "8"], "has no function 'missing'"),
         (["factories", "--input-shape", "8"], "not MODULE:FACTORY"),
         (["factories:raises", "--input-shape", "8"], "raised RuntimeError: no weights here"),
         (["factories:not_a_model", "--input-shape", "8"], "returned int, not an nn.Module"),
