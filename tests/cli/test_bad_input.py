@@ -149,11 +149,14 @@ class Case:
 
     argv: tuple[str, ...]
     names: tuple[str, ...]
-    no_report_extra: bool = False
+    hide: tuple[str, ...] = ()  # modules that fail to import, as in an install without extras
 
 
-def case(*argv: str, names: tuple[str, ...], no_report_extra: bool = False) -> Case:
-    return Case(argv, names, no_report_extra)
+REPORT_EXTRA = ("matplotlib", "jinja2")
+
+
+def case(*argv: str, names: tuple[str, ...], hide: tuple[str, ...] = ()) -> Case:
+    return Case(argv, names, hide)
 
 
 def _diag(*args: str) -> tuple[str, ...]:
@@ -207,7 +210,7 @@ CASES: dict[str, Case] = {
         "diagnose", "--out", "readonly/sub/report", names=("readonly", "writable")
     ),
     "diagnose-no-report-extra": case(
-        "diagnose", names=("stabletrain[report]", "--format md,json"), no_report_extra=True
+        "diagnose", names=("stabletrain[report]", "--format md,json"), hide=REPORT_EXTRA
     ),
     # diagnose: the model factory
     "model-not-importable": case(
@@ -341,7 +344,7 @@ CASES: dict[str, Case] = {
         "report",
         "good.jsonl",
         names=("stabletrain[report]", "--format md,json"),
-        no_report_extra=True,
+        hide=REPORT_EXTRA,
     ),
     # lab
     "lab-unknown-id": case("lab", "Q99", names=("'Q99'", "valid IDs")),
@@ -364,6 +367,10 @@ CASES: dict[str, Case] = {
     "demo-steps-zero": case("demo", "--steps", "0", names=("--steps", ">= 1")),
     "demo-seed-huge": case("demo", "--seed", str(2**70), names=("--seed", "4294967295")),
     "demo-out-is-file": case("demo", "--out", "afile", names=("afile", "folder")),
+    "demo-no-data-extra": case(
+        "demo", names=("scikit-learn", "stabletrain[data]"), hide=("sklearn", "sklearn.datasets")
+    ),
+    "demo-no-report-extra": case("demo", names=("stabletrain[report]",), hide=REPORT_EXTRA),
     "demo-out-readonly": case("demo", "--out", "readonly", names=("readonly", "writable")),
 }
 
@@ -376,9 +383,8 @@ def outcome(
     c: Case, root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> tuple[str, str]:
     """``("clear" | "unclear" | "traceback", what was seen)`` for one case."""
-    if c.no_report_extra:
-        for name in ("matplotlib", "jinja2"):
-            monkeypatch.setitem(sys.modules, name, None)
+    for module in c.hide:
+        monkeypatch.setitem(sys.modules, module, None)
     files = _tree(root)
     escaped = ""
     try:
@@ -408,7 +414,7 @@ def test_bad_input_gives_status_2_and_one_line_naming_the_value_and_the_fix(
     name: str, folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kind, seen = outcome(CASES[name], folder, capsys, monkeypatch)
-    assert kind == "clear", f"{kind.upper()}: {seen}"
+    assert kind == "clear", f"{name} {kind.upper()}: {seen}"
 
 
 def test_the_table_covers_every_subcommand_with_at_least_40_cases() -> None:

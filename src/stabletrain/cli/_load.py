@@ -13,6 +13,7 @@ import importlib.util
 import inspect
 import math
 import pickletools
+import reprlib
 import sys
 import warnings
 from collections.abc import Callable
@@ -40,6 +41,7 @@ __all__ = [
     "parse_shape",
     "print_written",
     "random_input",
+    "split_spec",
 ]
 
 FORMATS = ("html", "md", "json")
@@ -88,6 +90,16 @@ def _import(module_name: str) -> Any:
         sys.path.remove(str(Path.cwd()))
 
 
+def split_spec(spec: str) -> tuple[str, str]:
+    """``"pkg.models:build"`` → ``("pkg.models", "build")``; :class:`CLIError` otherwise."""
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise CLIError(
+            f"model {spec!r} is not MODULE:FACTORY; e.g. mypkg.models:build or ./net.py:build."
+        )
+    return module_name, attr
+
+
 def load_factory(spec: str) -> tuple[nn.Module, str]:
     """Build the model named by ``spec``: ``package.module:factory`` or ``path/file.py:factory``.
 
@@ -95,11 +107,7 @@ def load_factory(spec: str) -> tuple[nn.Module, str]:
     and a display name. Whatever the import or the factory raises, ``sys.exit`` and
     ``KeyboardInterrupt`` included, becomes a :class:`CLIError` naming it.
     """
-    module_name, sep, attr = spec.rpartition(":")
-    if not sep or not module_name or not attr:
-        raise CLIError(
-            f"model {spec!r} is not MODULE:FACTORY; e.g. mypkg.models:build or ./net.py:build."
-        )
+    module_name, attr = split_spec(spec)
     try:
         module = _import(module_name)
     except CLIError:
@@ -113,7 +121,7 @@ def load_factory(spec: str) -> tuple[nn.Module, str]:
         found = (
             f"{module_name!r} has no function {attr!r}"
             if factory is None
-            else f"{module_name}.{attr} is a {type(factory).__name__}, not a function"
+            else f"{module_name}.{attr} = {reprlib.repr(factory)} is not a function"
         )
         raise CLIError(f"{found}; name a function that returns the model (MODULE:FACTORY).")
     try:

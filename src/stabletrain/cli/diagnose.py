@@ -26,6 +26,7 @@ from stabletrain.cli._load import (
     parse_shape,
     print_written,
     random_input,
+    split_spec,
 )
 from stabletrain.cli._out import check_out_dir, check_report_extra, writing_into
 from stabletrain.models import mlp
@@ -47,6 +48,8 @@ def _check_options(args: argparse.Namespace) -> None:
     check_seed(args.seed)
     if not (math.isfinite(args.max_input_gb) and args.max_input_gb > 0):
         raise CLIError(f"--max-input-gb must be a number > 0 (gigabytes), got {args.max_input_gb}.")
+    if args.model is not None:
+        split_spec(args.model)
     if args.input_shape is not None:
         parse_shape(args.input_shape)
     elif args.model is not None and args.input_file is None:

@@ -31,8 +31,10 @@ def run(args: argparse.Namespace) -> int:
     """Print the gain table for the requested activations (all by default)."""
     unknown = [a for a in args.activations if a not in ACTIVATIONS]
     if unknown:
+        close = [a.lower() for a in unknown if a.lower() in ACTIVATIONS]
+        hint = f" (names are lower case: {', '.join(close)})" if close else ""
         raise CLIError(
-            f"unknown activation(s) {', '.join(unknown)}; valid: {', '.join(ACTIVATIONS)}."
+            f"unknown activation(s) {', '.join(unknown)}{hint}; valid: {', '.join(ACTIVATIONS)}."
         )
     Console().print(gain_table(tuple(args.activations) or ACTIVATIONS))
     return 0
