@@ -421,3 +421,22 @@ def test_the_table_covers_every_subcommand_with_at_least_40_cases() -> None:
     assert len(CASES) >= 40
     commands = {c.argv[0] for c in CASES.values() if c.argv}
     assert commands >= {"diagnose", "report", "lab", "gains", "schemes", "demo"}
+
+
+def test_a_write_that_fails_after_the_checks_removes_the_folder_it_made(
+    folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stabletrain.diagnostics.report as report
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report, "write_report", disk_full)
+    argv = [*_diag("--input-shape", "8", "--out", "new/report")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "stabletrain diagnose: error: cannot write into --out 'new/report' (No space left on "
+        "device); give a writable folder.\n"
+    )
+    assert not (folder / "new").exists()
