@@ -82,3 +82,67 @@ def check_positive_int(name: str, value: Any, *, where: str) -> int:
     if value < 1:
         raise ValueError(f"{where}: {name} must be >= 1, got {value}.")
     return int(value)
+
+
+def check_not_meta(model: torch.nn.Module, where: str) -> None:
+    """Raise ``ValueError`` if ``model`` holds a parameter or buffer on the ``meta`` device.
+
+    A meta tensor has a shape but no values (``torch.device("meta")``, ``init_empty_weights``,
+    ``from_pretrained(..., device_map="meta")``): nothing can be measured or initialized from
+    it. The message names the first such tensor and the fix: materialize the model with
+    ``model.to_empty(device="cpu")``, then initialize it.
+
+    Example:
+        >>> check_not_meta(torch.nn.Linear(2, 2), "diagnose")
+        >>> check_not_meta(torch.nn.Linear(2, 2, device="meta"), "diagnose")
+        Traceback (most recent call last):
+        ...
+        ValueError: diagnose: Linear has 2 tensor(s) on the meta device (weight, bias), which ...
+    """
+    found = [
+        name
+        for name, t in (*model.named_parameters(), *model.named_buffers())
+        if t.device.type == "meta"
+    ]
+    if found:
+        shown = ", ".join(found[:3]) + (f", ... ({len(found) - 3} more)" if len(found) > 3 else "")
+        raise ValueError(
+            f"{where}: {type(model).__name__} has {len(found)} tensor(s) on the meta device "
+            f"({shown}), which hold no values; materialize the model first with "
+            'model.to_empty(device="cpu") and initialize it (stabletrain.auto_init(model, x), '
+            "or load a state_dict)."
+        )
+
+
+def check_finite_tensors(name: str, tensors: Iterable[torch.Tensor], *, where: str) -> None:
+    """Raise ``ValueError`` if a floating-point tensor of ``tensors`` holds NaN or ±inf (or has
+    no values: the meta device), naming ``name`` as the cause and counting the bad entries.
+
+    One reduction per tensor, read back once.
+
+    Example:
+        >>> check_finite_tensors("x", [torch.ones(3)], where="diagnose")
+        >>> check_finite_tensors("x", [torch.tensor([1.0, float("nan")])], where="diagnose")
+        Traceback (most recent call last):
+        ...
+        ValueError: diagnose: x holds 1 NaN and 0 ±inf of 2 values; ...
+    """
+    floats = [t for t in tensors if t.is_floating_point() or t.is_complex()]
+    if any(t.device.type == "meta" for t in floats):
+        raise ValueError(
+            f"{where}: {name} is on the meta device and holds no values; pass a real tensor "
+            '(x.to_empty(device="cpu") and fill it, or load the data).'
+        )
+    if not floats:
+        return
+    counts = torch.stack(
+        [torch.stack([t.isnan().sum(), t.isinf().sum()]).cpu() for t in floats]
+    ).sum(0)
+    nans, infs = (int(c) for c in counts.tolist())
+    if nans or infs:
+        total = sum(t.numel() for t in floats)
+        raise ValueError(
+            f"{where}: {name} holds {nans} NaN and {infs} ±inf of {total} values; the input is "
+            "the cause, not the model: clean the data (drop or impute the bad entries, or "
+            "torch.nan_to_num) before diagnosing."
+        )

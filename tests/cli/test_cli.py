@@ -32,6 +32,16 @@ def test_schemes_prints_every_scheme_at_every_depth(capsys: pytest.CaptureFixtur
     assert "Plain relu MLP" in out
 
 
+def test_schemes_of_a_single_layer_show_only_that_layer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["schemes", "--depth", "1", "--width", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "layer 1" in out
+    assert "layer 0" not in out
+    assert "layer 10" not in out
+
+
 def test_depth_profile_shows_the_claims_of_the_tutorials() -> None:
     import torch
 

@@ -91,7 +91,7 @@ def test_fail_on_gives_status_1_when_a_finding_is_severe_enough(workdir: Path) -
     ("args", "message"),
     [
         (["nosuchmodule:build", "--input-shape", "8"], "cannot import 'nosuchmodule'"),
-        (["factories:missing", "--input-shape", "8"], "no callable 'missing'"),
+        (["factories:missing", "--input-shape", "8"], "has no function 'missing'"),
         (["factories", "--input-shape", "8"], "not MODULE:FACTORY"),
         (["factories:raises", "--input-shape", "8"], "raised RuntimeError: no weights here"),
         (["factories:not_a_model", "--input-shape", "8"], "returned int, not an nn.Module"),
@@ -100,10 +100,10 @@ def test_fail_on_gives_status_1_when_a_finding_is_severe_enough(workdir: Path) -
         (["factories:good", "--input-shape", "8,x"], "positive integers"),
         (["factories:good"], "give the input"),
         (["factories:good", "--input-file", "missing.pt"], "does not exist"),
-        (["factories:good", "--input-file", "notes.txt"], "not a tensor file"),
+        (["factories:good", "--input-file", "notes.txt"], "not in torch.save's format"),
         (["factories:good", "--input-file", "number.pt"], "holds a int"),
         (["--format", "pdf"], "--format 'pdf'"),
-        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--batch-size", "0"], "--batch-size must be an int >= 1"),
     ],
 )
 def test_bad_input_gives_status_2_and_one_line(

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from stabletrain.cli.main import main
+from stabletrain.lab import Context, Experiment, Result, experiment, verdicts
 from stabletrain.lab.claims import CLAIM_IDS
+from stabletrain.lab.experiment import REGISTRY
 
 # A fake experiment registered before the command line runs: the lab runs it like any other.
 _FAKE_RUN = textwrap.dedent(
@@ -102,14 +106,14 @@ def test_an_out_that_is_a_file_or_cannot_be_made_exits_2_with_one_line(
     err = capsys.readouterr().err
     assert err == (
         f"stabletrain lab: error: --out {str(file)!r} is a file, not a folder; give a folder "
-        "path (default lab-report).\n"
+        "path.\n"
     )
     assert main(["lab", "I1", "--out", str(file / "below")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(
-        f"stabletrain lab: error: cannot create --out folder {str(file / 'below')!r}"
+    assert err == (
+        f"stabletrain lab: error: --out {str(file / 'below')!r} lies under the file "
+        f"{str(file)!r}, not a folder; give a folder path.\n"
     )
-    assert len(err.splitlines()) == 1
 
 
 def test_ids_are_read_in_any_case(capsys: pytest.CaptureFixture[str]) -> None:
@@ -127,3 +131,101 @@ def test_a_negative_seed_or_both_modes_are_rejected(
     with pytest.raises(SystemExit) as exit_:
         main(["lab", "--quick", "--full"])
     assert exit_.value.code == 2
+
+
+def _fake(claim_id: str, calls: list[str], interrupt: bool = False) -> Experiment:
+    def fn(ctx: Context) -> Result:
+        calls.append(claim_id)
+        if interrupt:
+            raise KeyboardInterrupt
+        return Result(verdicts.close_to(2.0, 2.0, rel_tol=1e-9), "2 = 2", "Two is two.")
+
+    return experiment(claim_id, title=f"fake {claim_id}", claim="two", register=False)(fn)
+
+
+def test_ctrl_c_exits_130_with_the_finished_experiments_cached_shown_and_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[str] = []
+    for claim_id in ("Z1", "Z3"):
+        monkeypatch.setitem(REGISTRY, claim_id, _fake(claim_id, calls))
+    monkeypatch.setitem(REGISTRY, "Z2", _fake("Z2", calls, interrupt=True))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    assert main(["lab", "Z1", "Z2", "Z3", "--out", str(out)]) == 130
+    captured = capsys.readouterr()
+    assert calls == ["Z1", "Z2"]
+    assert "Z1" in captured.out  # the verdict table of what finished
+    assert captured.err.splitlines()[-1] == (
+        f"stabletrain lab: interrupted: 1 of 3 experiments finished (cached and reported in "
+        f"{str(out)!r}); did not finish: Z2 Z3; run the same command again to go on."
+    )
+    assert "Traceback" not in captured.err
+    data = json.loads((out / "results.json").read_text())
+    assert [r["claim_id"] for r in data["results"]] == ["Z1"]
+    cache = tmp_path / "cache" / "stabletrain" / "lab"
+    assert sorted(p.name for p in cache.iterdir()) == ["Z1-quick-seed0.json"]
+
+    monkeypatch.setitem(REGISTRY, "Z2", _fake("Z2", calls))  # fixed: the run goes on
+    assert main(["lab", "Z1", "Z2", "Z3", "--out", str(out)]) == 0
+    assert calls == ["Z1", "Z2", "Z2", "Z3"]  # Z1 came from the cache
+
+
+def test_ctrl_c_before_anything_finished_writes_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(REGISTRY, "Z2", _fake("Z2", [], interrupt=True))
+    out = tmp_path / "out"
+    assert main(["lab", "Z2", "--out", str(out), "--no-cache"]) == 130
+    assert "0 of 1 experiments finished (none to report)" in capsys.readouterr().err
+    assert not out.exists()
+
+
+_SIGINT_RUN = textwrap.dedent(
+    """
+    import pathlib, sys, time
+    from stabletrain.cli.main import main
+    from stabletrain.lab import Result, experiment, verdicts
+
+    @experiment("Z1", title="quick", claim="two is two")
+    def z1(ctx):
+        return Result(verdicts.close_to(2.0, 2.0, rel_tol=1e-9), "2 = 2", "Two is two.")
+
+    @experiment("Z2", title="slow", claim="waits")
+    def z2(ctx):
+        pathlib.Path(sys.argv[1]).write_text("started")
+        time.sleep(60)
+
+    sys.exit(main(["lab", "Z1", "Z2", "--out", sys.argv[2]]))
+    """
+)
+
+
+def test_a_real_sigint_exits_130_and_keeps_what_finished(tmp_path: Path) -> None:
+    started, out, cache = tmp_path / "started", tmp_path / "out", tmp_path / "cache"
+    env = {**os.environ, "COLUMNS": "200", "XDG_CACHE_HOME": str(cache)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SIGINT_RUN, str(started), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        for _ in range(1200):  # until Z2 runs (the interpreter and torch load first)
+            if started.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert started.exists(), proc.communicate(timeout=60)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stderr.splitlines()[-1].startswith("stabletrain lab: interrupted: 1 of 2 experiments")
+    assert "Z1" in stdout
+    assert json.loads((out / "results.json").read_text())["results"][0]["claim_id"] == "Z1"
+    assert sorted(p.name for p in (cache / "stabletrain" / "lab").iterdir()) == [
+        "Z1-quick-seed0.json"
+    ]

@@ -438,6 +438,17 @@ def test_diagnosis_round_trips_through_json() -> None:
         ({"seed": None}, TypeError, "seed must be an int"),
         ({"example_input": torch.randn(4, 5)}, ValueError, "the model raised RuntimeError"),
         ({"model": nn.ReLU()}, ValueError, "ReLU has no parameters"),
+        ({"model": nn.Linear(3, 2, device="meta")}, ValueError, r"meta device .*to_empty"),
+        (
+            {"example_input": torch.full((4, 3), float("nan"))},
+            ValueError,
+            "example_input holds 12 NaN and 0 ±inf of 12 values; the input is the cause",
+        ),
+        (
+            {"example_input": (torch.randn(4, 3), torch.tensor([float("inf")]))},
+            ValueError,
+            "example_input holds 0 NaN and 1 ±inf of 13 values",
+        ),
     ],
 )
 def test_bad_input_raises_a_clear_error(

@@ -271,3 +271,34 @@ def test_the_progress_bar_goes_to_stderr(capsys: pytest.CaptureFixture[str]) -> 
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "1/1" in captured.err
+
+
+def test_ctrl_c_stops_the_run_with_what_finished_cached_and_no_partial_file(
+    tmp_path: Path,
+) -> None:
+    def interrupt() -> bool:
+        raise KeyboardInterrupt
+
+    calls: list[str] = []
+    exps = registry(fake("I1", calls=calls), fake("I2", fail=interrupt), fake("I3", calls=calls))
+    with pytest.raises(runner_module.LabInterrupted) as stop:
+        run(["I1", "I2", "I3"], experiments=exps, cache_dir=tmp_path, progress=False)
+    assert [r.claim_id for r in stop.value.results] == ["I1"]
+    assert stop.value.pending == ["I2", "I3"]
+    assert isinstance(stop.value, KeyboardInterrupt)
+    assert calls == ["I1:quick:0"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["I1-quick-seed0.json"]
+    run(["I1"], experiments=exps, cache_dir=tmp_path, progress=False)
+    assert calls == ["I1:quick:0"]  # read back from the cache
+
+
+def test_ctrl_c_while_a_cache_file_is_written_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted_replace(src: object, dst: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner_module.os, "replace", interrupted_replace)
+    with pytest.raises(runner_module.LabInterrupted):
+        run(["I1"], experiments=registry(fake("I1")), cache_dir=tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []

@@ -27,7 +27,8 @@ from rich.progress import Progress
 from rich.table import Table
 from torch import nn
 
-from stabletrain.cli._load import CLIError
+from stabletrain.cli._load import FORMATS, CLIError, check_int, check_seed
+from stabletrain.cli._out import check_out_dir, check_report_extra, writing_into
 from stabletrain.models import mlp
 from stabletrain.monitoring import Finding, JSONLSink, TrainingMonitor, every
 
@@ -124,17 +125,22 @@ def _rules(findings: Sequence[Finding]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Diagnose, fix, train, report, summarize."""
+    """Check the options and the folder, then diagnose, fix, train, report, summarize."""
+    check_int("--steps", args.steps, low=1)
+    check_seed(args.seed)
+    check_report_extra(FORMATS)
+    out = check_out_dir(args.out)
+    data = load_digits(args.seed)
+    with writing_into(out):
+        return _run(args, data, out)
+
+
+def _run(args: argparse.Namespace, data: Digits, out: Path) -> int:
     from stabletrain.diagnostics.propagation import diagnose
     from stabletrain.diagnostics.report import render_run, write_report
 
-    if args.steps < 1:
-        raise CLIError(f"--steps must be >= 1, got {args.steps}.")
     console = Console()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    data = load_digits(args.seed)
     torch.manual_seed(args.seed)
     model = mlp(64, 10, depth=DEPTH, width=WIDTH, activation=ACTIVATION)
     untouched = copy.deepcopy(model)

@@ -7,6 +7,7 @@ PyTorch's default initialization, the kind of network the tutorials warn about.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,20 @@ from rich.console import Console
 from torch import nn
 
 from stabletrain.cli._load import (
+    MAX_INPUT_GB,
     CLIError,
     add_report_options,
+    check_int,
+    check_seed,
     load_factory,
     load_input,
     parse_formats,
     parse_shape,
     print_written,
     random_input,
+    split_spec,
 )
+from stabletrain.cli._out import check_out_dir, check_report_extra, writing_into
 from stabletrain.models import mlp
 
 SEVERITY_ORDER = ("info", "warning", "error")
@@ -34,27 +40,34 @@ def default_model() -> nn.Module:
     return mlp(64, 10, depth=30, width=128, activation="tanh")
 
 
-def _model_and_input(args: argparse.Namespace) -> tuple[nn.Module, str, Any]:
+def _check_options(args: argparse.Namespace) -> None:
+    """Everything that can be checked before building the model."""
     if args.input_file is not None and args.input_shape is not None:
         raise CLIError("give --input-shape or --input-file, not both.")
-    if args.batch_size < 1:
-        raise CLIError(f"--batch-size must be >= 1, got {args.batch_size}.")
-    shape: tuple[int, ...] | None
+    check_int("--batch-size", args.batch_size, low=1)
+    check_seed(args.seed)
+    if not (math.isfinite(args.max_input_gb) and args.max_input_gb > 0):
+        raise CLIError(f"--max-input-gb must be a number > 0 (gigabytes), got {args.max_input_gb}.")
+    if args.model is not None:
+        split_spec(args.model)
+    if args.input_shape is not None:
+        parse_shape(args.input_shape)
+    elif args.model is not None and args.input_file is None:
+        raise CLIError(
+            "give the input: --input-shape C,H,W (one sample's shape) or --input-file x.pt."
+        )
+
+
+def _model_and_input(args: argparse.Namespace) -> tuple[nn.Module, str, Any]:
     if args.model is None:
         model, name = default_model(), "default: plain 30-layer tanh MLP (PyTorch default init)"
-        shape = DEFAULT_SHAPE if args.input_shape is None else parse_shape(args.input_shape)
-        if args.input_file is not None:
-            shape = None
     else:
         model, name = load_factory(args.model)
-        if args.input_file is None and args.input_shape is None:
-            raise CLIError(
-                "give the input: --input-shape C,H,W (one sample's shape) or --input-file x.pt."
-            )
-        shape = None if args.input_shape is None else parse_shape(args.input_shape)
-    if shape is None:
+    if args.input_file is not None:
         return model, name, load_input(Path(args.input_file))
-    return model, name, random_input(model, shape, args.batch_size, args.seed)
+    shape = DEFAULT_SHAPE if args.input_shape is None else parse_shape(args.input_shape)
+    x = random_input(model, shape, args.batch_size, args.seed, max_gb=args.max_input_gb)
+    return model, name, x
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     from stabletrain.diagnostics.report import write_report
 
     formats = parse_formats(args.format)
+    check_report_extra(formats)
+    out = check_out_dir(args.out)
+    _check_options(args)
     model, name, x = _model_and_input(args)
     console = Console()
     try:
@@ -71,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"cannot diagnose {name}: {str(err).splitlines()[0]}") from err
     diagnosis.model = name
     console.print(diagnosis)
-    paths = write_report(diagnosis, Path(args.out), formats=formats)
+    with writing_into(out) as folder:
+        paths = write_report(diagnosis, folder, formats=formats)
     print_written(console, paths)
     if args.fail_on is not None:
         level = SEVERITY_ORDER.index(args.fail_on)
@@ -112,6 +129,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     add_report_options(parser, "stabletrain-report")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random batch (default 0)")
+    parser.add_argument(
+        "--max-input-gb",
+        type=float,
+        default=MAX_INPUT_GB,
+        help=f"refuse a random batch larger than this, in GB (default {MAX_INPUT_GB:g})",
+    )
     parser.add_argument(
         "--fail-on",
         choices=SEVERITY_ORDER,

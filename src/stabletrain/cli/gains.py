@@ -7,6 +7,7 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
+from stabletrain.cli._load import CLIError
 from stabletrain.init.gain import ACTIVATIONS, gain
 
 
@@ -30,11 +31,11 @@ def run(args: argparse.Namespace) -> int:
     """Print the gain table for the requested activations (all by default)."""
     unknown = [a for a in args.activations if a not in ACTIVATIONS]
     if unknown:
-        Console(stderr=True).print(
-            f"stabletrain gains: unknown activation(s) {', '.join(unknown)}; "
-            f"valid: {', '.join(ACTIVATIONS)}."
+        close = [a.lower() for a in unknown if a.lower() in ACTIVATIONS]
+        hint = f" (names are lower case: {', '.join(close)})" if close else ""
+        raise CLIError(
+            f"unknown activation(s) {', '.join(unknown)}{hint}; valid: {', '.join(ACTIVATIONS)}."
         )
-        return 2
     Console().print(gain_table(tuple(args.activations) or ACTIVATIONS))
     return 0
 

@@ -7,12 +7,14 @@ experiment answers it. Results are cached per ID, mode, seed, version and experi
 ``$XDG_CACHE_HOME/stabletrain/lab`` (``--no-cache`` runs everything afresh).
 
 Exit status: 0 when every experiment gave a verdict (whatever the verdict), 1 when one failed
-(an error row) or has no experiment yet, 2 on bad input (unknown ID, unusable ``--out``).
+(an error row) or has no experiment yet, 2 on bad input (unknown ID, unusable ``--out``), 130
+when interrupted (Ctrl-C): the experiments that finished are cached, shown and reported.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -20,11 +22,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from stabletrain.cli._load import CLIError
+from stabletrain.cli._load import INTERRUPTED, CLIError, check_int, check_seed
+from stabletrain.cli._out import check_out_dir, writing_into
 from stabletrain.lab.claims import CLAIM_IDS, CLAIMS, PUBLISHED_IDS, TUTORIAL_IDS, sort_ids
+from stabletrain.lab.experiment import Result
 from stabletrain.lab.registry import load_all
 from stabletrain.lab.report import verdict_table, write_reports
-from stabletrain.lab.runner import default_cache_dir, resolve_ids
+from stabletrain.lab.runner import LabInterrupted, default_cache_dir, resolve_ids
 from stabletrain.lab.runner import run as run_lab
 
 DEFAULT_OUT = "lab-report"
@@ -49,60 +53,67 @@ def list_table() -> Table:
     return table
 
 
-def _out_dir(out: str) -> Path:
-    """The output folder, created; :class:`CLIError` when it cannot be used."""
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise CLIError(
-            f"--out {out!r} is a file, not a folder; give a folder path (default {DEFAULT_OUT})."
-        )
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise CLIError(
-            f"cannot create --out folder {out!r} ({err.strerror}); give a writable folder."
-        ) from err
-    return path
+def _write(results: list[Result], out: Path, args: argparse.Namespace, seconds: float) -> str:
+    """Write the reports into ``out``; the line that says where (or why the HTML is missing)."""
+    with writing_into(out):
+        try:
+            paths = write_reports(
+                results, out, quick=not args.full, seed=args.seed, seconds=seconds
+            )
+        except ImportError as err:  # the HTML needs the report extra; md and json are written
+            return str(err)
+    return f"Reports: {', '.join(str(p) for p in paths.values())}"
+
+
+def _interrupted(stop: LabInterrupted, out: Path, args: argparse.Namespace, start: float) -> int:
+    """Ctrl-C: show and write what finished, say what did not; exit status 130."""
+    console, done = Console(), stop.results
+    total = len(done) + len(stop.pending)
+    if done:
+        console.print(verdict_table(done))
+        console.print(Text(_write(done, out, args, time.perf_counter() - start)))
+    where = f"cached and reported in {str(out)!r}" if done else "none to report"
+    print(
+        f"stabletrain lab: interrupted: {len(done)} of {total} experiments finished ({where}); "
+        f"did not finish: {' '.join(stop.pending)}; run the same command again to go on.",
+        file=sys.stderr,
+    )
+    return INTERRUPTED
 
 
 def run(args: argparse.Namespace) -> int:
     """List the claims, or run the lab, print the verdicts and write the reports.
 
     Raises :class:`~stabletrain.cli._load.CLIError` on bad input (the root prints it in one
-    line and exits 2).
+    line and exits 2). On Ctrl-C, the verdicts of the experiments that finished are shown and
+    written, one line on stderr names those that did not, and the exit status is 130.
     """
     console = Console()
     if args.list:
         console.print(list_table())
         return 0
-    if args.seed < 0:
-        raise CLIError(f"--seed must be an int >= 0, got {args.seed}.")
-    if args.threads < 1:
-        raise CLIError(f"--threads must be >= 1, got {args.threads}.")
+    check_seed(args.seed)
+    check_int("--threads", args.threads, low=1)
     try:
         ids = resolve_ids([i.upper() for i in args.ids] or None)
     except ValueError as err:
         raise CLIError(str(err).removeprefix("run: ")) from err
-    out = _out_dir(args.out)
+    out = check_out_dir(args.out)
     start = time.perf_counter()
-    results = run_lab(
-        ids,
-        quick=not args.full,
-        seed=args.seed,
-        cache_dir=None if args.no_cache else default_cache_dir(),
-        threads=args.threads,
-    )
+    try:
+        results = run_lab(
+            ids,
+            quick=not args.full,
+            seed=args.seed,
+            cache_dir=None if args.no_cache else default_cache_dir(),
+            threads=args.threads,
+        )
+    except LabInterrupted as stop:
+        return _interrupted(stop, out, args, start)
     seconds = time.perf_counter() - start
     console.print(verdict_table(results))
     console.print(f"{len(results)} experiments in {seconds:.1f} s")
-    try:
-        paths = write_reports(results, out, quick=not args.full, seed=args.seed, seconds=seconds)
-    except ImportError as err:  # the HTML needs the report extra; md and json are written
-        console.print(Text(str(err), style="yellow"))
-    except OSError as err:
-        raise CLIError(f"cannot write the reports into {str(out)!r} ({err}).") from err
-    else:
-        console.print(Text(f"Reports: {', '.join(str(p) for p in paths.values())}"))
+    console.print(Text(_write(results, out, args, seconds)))
     return 1 if any(r.error for r in results) else 0
 
 

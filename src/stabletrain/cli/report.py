@@ -8,19 +8,27 @@ from pathlib import Path
 from rich.console import Console
 
 from stabletrain.cli._load import CLIError, add_report_options, parse_formats, print_written
+from stabletrain.cli._out import check_out_dir, check_report_extra, writing_into
 
 
 def run(args: argparse.Namespace) -> int:
     """Render the log into ``--out``."""
-    from stabletrain.diagnostics.report import render_run
+    from stabletrain.diagnostics.report import RunLog, write_report
 
+    formats = parse_formats(args.format)
+    check_report_extra(formats)
+    out = check_out_dir(args.out)
     path = Path(args.log)
+    if path.is_dir():
+        raise CLIError(f"{path} is a folder; give the log file written by JSONLSink.")
     if not path.is_file():
         raise CLIError(f"{path} does not exist; give a log written by JSONLSink.")
     try:
-        paths = render_run(path, Path(args.out), formats=parse_formats(args.format))
+        run = RunLog.from_file(path)
     except (ValueError, TypeError, OSError) as err:
         raise CLIError(str(err).splitlines()[0]) from err
+    with writing_into(out) as folder:
+        paths = write_report(run, folder, formats)
     print_written(Console(), paths)
     return 0
 

@@ -15,6 +15,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from stabletrain.cli._load import check_int
 from stabletrain.cli.gains import gain_table
 from stabletrain.init import (
     constant_,
@@ -29,6 +30,9 @@ from stabletrain.init.policy import auto_init
 from stabletrain.models import mlp
 
 Scheme = Callable[[torch.Tensor, ActivationLike, torch.Generator], object]
+
+MAX_DEPTH = 1000  # 21 profiles of this many layers, then 4 MLPs: minutes at width 256
+MAX_WIDTH = 4096  # a 4096×4096 weight per layer; the claims show from width 64
 
 SCHEMES: dict[str, Scheme] = {
     "constant 0.01": lambda w, act, g: constant_(w, 0.01),
@@ -133,9 +137,11 @@ def auto_init_table(depth: int, width: int) -> Table:
 
 def run(args: argparse.Namespace) -> int:
     """Print the gain table, the depth profiles and auto_init against torch's default."""
+    check_int("--depth", args.depth, low=1, high=MAX_DEPTH)
+    check_int("--width", args.width, low=1, high=MAX_WIDTH)
     console = Console()
     console.print(gain_table())
-    depths = sorted({1, 10, args.depth // 2, args.depth})
+    depths = sorted({d for d in (1, 10, args.depth // 2, args.depth) if 1 <= d <= args.depth})
     for act in (torch.tanh, torch.relu, torch.nn.functional.gelu):
         console.print(profile_table(act, depths, args.width))
     console.print(auto_init_table(args.depth, args.width))
@@ -150,6 +156,10 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``schemes``."""
     parser = sub.add_parser("schemes", help="show initialization schemes at work on a deep MLP")
-    parser.add_argument("--depth", type=int, default=50, help="number of layers (default 50)")
-    parser.add_argument("--width", type=int, default=256, help="units per layer (default 256)")
+    parser.add_argument(
+        "--depth", type=int, default=50, help=f"number of layers, 1 to {MAX_DEPTH} (default 50)"
+    )
+    parser.add_argument(
+        "--width", type=int, default=256, help=f"units per layer, 1 to {MAX_WIDTH} (default 256)"
+    )
     parser.set_defaults(handler=run)

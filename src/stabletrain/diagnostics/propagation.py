@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from stabletrain._checks import check_positive_int
+from stabletrain._checks import check_finite_tensors, check_not_meta, check_positive_int
 from stabletrain.diagnostics._capture import HISTOGRAM_RADIUS, Capture, LayerRecord
 from stabletrain.diagnostics._findings import propagation_findings
 from stabletrain.diagnostics._layers import (
@@ -324,7 +324,9 @@ def _check(
             f"{where}: expected an nn.Module, got {type(model).__name__}; pass the model itself "
             "(or build it first: diagnose(build(), x))."
         )
+    check_not_meta(model, where)
     check_example_input(example_input, where=where)
+    check_finite_tensors("example_input", tensors_in(example_input), where=where)
     if loss_fn is not None and not callable(loss_fn):
         raise TypeError(
             f"{where}: loss_fn must be callable as loss_fn(output, target), got "
@@ -421,7 +423,8 @@ def diagnose(
         TypeError: ``model`` is not an ``nn.Module``, an argument has the wrong type, or
             ``loss_fn`` returns no scalar tensor.
         ValueError: the model (or ``loss_fn``) raised on ``example_input``, the model has no
-            parameters, ``histogram_bins < 2``, or no default loss fits the output.
+            parameters or has them on the meta device, ``example_input`` holds NaN or ±inf,
+            ``histogram_bins < 2``, or no default loss fits the output.
 
     Example:
         >>> import torch

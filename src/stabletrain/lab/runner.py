@@ -54,7 +54,14 @@ from stabletrain.lab.claims import CLAIM_IDS, sort_ids
 from stabletrain.lab.experiment import Context, Experiment, Result
 from stabletrain.lab.registry import LOAD_ERRORS, load_all
 
-__all__ = ["cache_key", "default_cache_dir", "resolve_ids", "run", "source_hash"]
+__all__ = [
+    "LabInterrupted",
+    "cache_key",
+    "default_cache_dir",
+    "resolve_ids",
+    "run",
+    "source_hash",
+]
 
 _LAB_PACKAGE = "stabletrain.lab"
 
@@ -149,8 +156,28 @@ def _read_cache(path: Path, key: str) -> Result | None:
 def _write_cache(path: Path, key: str, result: Result) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"key": key, "result": result.to_dict()}), encoding="utf-8")
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the new one
+    try:
+        tmp.write_text(json.dumps({"key": key, "result": result.to_dict()}), encoding="utf-8")
+        os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the new one
+    except BaseException:  # Ctrl-C or a full disk: leave no half-written file behind
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class LabInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run`: what finished before it, and what did not run.
+
+    Attributes:
+        results: the results of the experiments that finished, in the lab's order (each was
+            cached as it finished; the interrupted one was not).
+        pending: the IDs that did not finish, the interrupted one first.
+    """
+
+    def __init__(self, results: list[Result], pending: list[str]) -> None:
+        total = len(results) + len(pending)
+        super().__init__(f"lab interrupted after {len(results)} of {total} experiments")
+        self.results = results
+        self.pending = pending
 
 
 @contextmanager
@@ -263,6 +290,8 @@ def run(
             time waiting for each other.
 
     Raises:
+        LabInterrupted: Ctrl-C (a ``KeyboardInterrupt``) while an experiment ran; it carries
+            the results of those that finished, which are cached.
         ValueError: an ID that is neither a claim nor registered (the message lists the valid
             IDs), or a negative seed.
         TypeError: ``ids`` given as one string, a seed that is not an int, ``quick`` not a bool.
@@ -289,18 +318,21 @@ def run(
         Progress(*columns, console=Console(stderr=True), disable=not progress) as bar,
     ):
         task = bar.add_task("lab", total=len(selected))
-        for claim_id in selected:
-            exp = registry.get(claim_id)
-            bar.update(task, description=f"{claim_id} {exp.title if exp else ''}".strip())
-            if exp is None:
-                broken = "; ".join(f"{m}: {e}" for m, e in LOAD_ERRORS.items())
-                reason = "no experiment is registered for this claim yet" + (
-                    f" (experiment modules that failed to import: {broken})" if broken else ""
-                )
-                results.append(Result.failed(claim_id, reason))
-            else:
-                results.append(_cached_or_run(exp, claim_id, ctx, cache, done))
-            bar.advance(task)
+        try:
+            for claim_id in selected:
+                exp = registry.get(claim_id)
+                bar.update(task, description=f"{claim_id} {exp.title if exp else ''}".strip())
+                if exp is None:
+                    broken = "; ".join(f"{m}: {e}" for m, e in LOAD_ERRORS.items())
+                    reason = "no experiment is registered for this claim yet" + (
+                        f" (experiment modules that failed to import: {broken})" if broken else ""
+                    )
+                    results.append(Result.failed(claim_id, reason))
+                else:
+                    results.append(_cached_or_run(exp, claim_id, ctx, cache, done))
+                bar.advance(task)
+        except KeyboardInterrupt as err:
+            raise LabInterrupted(results, selected[len(results) :]) from err
     return results
 
 

@@ -116,6 +116,37 @@ def test_reading_a_bad_line_names_the_file_and_line(tmp_path: Path) -> None:
         read_jsonl(path)
 
 
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ({"layers": [{"name": "fc", "depth": "deep"}]}, "layer 'fc' has depth 'deep'"),
+        ({"layers": [{"name": "fc", "depth": -3}]}, "layer 'fc' has depth -3"),
+        ({"layers": [{"depth": 0}]}, "not an object with a name"),
+        ({"layers": "fc"}, "layers must be a list"),
+        ({"thresholds": [1, 2]}, "thresholds must be an object"),
+        (5, "the meta line holds 5"),
+    ],
+)
+def test_a_meta_line_that_the_monitor_did_not_write_is_named_with_its_line(
+    tmp_path: Path, meta: object, message: str
+) -> None:
+    path = tmp_path / "run.jsonl"
+    path.write_text(
+        json.dumps(ROWS[0].to_json()) + "\n" + json.dumps({"schema": 1, "meta": meta}) + "\n"
+    )
+    with pytest.raises(ValueError, match=message) as error:
+        read_meta(path)
+    assert "line 2" in str(error.value)
+
+
+def test_a_meta_line_with_null_depths_reads_back(tmp_path: Path) -> None:
+    meta = {"preset": "minimal", "thresholds": {}, "layers": [{"name": "", "depth": None}]}
+    sink = JSONLSink(tmp_path / "run.jsonl")
+    sink.write_meta(meta)
+    sink.close()
+    assert read_meta(tmp_path / "run.jsonl") == meta
+
+
 def test_a_path_of_another_type_is_rejected() -> None:
     with pytest.raises(TypeError, match="path"):
         JSONLSink(3)  # type: ignore[arg-type]

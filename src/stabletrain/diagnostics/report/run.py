@@ -29,7 +29,7 @@ from stabletrain.diagnostics.diagnosis import SCHEMA_NAME as DIAGNOSIS_SCHEMA
 from stabletrain.diagnostics.report._replay import layer_order, merge, replay
 from stabletrain.monitoring.rules import Finding, Thresholds
 from stabletrain.monitoring.sinks.base import SCHEMA_VERSION, Row
-from stabletrain.monitoring.sinks.jsonl import read_jsonl
+from stabletrain.monitoring.sinks.jsonl import read_findings, read_jsonl, read_meta
 
 __all__ = ["RunLog", "load_run"]
 
@@ -137,6 +137,26 @@ class RunLog:
             source=None if source is None else os.fspath(source),
             findings_source="monitor" if use_recorded else "rules",
             index=_index(rows),
+        )
+
+    @classmethod
+    def from_file(
+        cls, path: str | os.PathLike[str], *, thresholds: Thresholds | None = None
+    ) -> RunLog:
+        """Read a TrainingMonitor JSONL log: its rows (:func:`load_run`, checked), the findings
+        and the meta line the monitor recorded (see :meth:`from_rows` for ``thresholds``).
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ValueError: the file is not a valid monitor log of this schema version; the message
+                names the path, the line and what was expected.
+        """
+        return cls.from_rows(
+            load_run(path),
+            thresholds=thresholds,
+            source=path,
+            findings=read_findings(path),
+            meta=read_meta(path),
         )
 
     def metrics(self, layer: str | None = None) -> tuple[str, ...]:

@@ -37,10 +37,9 @@ from stabletrain._checks import check_choice
 from stabletrain.diagnostics.diagnosis import Diagnosis
 from stabletrain.diagnostics.report.html import diagnosis_html, run_html
 from stabletrain.diagnostics.report.markdown import diagnosis_markdown, run_markdown
-from stabletrain.diagnostics.report.run import RunLog, as_run, load_run
+from stabletrain.diagnostics.report.run import RunLog, as_run
 from stabletrain.monitoring.rules import SEVERITIES, Thresholds
 from stabletrain.monitoring.sinks.base import Row
-from stabletrain.monitoring.sinks.jsonl import read_findings, read_meta
 
 __all__ = [
     "FORMATS",
@@ -201,11 +200,4 @@ def render_run(
         'report.md'
     """
     chosen = _check_formats(formats)
-    run = RunLog.from_rows(
-        load_run(path),
-        thresholds=thresholds,
-        source=path,
-        findings=read_findings(path),
-        meta=read_meta(path),
-    )
-    return write_report(run, out_dir, chosen)
+    return write_report(RunLog.from_file(path, thresholds=thresholds), out_dir, chosen)

@@ -91,7 +91,8 @@ class Row:
         """Read back a row written by :meth:`to_json`.
 
         Raises:
-            ValueError: the object is of another schema version or misses a field.
+            ValueError: the object is of another schema version, misses a field, or a field has
+                the wrong type (the message names the field, the value and what it must be).
         """
         if obj.get("schema") != SCHEMA_VERSION:
             raise ValueError(
@@ -99,9 +100,35 @@ class Row:
                 "with the stabletrain version that wrote it."
             )
         try:
-            return cls(int(obj["step"]), obj["layer"], str(obj["metric"]), float(obj["value"]))
+            step, layer, metric, value = obj["step"], obj["layer"], obj["metric"], obj["value"]
         except KeyError as err:
             raise ValueError(f"Row.from_json: the row {obj!r} has no field {err}.") from err
+        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+            raise ValueError(
+                f"Row.from_json: step must be an int >= 1 (the monitor's step count), got {step!r}."
+            )
+        if layer is not None and not isinstance(layer, str):
+            raise ValueError(
+                "Row.from_json: layer must be a module name (a string), or null for the whole "
+                f"model, got {layer!r}."
+            )
+        if not isinstance(metric, str) or not metric:
+            raise ValueError(
+                f"Row.from_json: metric must be a name such as 'grad_norm', got {metric!r}."
+            )
+        return cls(step, layer, metric, _number(value))
+
+
+def _number(value: Any) -> float:
+    """A row's value: a JSON number, or the string ``"nan"``, ``"inf"`` or ``"-inf"``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and value.strip().lower() in ("nan", "inf", "-inf", "+inf"):
+        return float(value)
+    raise ValueError(
+        'Row.from_json: value must be a number, or "nan", "inf" or "-inf" (JSON has no NaN), '
+        f"got {value!r}."
+    )
 
 
 @dataclass(frozen=True)

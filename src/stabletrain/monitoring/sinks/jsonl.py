@@ -177,6 +177,11 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """What the monitor recorded about itself in a :class:`JSONLSink` file (the first meta
     line: preset, thresholds, layers with their depth), or None for a file without one.
 
+    Raises:
+        ValueError: the meta line is not what :meth:`JSONLSink.write_meta` writes (thresholds
+            not an object, a layer without a name, a depth that is not an int >= 0 or null);
+            the message names the line and the value.
+
     Example:
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "run.jsonl"
@@ -186,8 +191,40 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         >>> read_meta(path)["preset"]
         'minimal'
     """
-    for _, obj in _objects(path, "read_meta"):
-        if "meta" in obj and isinstance(obj["meta"], dict):
-            meta: dict[str, Any] = obj["meta"]
-            return meta
+    for number, obj in _objects(path, "read_meta"):
+        if "meta" in obj:
+            try:
+                return _checked_meta(obj["meta"])
+            except ValueError as err:
+                raise ValueError(f"read_meta: {path}, line {number}: {err}") from err
     return None
+
+
+def _checked_meta(meta: Any) -> dict[str, Any]:
+    """``meta`` if it is what :meth:`JSONLSink.write_meta` writes, else a ``ValueError``."""
+    if not isinstance(meta, dict):
+        raise ValueError(
+            f"the meta line holds {meta!r}, not an object of preset, thresholds, layers."
+        )
+    if not isinstance(meta.get("thresholds", {}), dict):
+        raise ValueError(
+            f"thresholds must be an object of name: value, got {meta['thresholds']!r}."
+        )
+    layers = meta.get("layers", [])
+    if not isinstance(layers, list):
+        raise ValueError(f"layers must be a list of {{name, depth}}, got {layers!r}.")
+    for layer in layers:
+        name = layer.get("name") if isinstance(layer, dict) else None
+        if not isinstance(name, str):
+            raise ValueError(
+                f"layer {layer!r} is not an object with a name (a string) and a depth."
+            )
+        depth = layer.get("depth")
+        if depth is not None and (
+            isinstance(depth, bool) or not isinstance(depth, int) or depth < 0
+        ):
+            raise ValueError(
+                f"layer {name!r} has depth {depth!r}; a depth is an int >= 0 (the position among "
+                "the weight layers) or null."
+            )
+    return meta
