@@ -159,3 +159,10 @@ def test_diagnose_fix_keeps_the_model_when_the_fix_measures_worse(
     assert "measured worse (step-0 loss" in d.notes[-1]
     assert "kept the model's own init" in d.notes[-1]
     assert _same(before, _state(model))
+
+
+@pytest.mark.parametrize("operation", [st.auto_init, lsuv_])
+def test_a_model_on_the_meta_device_gets_a_clear_error(operation: Callable[..., Any]) -> None:
+    model = nn.Sequential(nn.Linear(8, 16, device="meta"), nn.ReLU(), nn.Linear(16, 4))
+    with pytest.raises(ValueError, match=r"meta device .* to_empty"):
+        operation(model, X)

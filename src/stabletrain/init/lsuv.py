@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from stabletrain._checks import check_positive_int, check_real
+from stabletrain._checks import check_not_meta, check_positive_int, check_real
 from stabletrain.graph import NORM_TYPES, SnapshotDevice, check_example_input, transaction
 from stabletrain.init._calibrate import calibrate
 from stabletrain.init.policy._report import InitReport, ParamRecord
@@ -93,6 +93,7 @@ def lsuv_(
         >>> all(abs(p.output_std - 1) < 0.1 for p in report.params)
         True
     """
+    check_not_meta(model, "lsuv_")
     check_example_input(batch, where="lsuv_")
     target_std = check_real("target_std", target_std, where="lsuv_", positive=True)
     tol = check_real("tol", tol, where="lsuv_", positive=True)

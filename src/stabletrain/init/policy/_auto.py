@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from stabletrain._checks import check_choice, check_real
+from stabletrain._checks import check_choice, check_not_meta, check_real
 from stabletrain.graph import SnapshotDevice, check_example_input, trace, transaction
 from stabletrain.init.policy._apply import following_of
 from stabletrain.init.policy._report import InitReport
@@ -105,6 +105,7 @@ def auto_init(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"auto_init: expected an nn.Module, got {type(model).__name__}.")
+    check_not_meta(model, "auto_init")
     check_example_input(example_input, where="auto_init")
     if residual is not None:
         check_choice("residual", residual, RESIDUAL_MODES, where="auto_init")
