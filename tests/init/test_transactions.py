@@ -164,5 +164,5 @@ def test_diagnose_fix_keeps_the_model_when_the_fix_measures_worse(
 @pytest.mark.parametrize("operation", [st.auto_init, lsuv_])
 def test_a_model_on_the_meta_device_gets_a_clear_error(operation: Callable[..., Any]) -> None:
     model = nn.Sequential(nn.Linear(8, 16, device="meta"), nn.ReLU(), nn.Linear(16, 4))
-    with pytest.raises(ValueError, match=r"meta device .* to_empty"):
+    with pytest.raises(ValueError, match=r"meta device .*to_empty"):
         operation(model, X)
