@@ -14,7 +14,9 @@ Why these statistics (measured on healthy runs, see ``tests/stability/test_spike
 - **median and MAD** (Hampel 1974, "The influence curve and its role in robust estimation";
   1.4826 makes the MAD estimate a normal's std): a past spike, or the fast drop of the first
   steps, moves the mean and inflates the std, while the median and the MAD ignore up to half
-  of the window; a mean/std z-score at 4 skipped 1-9% of healthy steps, this one none.
+  of the window. On 27 healthy runs (3 models x batch 4, 32, 128 x 3 seeds, 1500 steps) the
+  mean/std z-score this replaced skipped 2.1% of the steps at 4 (up to 10% of a run) and
+  0.23% at 6 (up to 0.87%); this one skips 0.017% at 4 (up to 0.13%) and none at 6.
 - **the floor 0.01** (1% of the value): a flat history (a constant loss) would otherwise make
   any noise a spike.
 - **warm-up**: nothing is tested until ``min_history`` values are recorded.

@@ -193,11 +193,13 @@ class StepGuard:
         scheduler: stepped after each optimizer step, never on a skipped one.
         spike_zscore: a spike is a robust z-score of log(loss) or log(norm) above this, against
             the last ``window`` recorded values (median and MAD, see
-            :mod:`stabletrain.stability._spikes`). Recommended: 6.0, which flagged no step of
-            24 healthy 1500-step runs (MLP, CNN, tanh net; SGD and Adam; batch 4 to 128), and
+            :mod:`stabletrain.stability._spikes`). Recommended: 6.0, which skipped none of the
+            40,500 steps of 27 healthy 1500-step runs (MLP, CNN, tanh net on digits; SGD and
+            Adam; batch 4, 32, 128; 3 seeds; 4.0 skipped 0.017%, at most 0.13% of a run), and
             catches a x100 jump wherever the healthy spread of log values is below 0.77 (in
-            those runs: batch 32 and up). A batch of 4 varies its loss by x100 on its own, so
-            no threshold tells a x100 spike from noise there. None: no spike test.
+            those runs: batch 32 and up, after the first ~200 steps). A batch of 4 varies its
+            loss by x100 on its own, so no threshold tells a x100 spike from noise there.
+            None: no spike test.
         spike_on: which metrics the spike test watches (the loss only when ``step`` gets one;
             it must be >= 0: log(loss) is compared).
         spike_action: ``"skip"`` (default) skips a spike's step and keeps its value out of the
