@@ -392,3 +392,32 @@ def test_trunc_normal_in_a_far_tail_keeps_fine_grained_values() -> None:
     x = draw(lambda t, g: init.trunc_normal_(t, 0.0, 1.0, 3.0, 5.0, generator=g), (1000, 1000))
     assert x.unique().numel() > 500_000  # float32 uniforms would give ~45k distinct levels
     assert stats.kstest(x.double().numpy().ravel(), stats.truncnorm(3, 5).cdf).pvalue > KS_P
+
+
+@pytest.mark.parametrize(
+    ("mean", "std", "a", "b"),
+    [(0.0, 1.0, 10.0, 12.0), (0.0, 1.0, -12.0, -10.0), (1.0, 0.02, 1.2, 1.3)],
+    ids=["upper tail 10-12 std", "lower tail", "10-15 std above mean 1, std 0.02"],
+)
+def test_trunc_normal_far_in_a_tail_follows_the_truncated_normal(
+    mean: float, std: float, a: float, b: float
+) -> None:
+    # 1 − Φ(10) = 7.6e-24 rounds to 0 in float64: torch's sampler puts every draw on a bound
+    x = draw(lambda t, g: init.trunc_normal_(t, mean, std, a, b, generator=g), (1000, 1000))
+    alpha, beta = (a - mean) / std, (b - mean) / std
+    assert a <= x.min()
+    assert x.max() <= b
+    assert x.unique().numel() > 10_000  # not collapsed onto a few values
+    dist = stats.truncnorm(alpha, beta, loc=mean, scale=std)
+    assert stats.kstest(x.double().numpy().ravel(), dist.cdf).pvalue > KS_P
+
+
+def test_trunc_normal_refuses_an_interval_without_representable_mass_and_says_why() -> None:
+    # [3, 50] is 100 std above N(1, 0.02²): mass ~1e-2174; it used to fill the tensor with 50
+    with pytest.raises(ValueError, match=r"100 std above.*10\^-2173\.9.*a=0\.96, b=1\.04"):
+        init.trunc_normal_(torch.empty(8, dtype=torch.bfloat16), 1.0, 0.02, 3.0, 50.0)
+    with pytest.raises(ValueError, match="below the mean"):
+        init.trunc_normal_(torch.empty(8), 0.0, 1.0, -45.0, -40.0)
+    # 37σ still holds 5.7e-300, a normal float64: sampled, not refused
+    x = init.trunc_normal_(torch.empty(1000, dtype=torch.float64), 0.0, 1.0, 37.0, 38.0)
+    assert 37.0 <= x.min() < 37.01

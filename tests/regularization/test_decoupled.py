@@ -44,18 +44,34 @@ def _train(
     sched: MakeSched = None,
     steps: int = STEPS,
     model: nn.Module | None = None,
+    closure: str | None = None,
 ) -> list[list[torch.Tensor]]:
-    """Parameters after every step of full-batch MSE training."""
+    """Parameters after every step of full-batch MSE training. ``closure``: None (backward,
+    then ``step()``), ``"positional"`` or ``"keyword"`` (``step(closure)``, then ``zero_grad()``,
+    so every gradient is None when ``step`` starts)."""
     model = model or _model()
     opt = make_opt(model)
     scheduler = sched(opt) if sched else None
     handle = decouple_weight_decay(opt) if decouple else None
     x, y = _data()
+
+    def loss_and_grad() -> torch.Tensor:
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        return loss
+
     trajectory = []
     for _ in range(steps):
-        opt.zero_grad()
-        nn.functional.mse_loss(model(x), y).backward()
-        opt.step()
+        if closure is None:
+            opt.zero_grad()
+            loss_and_grad()
+            opt.step()
+        else:
+            if closure == "positional":
+                opt.step(loss_and_grad)
+            else:
+                opt.step(closure=loss_and_grad)
+            opt.zero_grad()
         if scheduler is not None:
             scheduler.step()
         trajectory.append([p.detach().clone() for p in model.parameters()])
@@ -94,6 +110,55 @@ def test_adam_plus_decoupled_decay_takes_the_steps_of_adamw(foreach: bool) -> No
         adamw, _train(lambda m: torch.optim.AdamW(m.parameters(), 1e-2, weight_decay=0.0))
     )
     assert moved > 1e-3  # the decay did something: the equality is not trivial
+
+
+@pytest.mark.parametrize("closure", [None, "positional", "keyword"])
+def test_adam_plus_decoupled_decay_takes_the_steps_of_adamw_with_or_without_a_closure(
+    closure: str | None,
+) -> None:
+    """``step(closure); zero_grad()``: the gradients exist only once the closure ran, so the
+    decay must come after it (it used to run before, on no parameter at all)."""
+    adam = _train(
+        lambda m: torch.optim.Adam(m.parameters(), 1e-2, weight_decay=LAM),
+        decouple=True,
+        closure=closure,
+    )
+    adamw = _train(
+        lambda m: torch.optim.AdamW(m.parameters(), 1e-2, weight_decay=LAM), closure=closure
+    )
+    _assert_same(adam, adamw)
+    undecayed = _train(lambda m: torch.optim.Adam(m.parameters(), 1e-2), closure=closure)
+    assert _distance(adam, undecayed) > 1e-3  # the decay did something: the test can fail
+
+
+def test_a_closure_called_several_times_per_step_is_followed_by_one_decay() -> None:
+    """An optimizer that evaluates its closure three times per step (as LBFGS may) and
+    updates nothing: the only change is one decay, θ·(1 − lr·λ), after the first call."""
+
+    class ThreeCalls(torch.optim.Optimizer):
+        def __init__(self, params: list[torch.Tensor]) -> None:
+            super().__init__(params, {"lr": 0.5, "weight_decay": 0.1})
+
+        def step(self, closure: Callable[[], object] | None = None) -> None:  # type: ignore[override]
+            assert closure is not None
+            for _ in range(3):
+                closure()
+
+    w = nn.Parameter(torch.ones(3, dtype=torch.float64))
+    opt = ThreeCalls([w])
+    calls = []
+
+    def closure() -> torch.Tensor:
+        calls.append(w.detach().clone())
+        loss = w.sum()
+        loss.backward()
+        return loss
+
+    with decouple_weight_decay(opt):
+        opt.step(closure)
+    assert len(calls) == 3
+    assert torch.equal(calls[0], torch.ones(3, dtype=torch.float64))  # before the decay
+    torch.testing.assert_close(w.detach(), torch.full((3,), 1 - 0.5 * 0.1, dtype=torch.float64))
 
 
 def test_adam_on_param_groups_with_a_no_decay_group_and_a_scheduler_equals_adamw() -> None:

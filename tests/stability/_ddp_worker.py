@@ -31,6 +31,8 @@ MAX_NORM = 0.05  # small enough that every scenario clips
 CLIP_VALUE = 0.01
 NAN_PARAM = "2.weight"  # where rank 1 injects a NaN (uneven shards: 5 rows over 2 ranks)
 SPIKE = 1000.0  # rank 0 multiplies its loss by this on the spike step
+OVERFLOW_PARAM = "0.weight"  # every entry set to OVERFLOW on step 6: Σg² overflows float32
+OVERFLOW = 1e19
 
 
 def build_model() -> nn.Module:
@@ -117,20 +119,26 @@ def guard_run(
     nan_on: bool,
     spike_on: bool,
 ) -> list[dict[str, Any]]:
-    """Six guarded steps: 2 is poisoned (NaN grad on ``nan_on`` ranks), 5 has a loss spike."""
+    """Seven guarded steps: 2 is poisoned (NaN grad on ``nan_on`` ranks), 5 has a loss spike,
+    6 has finite gradients whose norm overflows float32 (set on every rank, as after DDP's
+    all-reduce; each FSDP rank fills its shard): clipped with the exact norm and taken."""
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     guard = StepGuard(
         opt, max_norm=MAX_NORM, spike_zscore=6.0, spike_on=("loss",), min_history=2, model=model
     )
     log = []
-    for step in range(6):
+    for step in range(7):
         opt.zero_grad()
         loss = loss_of(model, *batches(step))
         loss.backward()
+        grads = {_strip(n): p.grad for n, p in model.named_parameters()}
         if step == 2 and nan_on:
-            grad = {_strip(n): p for n, p in model.named_parameters()}[NAN_PARAM].grad
+            grad = grads[NAN_PARAM]
             local = grad.to_local() if hasattr(grad, "to_local") else grad
             local.view(-1)[0] = math.nan
+        if step == 6:
+            grad = grads[OVERFLOW_PARAM]
+            (grad.to_local() if hasattr(grad, "to_local") else grad).fill_(OVERFLOW)
         reported = loss.detach() * (SPIKE if step == 5 and spike_on else 1.0)
         result = guard.step(reported)
         log.append(

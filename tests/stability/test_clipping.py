@@ -295,6 +295,77 @@ def test_error_if_nonfinite_names_the_parameter_and_changes_nothing(
         assert torch.equal(g, before[name]), name
 
 
+# --- finite gradients whose norm overflows ---------------------------------------------------
+
+
+def overflowing_net(value: float = 1e19) -> Net:
+    """Finite gradients; fc.weight's entries are ``value``, so its Σg² overflows float32."""
+    net = net_with_grads()
+    net.fc.weight.grad.fill_(value)
+    assert torch.isposinf(torch.linalg.vector_norm(net.fc.weight.grad))  # the test can fail
+    return net
+
+
+@pytest.mark.parametrize(
+    "clip",
+    [
+        lambda m: clip_grad_norm_(m, 1.0, sync=True),
+        lambda m: clip_grad_norm_(m, 1.0, error_if_nonfinite=True),
+    ],
+    ids=["sync", "error_if_nonfinite"],
+)
+def test_an_overflowing_norm_of_finite_gradients_is_recomputed_returned_and_clipped(
+    clip: Callable[[nn.Module], Any],
+) -> None:
+    net = overflowing_net()
+    before = grads_of(net)
+    exact = ref_norm(list(before.values()), 2.0)
+    norm = clip(net)
+    assert norm.item() == pytest.approx(exact, rel=RTOL)
+    for name, g in grads_of(net).items():
+        torch.testing.assert_close(g, before[name] / exact, rtol=RTOL, atol=0.0, msg=name)
+
+
+def test_an_overflowing_layer_norm_is_recomputed_per_layer() -> None:
+    net = overflowing_net()
+    before = grads_of(net)
+    norms = clip_grad_norm_(net, 1.0, per_layer=True, error_if_nonfinite=True)
+    expected = ref_norm([before["fc.weight"], before["fc.bias"]], 2.0)
+    assert norms["fc"].item() == pytest.approx(expected, rel=RTOL)
+    assert ref_norm([net.fc.weight.grad, net.fc.bias.grad], 2.0) == pytest.approx(1.0, rel=RTOL)
+
+
+def test_without_a_host_read_an_overflowing_norm_is_inf_and_the_gradients_stay() -> None:
+    """The documented limit: telling an overflow from an inf needs a read; none by default."""
+    net = overflowing_net()
+    before = grads_of(net)
+    with host_reads() as reads:
+        norm = clip_grad_norm_(net, 1.0)
+    assert reads.count == 0
+    assert torch.isposinf(norm)
+    for name, g in grads_of(net).items():
+        assert torch.equal(g, before[name]), name
+
+
+def test_norms_that_overflow_only_when_combined_stay_finite_without_a_host_read() -> None:
+    a, b = torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)
+    a.grad, b.grad = torch.full((2,), 1.3e19), torch.full((2,), 1.3e19)  # each norm 1.8e19
+    with host_reads() as reads:
+        total = grad_norm([a, b])
+        layers = grad_norm([("l.a", a), ("l.b", b)], per_layer=True)
+    assert reads.count == 0
+    assert total.item() == pytest.approx(2.6e19, rel=RTOL)  # sqrt(4)·1.3e19
+    assert layers["l"].item() == pytest.approx(2.6e19, rel=RTOL)
+    assert torch.isposinf(torch.nn.utils.get_total_norm([a.grad, b.grad]))  # torch's overflows
+
+
+def test_an_inf_beside_an_overflowing_gradient_raises_naming_only_the_inf() -> None:
+    net = overflowing_net()
+    net.conv.bias.grad[0] = math.inf
+    with pytest.raises(NonFiniteGradError, match=r"in conv\.bias\. The gradients"):
+        clip_grad_norm_(net, 1.0, error_if_nonfinite=True)
+
+
 def test_value_clipping_keeps_nan_clamps_inf_and_reports_it() -> None:
     w = torch.zeros(3, requires_grad=True)
     w.grad = torch.tensor([math.nan, math.inf, -5.0])

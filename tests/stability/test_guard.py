@@ -168,6 +168,70 @@ def test_consecutive_skips_raise_a_runtime_error_that_says_what_to_do() -> None:
     assert guard.skipped_steps == 5
 
 
+def overflowing(model: nn.Sequential, value: float = 1e19) -> float:
+    """Give model[0].weight finite gradient entries of ``value`` (their squares sum past
+    float32's largest number) and small ones elsewhere; return the exact norm (float64)."""
+    backward(model, 0)
+    model[0].weight.grad.fill_(value)
+    grads = [p.grad.double().flatten() for p in model.parameters()]
+    exact = float(torch.linalg.vector_norm(torch.cat(grads)))
+    fast = torch.linalg.vector_norm(model[0].weight.grad)
+    assert not torch.isfinite(fast)  # the plain float32 norm overflows: the test can fail
+    return exact
+
+
+def test_finite_gradients_whose_norm_overflows_are_clipped_with_the_exact_norm_and_stepped() -> (
+    None
+):
+    model = mlp()
+    before = snapshot(model)
+    guard = StepGuard(torch.optim.SGD(model.parameters(), lr=1.0), max_norm=1.0, model=model)
+    exact = overflowing(model)
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    result = guard.step()
+    assert (result.stepped, result.reason, result.nonfinite_params) == (True, None, ())
+    torch.testing.assert_close(result.total_norm.double(), torch.tensor(exact, dtype=torch.float64))
+    for name, p in model.named_parameters():  # one SGD step with the gradients scaled to norm 1
+        expected = before[name] - grads[name] / exact
+        torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-7, msg=name)
+    assert guard.skipped_steps == 0
+
+
+def test_finite_gradients_whose_norm_overflows_are_skipped_as_norm_overflow_without_max_norm() -> (
+    None
+):
+    model = mlp()
+    before = snapshot(model)
+    guard = StepGuard(torch.optim.SGD(model.parameters(), lr=1.0), model=model)
+    exact = overflowing(model)
+    result = guard.step()
+    assert (result.stepped, result.reason, result.nonfinite_params) == (False, "norm_overflow", ())
+    assert float(result.total_norm) == pytest.approx(exact, rel=1e-6)
+    assert_same(snapshot(model), before)
+
+
+def test_a_norm_beyond_float32_even_when_computed_exactly_is_skipped_as_norm_overflow() -> None:
+    model = mlp()
+    guard = StepGuard(torch.optim.SGD(model.parameters(), lr=1.0), max_norm=1.0, model=model)
+    overflowing(model, 3e38)  # 32 entries of 3e38: the norm is 1.7e39
+    result = guard.step()
+    assert (result.stepped, result.reason, result.nonfinite_params) == (False, "norm_overflow", ())
+    assert torch.isposinf(result.total_norm)
+
+
+def test_a_nan_beside_an_overflowing_gradient_names_only_the_nonfinite_parameter() -> None:
+    model = mlp()
+    guard = StepGuard(torch.optim.SGD(model.parameters(), lr=1.0), max_norm=1.0, model=model)
+    overflowing(model)
+    model[2].weight.grad[0, 0] = math.inf
+    result = guard.step()
+    assert (result.stepped, result.reason, result.nonfinite_params) == (
+        False,
+        "nonfinite_grad",
+        ("2.weight",),
+    )
+
+
 def test_no_gradients_is_a_step_with_norm_zero() -> None:
     model = mlp()
     result = StepGuard(torch.optim.SGD(model.parameters(), lr=LR)).step()
@@ -179,11 +243,14 @@ def test_no_gradients_is_a_step_with_norm_zero() -> None:
 
 
 def ref_is_spike(history: list[float], x: float, threshold: float, min_history: int) -> bool:
-    """The z-score rule in plain Python: std at least 1% of |mean|, one-sided."""
+    """The robust rule in plain Python: z of log x against the median and 1.4826·MAD of the
+    logs, the scale at least 0.01, one-sided."""
     if len(history) < min_history:
         return False
-    mean, std = statistics.fmean(history), statistics.stdev(history)
-    return (x - mean) / max(std, 0.01 * abs(mean)) > threshold
+    logs = [math.log(v) for v in history]
+    center = statistics.median(logs)
+    mad = statistics.median([abs(v - center) for v in logs])
+    return (math.log(x) - center) / max(1.4826 * mad, 0.01) > threshold
 
 
 def test_spike_decisions_follow_the_reference_zscore_over_the_window() -> None:
@@ -249,6 +316,46 @@ def test_spike_test_on_loss_only_ignores_the_gradient_norm() -> None:
     for p in model.parameters():
         p.grad *= 100.0
     assert guard.step(1.04).stepped
+
+
+def test_report_mode_records_a_spike_takes_the_step_and_counts_it() -> None:
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    guard = StepGuard(opt, spike_zscore=6.0, spike_action="report", min_history=3)
+    for step in range(6):
+        backward(model, step)
+        assert guard.step(1.0 + 0.01 * step).spike is None
+    backward(model, 6)
+    result = guard.step(100.0)
+    assert (result.stepped, result.reason, result.spike) == (True, None, "loss_spike")
+    assert (guard.spikes_detected, guard.skipped_steps) == (1, 0)
+    assert guard.state_dict()["windows"]["loss"][-1] == 100.0  # a step taken is recorded
+
+
+def test_a_negative_loss_with_the_loss_spike_test_is_an_error_and_changes_nothing() -> None:
+    model = mlp()
+    params = snapshot(model)
+    guard = StepGuard(torch.optim.SGD(model.parameters(), lr=LR), spike_zscore=6.0)
+    backward(model, 0)
+    with pytest.raises(ValueError, match=r"loss is negative \(-0\.5\).*spike_on=\('grad_norm',\)"):
+        guard.step(-0.5)
+    assert_same(snapshot(model), params)
+    assert guard.steps == 0
+    norm_only = StepGuard(
+        torch.optim.SGD(model.parameters(), lr=LR), spike_zscore=6.0, spike_on="grad_norm"
+    )
+    assert norm_only.step(-0.5).stepped
+
+
+def test_a_zero_loss_is_no_spike_and_is_not_recorded() -> None:
+    model = mlp()
+    guard = StepGuard(
+        torch.optim.SGD(model.parameters(), lr=0.0), spike_zscore=6.0, spike_on="loss", window=4
+    )
+    for loss in [1.0, 0.0, 1.1, 0.0]:
+        backward(model, 0)
+        assert guard.step(loss).stepped
+    assert guard.state_dict()["windows"]["loss"].tolist() == pytest.approx([1.0, 1.1])
 
 
 # --- mixed precision ----------------------------------------------------------------------------
@@ -371,6 +478,67 @@ def test_state_dict_round_trip_resumes_counters_and_spike_windows() -> None:
     )
 
 
+GOOD_STATE: dict[str, Any] = {
+    "steps": 5,
+    "skipped_steps": 2,
+    "consecutive_skips": 1,
+    "spikes_detected": 1,
+    "windows": {"loss": torch.tensor([1.0, 2.0]), "grad_norm": torch.zeros(0)},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"steps": None}, ValueError, r"missing keys \['steps'\]"),
+        ({"windows": None}, ValueError, r"missing keys \['windows'\]"),
+        ({"epoch": 3}, ValueError, r"unknown keys \['epoch'\]"),
+        ({"steps": "5"}, TypeError, r"state\['steps'\] must be an int, got str"),
+        ({"skipped_steps": 2.0}, TypeError, r"state\['skipped_steps'\] must be an int"),
+        ({"consecutive_skips": True}, TypeError, r"state\['consecutive_skips'\] must be an int"),
+        ({"spikes_detected": -1}, ValueError, r"state\['spikes_detected'\] must be >= 0"),
+        ({"skipped_steps": 9}, ValueError, "inconsistent counters.*skipped_steps=9"),
+        ({"windows": [1.0]}, TypeError, r"state\['windows'\] must be a dict"),
+        ({"windows": {"accuracy": torch.ones(2)}}, ValueError, "unknown window metric 'accuracy'"),
+        ({"windows": {"loss": [1.0, 2.0]}}, TypeError, r"\['loss'\] must be a tensor, got list"),
+        ({"windows": {"loss": torch.ones(2, 2)}}, ValueError, r"\['loss'\] must be a 1-D"),
+        ({"windows": {"loss": torch.ones(2, dtype=torch.long)}}, ValueError, "torch.int64"),
+        ({"windows": {"grad_norm": torch.tensor([1.0, math.nan])}}, ValueError, "NaN or inf"),
+    ],
+)
+def test_load_state_dict_checks_every_key_and_changes_nothing_on_an_error(
+    change: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    state = {**GOOD_STATE, **change}
+    state = {k: v for k, v in state.items() if v is not None}
+    model = mlp()
+    guard = StepGuard(torch.optim.SGD(model.parameters(), lr=0.0), spike_zscore=3.0)
+    before = guard.state_dict()
+    with pytest.raises(error, match=match):
+        guard.load_state_dict(state)
+    after = guard.state_dict()
+    assert after.keys() == before.keys()
+    assert all(after[k] == before[k] for k in _COUNTERS)
+    guard.load_state_dict(GOOD_STATE)  # the unchanged state loads
+    assert (guard.steps, guard.skipped_steps, guard.spikes_detected) == (5, 2, 1)
+
+
+_COUNTERS = ("steps", "skipped_steps", "consecutive_skips", "spikes_detected")
+
+
+def test_load_state_dict_refuses_what_is_not_a_mapping() -> None:
+    guard = StepGuard(torch.optim.SGD(mlp().parameters(), lr=0.0))
+    with pytest.raises(TypeError, match=r"state_dict.*got list"):
+        guard.load_state_dict([1, 2])  # type: ignore[arg-type]
+
+
+def test_a_state_saved_before_spikes_were_counted_still_loads() -> None:
+    guard = StepGuard(torch.optim.SGD(mlp().parameters(), lr=0.0))
+    old = {k: v for k, v in GOOD_STATE.items() if k != "spikes_detected"}
+    guard.load_state_dict(old)
+    assert (guard.steps, guard.spikes_detected) == (5, 0)
+
+
 def test_a_longer_saved_window_keeps_the_most_recent_values() -> None:
     model = mlp()
     guard = StepGuard(torch.optim.SGD(model.parameters(), lr=0.0), window=3)
@@ -392,7 +560,11 @@ def test_a_longer_saved_window_keeps_the_most_recent_values() -> None:
 def test_a_taken_step_reads_the_host_exactly_once(spike: float | None) -> None:
     model = mlp()
     guard = StepGuard(
-        torch.optim.SGD(model.parameters(), lr=LR), max_norm=0.1, spike_zscore=spike, min_history=2
+        torch.optim.SGD(model.parameters(), lr=LR),
+        max_norm=0.1,
+        spike_zscore=spike,
+        spike_action="report",  # the same statistics as "skip", and every step is taken
+        min_history=2,
     )
     for step in range(4):
         loss = backward(model, step)
@@ -411,6 +583,7 @@ def test_a_taken_step_reads_the_host_exactly_once(spike: float | None) -> None:
         ({"norm_type": 0}, ValueError, "norm_type"),
         ({"spike_zscore": 0.0}, ValueError, "spike_zscore"),
         ({"spike_on": ("accuracy",)}, ValueError, "'loss', 'grad_norm'"),
+        ({"spike_action": "warn"}, ValueError, "'skip', 'report'"),
         ({"window": 0}, ValueError, "window"),
         ({"window": 5, "min_history": 6}, ValueError, "min_history"),
         ({"min_history": 1}, ValueError, "min_history"),
@@ -438,5 +611,5 @@ def test_bad_optimizer_loss_and_state_are_errors() -> None:
         guard.step(torch.ones(3))
     with pytest.raises(TypeError, match="tensor or a number"):
         guard.step("1.0")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="state_dict"):
+    with pytest.raises(ValueError, match="missing keys"):
         guard.load_state_dict({"steps": 1})

@@ -1,11 +1,23 @@
 """Optimizer step hooks as removable handles: the plumbing of decoupled decay, proximal L1 and
 max-norm.
 
-Each technique is a subclass of :class:`OptimizerHook` that overrides ``_before_step`` (run by
-``optimizer.register_step_pre_hook``) and/or ``_after_step`` (``register_step_post_hook``).
-Both run under ``torch.no_grad()``: the optimizer's own ``step`` disables autograd only inside
-itself, not around its hooks. The handle removes its hooks in ``remove()``, which ``with`` calls
-in ``finally`` (through ``__exit__``), so a hook never outlives its block.
+Each technique is a subclass of :class:`OptimizerHook` that overrides up to three methods, all
+run under ``torch.no_grad()`` (the optimizer's own ``step`` disables autograd only inside itself,
+not around its hooks):
+
+- ``_before_step``: at the start of ``optimizer.step()`` (``register_step_pre_hook``), before
+  any gradient of this step may exist;
+- ``_before_update``: once per step, when this step's gradients exist and before the optimizer
+  updates the parameters. Without a closure that is the start of ``step()`` (``backward`` ran
+  before it); with ``optimizer.step(closure)`` the gradients appear only inside ``step``, when
+  the optimizer calls the closure, so the closure is wrapped and this runs right after its first
+  call returns (optimizers that call it again per step, like LBFGS, run it once);
+- ``_after_step``: after ``step()`` returns (``register_step_post_hook``).
+
+One handle per technique and optimizer: registering a second one of the same kind on the same
+optimizer raises ``ValueError`` (it would apply the technique twice per step) until the first is
+removed. The handle removes its hooks in ``remove()``, which ``with`` calls in ``finally``
+(through ``__exit__``), so a hook never outlives its block.
 
 Hooks read the optimizer's ``param_groups`` afresh at every step: ``load_state_dict`` replaces the
 group dicts, ``add_param_group`` appends new ones, LR schedulers rewrite ``"lr"``.
@@ -13,9 +25,10 @@ group dicts, ``add_param_group`` appends new ones, LR schedulers rewrite ``"lr"`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, ClassVar, TypeVar, overload
 
 import torch
 from torch.optim import Optimizer
@@ -99,32 +112,91 @@ def on_device(value: Scalar, tensors: list[torch.Tensor]) -> Scalar:
     return value
 
 
-class OptimizerHook:
-    """A step pre- and/or post-hook on one optimizer, removed by :meth:`remove` or ``with``.
+# The active handle of each kind on each optimizer (weak: an optimizer can still be collected).
+_ACTIVE: weakref.WeakKeyDictionary[Optimizer, dict[type[OptimizerHook], OptimizerHook]] = (
+    weakref.WeakKeyDictionary()
+)
 
-    Subclasses override ``_before_step`` and/or ``_after_step`` and call :meth:`_register`.
+
+class OptimizerHook:
+    """Step hooks on one optimizer, removed by :meth:`remove` or ``with``; one per kind.
+
+    Subclasses set ``where`` (the public function, for messages), override ``_before_step``,
+    ``_before_update`` and/or ``_after_step`` (see the module docstring), and call
+    :meth:`_register` last in their ``__init__``.
+
+    Raises:
+        ValueError: the optimizer already has an active hook of this kind.
     """
 
+    where: ClassVar[str] = "OptimizerHook"
+
     def __init__(self, optimizer: Optimizer) -> None:
+        self.refuse_second(optimizer)
         self.optimizer = optimizer
         self._handles: list[RemovableHandle] = []
 
+    @classmethod
+    def refuse_second(cls, optimizer: Optimizer) -> None:
+        """Raise ``ValueError`` if ``optimizer`` already has an active hook of this kind (public
+        functions call it before their other checks, so this is the error a repeat call gets)."""
+        other = _ACTIVE.get(optimizer, {}).get(cls)
+        if other is not None and other.active:
+            raise ValueError(
+                f"{cls.where}: this {type(optimizer).__name__} already has a {cls.__name__} hook "
+                f"({other!r}); a second one would apply it twice at every step. Remove the first "
+                "handle (handle.remove(), or leave its with block) before registering again."
+            )
+
     def _register(self, *, before: bool, after: bool) -> None:
+        """Register the pre-hook (``_before_step`` and ``_before_update``) and/or the post-hook
+        (``_after_step``), and make this the optimizer's active hook of its kind."""
         if before:
             self._handles.append(self.optimizer.register_step_pre_hook(self._pre))
         if after:
             self._handles.append(self.optimizer.register_step_post_hook(self._post))
+        _ACTIVE.setdefault(self.optimizer, {})[type(self)] = self
 
-    def _pre(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+    def _pre(
+        self, optimizer: Optimizer, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
         with torch.no_grad():
             self._before_step()
+        # step(self, closure=None): the closure is args[1] or kwargs["closure"]
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
+        if closure is None:
+            with torch.no_grad():
+                self._before_update()
+            return None
+        wrapped = self._after_first_call(closure)
+        if "closure" in kwargs:
+            return args, {**kwargs, "closure": wrapped}
+        return (args[0], wrapped, *args[2:]), kwargs
+
+    def _after_first_call(self, closure: Callable[[], Any]) -> Callable[[], Any]:
+        """``closure``, then ``_before_update`` after its first call (its gradients exist)."""
+        pending = True
+
+        def closure_then_update() -> Any:
+            nonlocal pending
+            loss = closure()
+            if pending:
+                pending = False
+                with torch.no_grad():
+                    self._before_update()
+            return loss
+
+        return closure_then_update
 
     def _post(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
         with torch.no_grad():
             self._after_step()
 
     def _before_step(self) -> None:
-        """Run before every ``optimizer.step()``."""
+        """Run at the start of every ``optimizer.step()``."""
+
+    def _before_update(self) -> None:
+        """Run once per step, after this step's gradients exist, before the update."""
 
     def _after_step(self) -> None:
         """Run after every ``optimizer.step()``."""
@@ -146,6 +218,9 @@ class OptimizerHook:
                 handle.remove()
         finally:
             self._handles.clear()
+            active = _ACTIVE.get(self.optimizer, {})
+            if active.get(type(self)) is self:
+                del active[type(self)]
             self._on_remove()
 
     def __enter__(self: H) -> H:

@@ -3,9 +3,14 @@
 Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization": with an adaptive optimizer,
 an L2 term in the loss (or the optimizer's coupled ``weight_decay``) is divided by √v̂ like the
 rest of the gradient, so weights with large gradients are barely regularized (claim R2). Decay
-the weights directly instead, before the optimizer's update, exactly as ``torch.optim.AdamW``:
+the weights directly instead, once the step's gradients exist and before the optimizer's update,
+exactly as ``torch.optim.AdamW``:
 
-    θ ← θ · (1 − η_t·λ)        then        θ ← optimizer update of θ (without L2)
+    g ← ∇L(θ_t)        θ ← θ_t · (1 − η_t·λ)        θ ← optimizer update of θ with g (no L2)
+
+With ``optimizer.step(closure)`` the gradients are computed inside ``step``, so the decay runs
+right after the closure returns (the hook wraps it), never before: decaying then would skip every
+parameter whose gradient is still None (``zero_grad()`` sets them so).
 
 Why a hook and not a wrapper class: ``register_step_pre_hook`` keeps the optimizer the user
 built (its type, ``param_groups``, ``state_dict``, LR schedulers, ``GradScaler.step`` and
@@ -14,12 +19,13 @@ nothing, as with AdamW), and the hook goes away with :meth:`DecoupledWeightDecay
 the end of a ``with`` block.
 
 Why λ stays in ``group["weight_decay"]``: each group's λ is the one it was given, e.g. by
-:func:`~stabletrain.regularization.param_groups` (0 for biases and norms). Just before each step
-the hook decays the parameters with it and sets it aside (``group["weight_decay"] = 0``), so the
-inner optimizer takes no L2 step; just after, it puts it back. Between steps the groups are
-exactly as built: ``state_dict()`` saves the true λ, printing the optimizer shows it, and a
-weight-decay schedule that rewrites ``group["weight_decay"]`` is followed at the next step.
-(If a step raises, λ stays set aside until the next step or ``remove()``, which put it back.)
+:func:`~stabletrain.regularization.param_groups` (0 for biases and norms). At the start of each
+step the hook sets it aside (``group["weight_decay"] = 0``) and decays the parameters with it
+once the gradients exist, so the inner optimizer takes no L2 step; just after, it puts it
+back. Between steps the groups are exactly as built: ``state_dict()`` saves the true λ,
+printing the optimizer shows it, and a weight-decay schedule that rewrites
+``group["weight_decay"]`` is followed at the next step. (If a step raises, λ stays set aside
+until the next step or ``remove()``, which put it back.)
 """
 
 from __future__ import annotations
@@ -74,12 +80,15 @@ class DecoupledWeightDecay(OptimizerHook):
     """The handle of :func:`decouple_weight_decay`: ``remove()`` it (or leave its ``with``
     block) and the optimizer is back to its own, coupled, weight decay."""
 
+    where = _WHERE
+
     def __init__(
         self, optimizer: Optimizer, weight_decay: float | None, scaling: DecayScaling
     ) -> None:
         super().__init__(optimizer)
         self.scaling = scaling
         self._held: dict[int, Scalar] = {}  # group index -> λ set aside during a step
+        self._shrinks: list[tuple[int, Scalar]] = []  # group index -> 1 − η·λ, for this step
         # the groups' own entries, put back on remove() when the call's λ replaced them
         self._replaced: list[object] = []
         if weight_decay is not None:
@@ -108,16 +117,25 @@ class DecoupledWeightDecay(OptimizerHook):
         return ratio
 
     def _before_step(self) -> None:
+        # set λ aside now, whatever the closure does: the inner step must never see it
         self._restore()
+        self._shrinks = []
         for i, group in enumerate(self.optimizer.param_groups):
             lam = group_value(group, "weight_decay", 0.0, where=_WHERE)
             if not isinstance(lam, torch.Tensor) and lam == 0:
                 continue
             self._held[i] = group["weight_decay"]
             group["weight_decay"] = 0.0
-            shrink = 1 - self._multiplier(group) * lam  # AdamW's expression, so results match
-            for params in by_device_and_dtype(group):
+            # AdamW's expression, so results match
+            self._shrinks.append((i, 1 - self._multiplier(group) * lam))
+
+    def _before_update(self) -> None:
+        # the parameters that have a gradient now are those the update moves (AdamW's rule)
+        groups = self.optimizer.param_groups
+        for i, shrink in self._shrinks:
+            for params in by_device_and_dtype(groups[i]):
                 torch._foreach_mul_(params, on_device(shrink, params))
+        self._shrinks = []
 
     def _after_step(self) -> None:
         self._restore()
@@ -139,8 +157,10 @@ def decouple_weight_decay(
 ) -> DecoupledWeightDecay:
     """Make ``optimizer``'s weight decay decoupled (AdamW-style) with a removable step hook.
 
-    Before every step, for each parameter group g with λ_g = ``g["weight_decay"]`` > 0 and each
-    of its parameters that has a gradient (AdamW skips the others too):
+    At every step, once its gradients exist (after ``backward``, or after the closure of
+    ``optimizer.step(closure)`` returns) and before the update, for each parameter group g with
+    λ_g = ``g["weight_decay"]`` > 0 and each of its parameters that has a gradient (AdamW skips
+    the others too):
 
         θ ← θ · (1 − η_t·λ_g)                       (``scaling="lr"``, torch's AdamW)
         θ ← θ · (1 − (η_t / η_0)·λ_g)               (``scaling="schedule"``)
@@ -171,8 +191,8 @@ def decouple_weight_decay(
 
     Raises:
         TypeError: ``optimizer`` is not a ``torch.optim.Optimizer``.
-        ValueError: an optimizer that already decouples, a negative λ, a ``weight_decay`` given
-            while groups set their own, an unknown ``scaling``.
+        ValueError: an optimizer that already decouples or already has this hook, a negative
+            λ, a ``weight_decay`` given while groups set their own, an unknown ``scaling``.
 
     Example:
         >>> import torch
@@ -191,6 +211,7 @@ def decouple_weight_decay(
         >>> handle.remove()
     """
     optimizer = check_optimizer(optimizer, where=_WHERE)
+    DecoupledWeightDecay.refuse_second(optimizer)
     check_choice("scaling", scaling, DECAY_SCALINGS, where=_WHERE)
     _refuse_double_decay(optimizer)
     own = [group_value(g, "weight_decay", 0.0, where=_WHERE) for g in optimizer.param_groups]

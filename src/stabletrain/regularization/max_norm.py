@@ -243,6 +243,8 @@ class MaxNormConstraint(OptimizerHook):
     latest projection (device tensors).
     """
 
+    where = "max_norm_constraint"
+
     def __init__(
         self, optimizer: Optimizer, targets: list[_Target], max_value: float, norm_type: float
     ) -> None:
@@ -280,6 +282,10 @@ def max_norm_constraint(
     module docstring); biases are not constrained. One norm kernel per weight and one fused
     multiplication; no host sync.
 
+    Runs after ``step()`` returns, so ``optimizer.step(closure)`` is constrained like a plain
+    step. One constraint per optimizer: a second call before ``remove()`` raises (it would
+    project twice per step); constrain every layer in one call.
+
     Args:
         optimizer: the ``torch.optim.Optimizer`` that updates the model.
         model: the model whose layers to constrain; only weights the optimizer holds are.
@@ -294,7 +300,8 @@ def max_norm_constraint(
 
     Raises:
         TypeError: a non-optimizer, a non-module, a ``layers`` entry that is not a module type.
-        ValueError: c <= 0, p < 1, or no weight selected (an empty constraint is a typo).
+        ValueError: c <= 0, p < 1, no weight selected (an empty constraint is a typo), or the
+            optimizer already has a max-norm constraint.
 
     Example:
         >>> import torch
@@ -309,6 +316,7 @@ def max_norm_constraint(
     """
     where = "max_norm_constraint"
     optimizer = check_optimizer(optimizer, where=where)
+    MaxNormConstraint.refuse_second(optimizer)
     if not isinstance(model, nn.Module):
         raise TypeError(f"{where}: expected the model (an nn.Module), got {type(model).__name__}.")
     c = check_real("max_value", max_value, where=where, positive=True)

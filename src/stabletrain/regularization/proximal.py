@@ -119,6 +119,8 @@ def soft_threshold_(tensors: Tensors, threshold: float | torch.Tensor) -> Tensor
 class ProximalL1(OptimizerHook):
     """The handle of :func:`proximal_l1`; ``remove()`` it or leave its ``with`` block."""
 
+    where = _WHERE
+
     def __init__(self, optimizer: Optimizer, l1: float) -> None:
         super().__init__(optimizer)
         self.l1 = l1
@@ -158,6 +160,10 @@ def proximal_l1(optimizer: Optimizer, l1: float = 0.0) -> ProximalL1:
     for g in param_groups(model, 0.0)]``. Three fused ``torch._foreach_*`` calls per group and
     (device, dtype).
 
+    Runs after ``step()`` returns, so ``optimizer.step(closure)`` is thresholded like a plain
+    step. One hook per optimizer: a second call before ``remove()`` raises (it would threshold
+    twice per step).
+
     Args:
         optimizer: any ``torch.optim.Optimizer`` with an lr.
         l1: λ₁ >= 0 for the groups without an ``"l1"`` key.
@@ -167,7 +173,8 @@ def proximal_l1(optimizer: Optimizer, l1: float = 0.0) -> ProximalL1:
 
     Raises:
         TypeError: ``optimizer`` is not a ``torch.optim.Optimizer``.
-        ValueError: a negative λ₁ (in the call or in a group).
+        ValueError: a negative λ₁ (in the call or in a group), or the optimizer already has a
+            proximal L1 hook.
 
     Example:
         >>> import torch
@@ -180,6 +187,7 @@ def proximal_l1(optimizer: Optimizer, l1: float = 0.0) -> ProximalL1:
         tensor([0.0000, 0.0000, 0.9000])
     """
     optimizer = check_optimizer(optimizer, where=_WHERE)
+    ProximalL1.refuse_second(optimizer)
     lam = check_real("l1", l1, where=_WHERE, non_negative=True)
     for group in optimizer.param_groups:
         group_value(group, L1_KEY, lam, where=_WHERE)  # a negative group λ₁ fails now

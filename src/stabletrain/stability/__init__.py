@@ -22,9 +22,11 @@ from stabletrain.stability.clipping import (
 )
 from stabletrain.stability.guard import (
     SKIP_REASONS,
+    SPIKE_ACTIONS,
     SPIKE_METRICS,
     ConsecutiveSkipsError,
     SkipReason,
+    SpikeAction,
     SpikeMetric,
     StepGuard,
     StepResult,
@@ -32,11 +34,13 @@ from stabletrain.stability.guard import (
 
 __all__ = [
     "SKIP_REASONS",
+    "SPIKE_ACTIONS",
     "SPIKE_METRICS",
     "ConsecutiveSkipsError",
     "NonFiniteGradError",
     "Parameters",
     "SkipReason",
+    "SpikeAction",
     "SpikeMetric",
     "StepGuard",
     "StepResult",

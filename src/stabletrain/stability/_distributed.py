@@ -197,6 +197,26 @@ class GradSet:
                 out[i] = norm.to(self.device)
         return self._reduce(out, p) if self.sharded else out
 
+    def exact_norms(self, idx: Sequence[int], p: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The p-norms of the gradients at ``idx`` computed so that no sum can overflow, and their
+        largest |g| (both 1-D, global over shards).
+
+        ‖g‖_p = m·‖g/m‖_p with m = max|g|: every term of the scaled sum is at most 1, so it
+        stays finite where the plain Σ|g|^p overflows (an entry of 1e19 squared is 1e38, near
+        float32's largest number); the product is inf only if the norm itself is not
+        representable. m is NaN or inf exactly when the gradient holds a NaN or an inf, and so
+        then is the norm. Copies the gradients (and reads the peaks back once): for the rare
+        path that follows an infinite fast norm, never for a healthy step. Under sharding every
+        rank must pass the same sharded gradients, as for :meth:`norms`.
+        """
+        sub = GradSet([self.grads[i] for i in idx], foreach=True)
+        peaks = sub.norms(math.inf)
+        scales = [m if math.isfinite(m) and m > 0 else 1.0 for m in peaks.tolist()]
+        scaled = [g.to(norm_dtype(g.dtype)) / m for g, m in zip(sub.grads, scales, strict=True)]
+        ratio = GradSet(scaled, foreach=True).norms(p)
+        factors = torch.tensor(scales, dtype=ratio.dtype).to(ratio.device, non_blocking=True)
+        return ratio * factors, peaks
+
     def _reduce(self, norms: torch.Tensor, p: float) -> torch.Tensor:
         by_key: dict[ShardKey, list[int]] = {}
         for i, g in enumerate(self.grads):

@@ -8,6 +8,15 @@ Conventions shared by every function here:
   Parameters without a gradient are ignored; a tensor given twice counts once.
 - **What was measured is returned, before clipping, as device tensors** (float32, float64 for
   float64 gradients; fp16/bf16 gradients are measured in float32 so their norm cannot overflow).
+- **Finite gradients have a finite norm wherever the norm is representable.** The per-gradient
+  norms are combined scaled by their largest, m·‖(‖g_i‖/m)_i‖_p, so norms of 1e19 each do not
+  overflow when summed (``torch.nn.utils.get_total_norm`` returns inf there). A single gradient
+  whose own Σ|g|^p overflows in the fused kernel (entries near 1e19 in float32) comes back
+  inf from it; telling that from a real inf needs one host read, so it is resolved — norm
+  recomputed as max|g|·‖g/max|g|‖_p — whenever the call reads the host anyway: with
+  ``sync=True`` or ``error_if_nonfinite=True`` here, and at every step of
+  :class:`~stabletrain.stability.StepGuard`. Without a read the norm stays inf and the
+  gradients are left as they are (below).
 - **Fused and asynchronous**: one ``torch._foreach_norm`` per (device, dtype) group measures every
   gradient, one ``torch._foreach_mul_`` per group rescales them. Nothing is read back to the
   host unless ``sync=True`` or ``error_if_nonfinite=True`` (one transfer each call).
@@ -79,12 +88,26 @@ def use_foreach(foreach: bool | None, *, where: str) -> bool:
     return foreach
 
 
+def _safe_scale(peak: torch.Tensor) -> torch.Tensor:
+    """``peak`` where it is finite and > 0, else 1: a divisor that changes nothing it cannot."""
+    return torch.where(torch.isfinite(peak) & (peak > 0), peak, torch.ones_like(peak))
+
+
 def total_norm(norms: torch.Tensor, p: float) -> torch.Tensor:
-    """‖(‖g_1‖, …, ‖g_n‖)‖_p, which equals the p-norm of all the gradients together."""
+    """‖(‖g_1‖, …, ‖g_n‖)‖_p, which equals the p-norm of all the gradients together.
+
+    Computed as m·‖norms/m‖_p with m = max_i ‖g_i‖, so finite norms never overflow in the sum
+    of their p-th powers; NaN and inf propagate (m itself is returned when it is not finite).
+    A few kernels on a vector with one entry per gradient, no host read.
+    """
     if norms.numel() == 0:
         return torch.zeros((), dtype=norms.dtype, device=norms.device)
-    total: torch.Tensor = torch.linalg.vector_norm(norms, p)
-    return total
+    peak = norms.amax()
+    if p == math.inf:
+        return peak
+    scale = _safe_scale(peak)
+    scaled = torch.linalg.vector_norm(norms / scale, p) * scale
+    return torch.where(torch.isfinite(peak), scaled, peak)
 
 
 def clip_coefficient(norm: torch.Tensor, max_norm: float) -> torch.Tensor:
@@ -94,11 +117,33 @@ def clip_coefficient(norm: torch.Tensor, max_norm: float) -> torch.Tensor:
 
 
 def nonfinite_names(
-    names: Sequence[str], norms: torch.Tensor, limit: int = NAMED_AT_MOST
+    names: Sequence[str], bad: torch.Tensor, limit: int = NAMED_AT_MOST
 ) -> list[str]:
-    """The first ``limit`` of ``names`` whose gradient norm is not finite (one sync)."""
-    bad = (~torch.isfinite(norms)).nonzero().flatten()
-    return [names[i] for i in bad[:limit].tolist()]
+    """The first ``limit`` of ``names`` flagged in the boolean mask ``bad`` (one sync)."""
+    flagged = bad.nonzero().flatten()
+    return [names[i] for i in flagged[:limit].tolist()]
+
+
+def resolve_overflow(
+    gradset: GradSet, norms: torch.Tensor, p: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tell overflowed norms from non-finite gradients: ``(norms, bad)``.
+
+    Each +inf in ``norms`` (one per gradient, from :meth:`GradSet.norms`) is recomputed by
+    :meth:`GradSet.exact_norms`: a finite gradient gets its exact norm (inf only if that is not
+    representable), a gradient holding NaN/inf keeps a non-finite one. ``bad`` flags the
+    gradients that hold NaN or inf. Host reads: one, plus one inside ``exact_norms`` when
+    there is an inf to resolve. Call it only after a non-finite total was read back.
+    """
+    bad = torch.isnan(norms)
+    infinite = torch.isposinf(norms).nonzero().flatten().tolist()
+    if not infinite:
+        return norms, bad
+    exact, peaks = gradset.exact_norms(infinite, p)
+    where = index_tensor(infinite, norms.device)
+    norms = norms.index_copy(0, where, exact.to(norms.device, norms.dtype))
+    bad = bad.index_copy(0, where, ~torch.isfinite(peaks).to(norms.device))
+    return norms, bad
 
 
 def _layer_norms(
@@ -114,12 +159,13 @@ def _layer_norms(
     layers: dict[str, int] = {}
     index = [layers.setdefault(info[i][1], len(layers)) for i in idx]
     where = index_tensor(index, norms.device)
-    out = torch.zeros(len(layers), dtype=norms.dtype, device=norms.device)
+    zeros = torch.zeros(len(layers), dtype=norms.dtype, device=norms.device)
+    peak = zeros.scatter_reduce(0, where, norms, reduce="amax", include_self=True)
     if p == math.inf:
-        out = out.scatter_reduce(0, where, norms, reduce="amax", include_self=True)
-    else:
-        out = out.index_add(0, where, norms.pow(p)).pow(1.0 / p)
-    return list(layers), out, where
+        return list(layers), peak, where
+    scale = _safe_scale(peak)  # as total_norm: each layer's sum scaled by its largest norm
+    out = zeros.index_add(0, where, (norms / scale[where]).pow(p)).pow(1.0 / p) * scale
+    return list(layers), torch.where(torch.isfinite(peak), out, peak), where
 
 
 @overload
@@ -217,7 +263,10 @@ def clip_grad_norm_(
     ``{module name: norm}`` is returned; the root module's parameters are the layer ``""``.
 
     A non-finite norm leaves the gradients it covers unchanged (see the module docstring); with
-    ``error_if_nonfinite=True`` it raises :class:`NonFiniteGradError` naming the parameters.
+    ``error_if_nonfinite=True`` it raises :class:`NonFiniteGradError` naming the parameters
+    that hold NaN/inf. Finite gradients whose fused Σ|g|^p overflowed are not an error: with a
+    host read (``sync`` or ``error_if_nonfinite``) their exact norm is recomputed, returned and
+    used to clip.
 
     Args:
         parameters_or_module: a model, a tensor, tensors or ``(name, tensor)`` pairs
@@ -225,7 +274,8 @@ def clip_grad_norm_(
         max_norm: the largest norm allowed, > 0.
         norm_type: p > 0, or ``float("inf")``.
         per_layer: clip each layer separately.
-        error_if_nonfinite: raise on a non-finite norm (one host sync).
+        error_if_nonfinite: raise on a non-finite norm (one host sync; one or two more when a
+            norm is non-finite, to tell an overflow from a NaN/inf).
         foreach: fused kernels (None: whenever possible) or a per-tensor loop.
         sync: read the coefficient back once and skip the rescaling when nothing exceeds
             ``max_norm``: worth it on CPU, where the read is free; on an accelerator it stalls
@@ -252,22 +302,31 @@ def clip_grad_norm_(
     idx, grads = params.with_grads()
     gradset = GradSet(grads, fused)
     norms = gradset.norms(p)
+    layer_of = None
     if per_layer:
         names, measured, layer_of = _layer_norms(params, idx, norms, p)
-        coef = clip_coefficient(measured, limit)
     else:
         measured = total_norm(norms, p)
-        coef = clip_coefficient(measured, limit)
+    coef = clip_coefficient(measured, limit)
     if grads and (error_if_nonfinite or sync):
         finite = torch.isfinite(measured).all().to(coef.dtype).reshape(1)
         flags = torch.cat([finite, coef.reshape(-1)]).tolist()  # the one host read
-        if error_if_nonfinite and not flags[0]:
-            what = "norm of a layer" if per_layer else f"norm ({measured.item()})"
-            raise_nonfinite(where, what, nonfinite_names(params.names(idx), norms))
+        if not flags[0]:  # a real NaN/inf, or finite gradients whose norm overflowed?
+            norms, bad = resolve_overflow(gradset, norms, p)
+            if per_layer:
+                names, measured, layer_of = _layer_norms(params, idx, norms, p)
+            else:
+                measured = total_norm(norms, p)
+            coef = clip_coefficient(measured, limit)
+            finite = torch.isfinite(measured).all().to(coef.dtype).reshape(1)
+            flags = torch.cat([finite, coef.reshape(-1)]).tolist()
+            if error_if_nonfinite and not flags[0]:
+                what = "norm of a layer" if per_layer else f"norm ({measured.item()})"
+                raise_nonfinite(where, what, nonfinite_names(params.names(idx), bad))
         if all(c >= 1.0 for c in flags[1:]):
             grads = []
     if grads:
-        gradset.scale_(coef[layer_of] if per_layer else coef)
+        gradset.scale_(coef if layer_of is None else coef[layer_of])
     if per_layer:
         return dict(zip(names, measured.unbind(), strict=True))
     return measured
@@ -320,7 +379,8 @@ def clip_grad_value_(
     if grads and (error_if_nonfinite or sync):
         value = largest.item()  # the one host read
         if error_if_nonfinite and not math.isfinite(value):
-            raise_nonfinite(where, f"max |g| ({value})", nonfinite_names(params.names(idx), norms))
+            bad = ~torch.isfinite(norms)
+            raise_nonfinite(where, f"max |g| ({value})", nonfinite_names(params.names(idx), bad))
         if value <= c:
             return largest
     gradset.clamp_(c)

@@ -8,7 +8,11 @@ import torch
 
 from stabletrain._checks import check_real
 from stabletrain.init.schemes._core import initializer
-from stabletrain.init.schemes._truncated import parent_std_for, sample_truncated_
+from stabletrain.init.schemes._truncated import (
+    check_sampleable,
+    parent_std_for,
+    sample_truncated_,
+)
 
 
 @initializer
@@ -123,6 +127,13 @@ def trunc_normal_(
     and ``Z = Φ(β) − Φ(α)``. With ``correct_std=True`` the parent std is solved for so that the
     result's std is exactly ``std`` (it must be below U(a, b)'s, ``(b − a)/√12``).
 
+    Any interval is sampled exactly, one in a far tail too: the draws are made in float64 by
+    the inverse CDF on the tail's side, then cast (``torch.nn.init.trunc_normal_`` puts every
+    draw on a bound beyond ~8σ). An interval that holds less than 2.2e-308 of the normal
+    (starting ~37.5σ from the mean: float64 cannot represent its probabilities) raises
+    ``ValueError`` with the mass and the fix rather than filling the tensor with a bound:
+    such bounds are nearly always meant in std units, while ``a`` and ``b`` are absolute.
+
     >>> g = torch.Generator().manual_seed(0)
     >>> w = trunc_normal_(torch.empty(1000, 1000), std=1.0, correct_std=True, generator=g)
     >>> round(w.std().item(), 2), bool(w.abs().max() <= 2)
@@ -145,4 +156,5 @@ def trunc_normal_(
                 f"{limit:.4g} (U(a, b)'s). Widen [a, b] or lower std."
             )
         std = parent_std_for(std, mean, a, b)
+    check_sampleable(mean, std, a, b, where=where)
     return sample_truncated_(tensor, mean, std, a, b, generator)
