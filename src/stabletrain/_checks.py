@@ -82,3 +82,19 @@ def check_positive_int(name: str, value: Any, *, where: str) -> int:
     if value < 1:
         raise ValueError(f"{where}: {name} must be >= 1, got {value}.")
     return int(value)
+
+
+def check_generator(generator: Any, device: torch.device, *, where: str) -> None:
+    """Raise unless ``generator`` is None or a ``torch.Generator`` on ``device``'s type."""
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{where}: generator must be a torch.Generator or None, got "
+            f"{type(generator).__name__}; pass torch.Generator().manual_seed(seed)."
+        )
+    if generator.device.type != device.type:
+        raise ValueError(
+            f"{where}: the generator is on {generator.device.type} but the tensor on "
+            f"{device.type}; create it with torch.Generator(device='{device.type}')."
+        )

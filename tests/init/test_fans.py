@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 from torch import nn
@@ -136,3 +138,18 @@ def test_gpt2_conv1d_weight_is_stored_in_out_and_its_fans_say_so() -> None:
     assert (jac != 0).sum(dim=1).tolist() == [5] * 12
     assert (jac != 0).sum(dim=0).tolist() == [12] * 5
     assert layer_fans(layer) == Fans(fan_in=5, fan_out=12)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: compute_fans([[1.0, 2.0]]), "compute_fans: expected a weight tensor.*got list"),
+        (lambda: layer_fans(torch.empty(3, 3)), "layer_fans: expected the layer.*compute_fans"),
+        (lambda: layer_fans(nn.Linear(3, 5), 0), "name must be a parameter name"),
+    ],
+)
+def test_what_is_not_a_tensor_module_or_name_is_refused_with_a_type_error(
+    call: Callable[[], object], match: str
+) -> None:
+    with pytest.raises(TypeError, match=match):
+        call()
