@@ -146,3 +146,19 @@ def check_finite_tensors(name: str, tensors: Iterable[torch.Tensor], *, where: s
             "the cause, not the model: clean the data (drop or impute the bad entries, or "
             "torch.nan_to_num) before diagnosing."
         )
+
+
+def check_generator(generator: Any, device: torch.device, *, where: str) -> None:
+    """Raise unless ``generator`` is None or a ``torch.Generator`` on ``device``'s type."""
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{where}: generator must be a torch.Generator or None, got "
+            f"{type(generator).__name__}; pass torch.Generator().manual_seed(seed)."
+        )
+    if generator.device.type != device.type:
+        raise ValueError(
+            f"{where}: the generator is on {generator.device.type} but the tensor on "
+            f"{device.type}; create it with torch.Generator(device='{device.type}')."
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 from torch import nn
@@ -152,3 +154,18 @@ def test_batched_expert_weights_have_the_fans_of_one_expert_matrix() -> None:
     assert compute_fans(torch.empty(8, 32, 16)) == Fans(32 * 16, 8 * 16)
     with pytest.raises(ValueError, match="batched=True needs a stack of matrices"):
         compute_fans(torch.empty(8, 32), batched=True)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: compute_fans([[1.0, 2.0]]), "compute_fans: expected a weight tensor.*got list"),
+        (lambda: layer_fans(torch.empty(3, 3)), "layer_fans: expected the layer.*compute_fans"),
+        (lambda: layer_fans(nn.Linear(3, 5), 0), "name must be a parameter name"),
+    ],
+)
+def test_what_is_not_a_tensor_module_or_name_is_refused_with_a_type_error(
+    call: Callable[[], object], match: str
+) -> None:
+    with pytest.raises(TypeError, match=match):
+        call()

@@ -162,6 +162,13 @@ def test_named_gains_are_cached() -> None:
     assert _named_gain.cache_info().hits == hits + 1
 
 
+def _raises(error: type[Exception]) -> Callable[[torch.Tensor], torch.Tensor]:
+    def activation(z: torch.Tensor) -> torch.Tensor:
+        raise error("always")
+
+    return activation
+
+
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
@@ -176,8 +183,21 @@ def test_named_gains_are_cached() -> None:
         (lambda: gain(torch.sign, "backward"), ValueError, "no finite gain"),
         (lambda: gain(lambda z: z * 0), ValueError, "constant"),
         (lambda: gain(lambda z: z, negative_slope=0.1), ValueError, "named activations only"),
+        (lambda: gain("hardtanh", min_val=1.0, max_val=-1.0), ValueError, "gain: 'hardtanh'"),
+        (lambda: gain(lambda z: z.long()), TypeError, "int64 tensor, not a real floating"),
+        (lambda: gain(_raises(ZeroDivisionError)), TypeError, "gain: cannot evaluate.*always"),
+        (lambda: gain(_raises(KeyError)), TypeError, "gain: cannot evaluate.*always"),
+        (lambda: gain(_raises(ValueError)), ValueError, "gain: .* cannot be evaluated: always"),
     ],
 )
 def test_bad_input_raises_a_clear_error(call: Callable[[], float], error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("slope", [1e200, -1e300, 1e308])
+def test_a_huge_leaky_slope_has_a_tiny_positive_gain_not_an_overflow(slope: float) -> None:
+    """√(2/(1 + a²)) ≈ √2/|a|: a² overflows a float, the gain does not."""
+    for kind in ("forward", "backward"):
+        value = gain("leaky_relu", kind, negative_slope=slope)  # type: ignore[arg-type]
+        assert value == pytest.approx(math.sqrt(2) / abs(slope), rel=1e-12)

@@ -97,3 +97,8 @@ def test_bad_shapes_raise_clear_errors(
 ) -> None:
     with pytest.raises(ValueError, match=match):
         looks_linear_(torch.empty(shape), **kwargs)
+
+
+def test_a_generator_that_is_not_one_is_refused_naming_looks_linear() -> None:
+    with pytest.raises(TypeError, match=r"looks_linear_: generator must be a torch\.Generator"):
+        looks_linear_(torch.empty(4, 4), mirror_in=False, mirror_out=True, generator=0)  # type: ignore[arg-type]

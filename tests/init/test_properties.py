@@ -110,5 +110,4 @@ def test_initializers_fill_in_place_or_raise_value_or_type_error(
     assert out is tensor
     assert out.dtype == dtype
     assert out.shape == torch.Size(shape)
-    if name != "normal_":  # a huge std may overflow float16 now and then
-        assert bool(out.isfinite().all()), f"{name} wrote non-finite values"
+    assert bool(out.isfinite().all()), f"{name} wrote non-finite values"

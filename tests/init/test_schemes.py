@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -421,3 +422,78 @@ def test_trunc_normal_refuses_an_interval_without_representable_mass_and_says_wh
     # 37σ still holds 5.7e-300, a normal float64: sampled, not refused
     x = init.trunc_normal_(torch.empty(1000, dtype=torch.float64), 0.0, 1.0, 37.0, 38.0)
     assert 37.0 <= x.min() < 37.01
+
+
+GENERATED: dict[str, Callable[..., torch.Tensor]] = {
+    "normal_": init.normal_,
+    "uniform_": init.uniform_,
+    "small_random_": init.small_random_,
+    "standard_": init.standard_,
+    "variance_scaling_": init.variance_scaling_,
+    "xavier_uniform_": init.xavier_uniform_,
+    "he_normal_": init.he_normal_,
+    "lecun_normal_": init.lecun_normal_,
+    "trunc_normal_": init.trunc_normal_,
+    "orthogonal_": init.orthogonal_,
+}
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (0, 3)], ids=["filled", "empty"])
+@pytest.mark.parametrize("name", list(GENERATED))
+def test_a_generator_that_is_not_one_is_refused_naming_the_scheme_even_for_empty_tensors(
+    name: str, shape: tuple[int, ...]
+) -> None:
+    weight = torch.zeros(shape)
+    with pytest.raises(TypeError, match=rf"{name}: generator must be a torch.Generator.*got int"):
+        GENERATED[name](weight, generator=3)
+    assert bool((weight == 0).all())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a second device type")
+def test_a_generator_on_another_device_type_is_refused() -> None:
+    with pytest.raises(ValueError, match="generator is on cuda but the tensor on cpu"):
+        init.he_normal_(torch.empty(3, 3), generator=torch.Generator(device="cuda"))
+
+
+def test_a_mode_typo_is_refused_for_empty_tensors_too() -> None:
+    with pytest.raises(ValueError, match="unknown mode 'FAN_IN'"):
+        init.variance_scaling_(torch.empty(0, 3), mode="FAN_IN")  # type: ignore[arg-type]
+
+
+def test_fans_larger_than_any_float_are_refused_not_an_overflow() -> None:
+    with pytest.raises(ValueError, match="larger than any float"):
+        init.he_normal_(torch.empty(3, 3), fans=(10**400, 1))
+
+
+@pytest.mark.parametrize(
+    ("fill", "match"),
+    [
+        (lambda t: init.normal_(t, 0.0, 1e4), r"N\(0, 1e\+04²\) gives draws up to 8e\+04"),
+        (lambda t: init.small_random_(t, 1e4), "std=1e"),
+        (lambda t: init.variance_scaling_(t, 1e9, distribution="normal", fans=(1, 1)), "scale/fan"),
+        (
+            lambda t: init.variance_scaling_(t, 2e9, distribution="uniform", fans=(1, 1)),
+            "scale/fan",
+        ),
+    ],
+    ids=["normal_", "small_random_", "normal", "uniform"],
+)
+def test_a_std_whose_draws_overflow_the_dtype_is_refused_instead_of_writing_inf(
+    fill: Callable[[torch.Tensor], object], match: str
+) -> None:
+    """std 1e4 fits float16 (max 65504), but N(0, 1e4²) draws beyond 65504 would be inf."""
+    weight = torch.zeros(100, 100, dtype=torch.float16)
+    with pytest.raises(ValueError, match=match):
+        fill(weight)
+    assert bool((weight == 0).all())
+    init.normal_(weight, 0.0, 5000.0, generator=torch.Generator().manual_seed(0))  # 8σ fits
+    assert bool(weight.isfinite().all())
+
+
+@pytest.mark.parametrize(
+    "gain", [np.float32(2.0), np.float64(2.0), torch.tensor(2.0)], ids=["np32", "np64", "tensor"]
+)
+def test_xavier_takes_any_real_number_as_its_gain(gain: object) -> None:
+    weight = torch.empty(300, 100)
+    init.xavier_normal_(weight, gain, generator=torch.Generator())  # type: ignore[arg-type]
+    assert weight.var().item() * 200 == pytest.approx(4.0, rel=0.05)

@@ -209,6 +209,18 @@ BAD_CALLS: list[tuple[str, Any, type[Exception], str]] = [
         "num_blocks must be an int",
     ),
     ("max rate", lambda: drop_path_rates(4, 1.2), ValueError, "max_rate is a probability"),
+    (
+        "generator an int",
+        lambda: drop_path(torch.ones(2), 0.1, generator=_bad(0)),
+        TypeError,
+        "drop_path: generator must be a torch.Generator",
+    ),
+    (
+        "generator in eval",
+        lambda: classic_dropout(torch.ones(2), 0.1, False, generator=_bad("cpu")),
+        TypeError,
+        "classic_dropout: generator must be a torch.Generator",
+    ),
 ]
 
 
@@ -220,3 +232,18 @@ def test_bad_inputs_raise_errors_that_name_the_value_and_the_fix(
 ) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+def test_float16_drop_path_near_rate_one_keeps_zeros_zero_and_finite_values_finite() -> None:
+    """keep = 1.2e-5: 1/keep = 83333 is inf in float16, so scaling the mask first gave
+    0·inf = NaN for zero inputs and inf for x = 1e-3, whose x/keep = 83.3 fits."""
+    keep = 1.2e-5
+    x = torch.full((1_000_000, 1), 1e-3, dtype=torch.float16)
+    x[::2] = 0.0
+    out = drop_path(x, 1 - keep, generator=_gen(3))
+    assert not bool(out.isnan().any())
+    assert bool(out.isfinite().all())
+    kept = (out != 0).flatten()
+    assert int(kept.sum()) > 0  # ~6 nonzero samples kept (12 kept of 10^6, half of them 0)
+    expected = (x[kept].double() / keep).to(torch.float16)
+    torch.testing.assert_close(out[kept], expected, rtol=2e-3, atol=0)

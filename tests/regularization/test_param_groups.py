@@ -275,6 +275,10 @@ def test_decay_parameters_are_the_decayed_weights() -> None:
         ({"layer_decay": 0.75}, ValueError, "needs the base learning rate"),
         ({"layer_decay": -1.0, "lr": 1e-3}, ValueError, "must be > 0"),
         ({"example_input": "text"}, TypeError, "example_input"),
+        ({"layer_decay": 1e300, "lr": 1e-3}, ValueError, r"layer_decay=1e\+300 to the power"),
+        ({"layer_decay": 1e-300, "lr": 1e-3}, ValueError, r"is 0, so a group would get"),
+        ({"weight_decay": 1e300, "layer_wd_decay": 1e10}, ValueError, "overflows to inf"),
+        ({"lr": 1e300, "overrides": {"*": {"lr_scale": 1e10}}}, ValueError, "lr × lr_scale"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(

@@ -107,9 +107,38 @@ def test_an_empty_selection_is_a_zero_penalty() -> None:
         (lambda: l1_penalty(_model(), 0.1, reduction="avg"), ValueError, "unknown reduction"),
         (lambda: l2_penalty([torch.ones(2), 3.0], 0.1), TypeError, "iterable of tensors"),
         (lambda: elastic_net_penalty(_model(), l1=0.1, l2=-2), ValueError, "l2 must be >= 0"),
+        (lambda: l2_penalty(5, 0.1), TypeError, "l2_penalty: expected an nn.Module.*got int"),
+        (lambda: l1_penalty(torch.ones(2, dtype=torch.long), 0.1), TypeError, "dtype torch.int64"),
+        (lambda: l2_penalty([torch.ones(2, dtype=torch.bool)], 0.1), TypeError, "torch.bool"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(call: object, error: type[Exception], match: str) -> None:
     assert callable(call)
     with pytest.raises(error, match=match):
         call()
+
+
+def test_float16_weights_are_summed_in_float32_where_their_squares_do_not_overflow() -> None:
+    """625 weights of 300: Σθ² = 5.6e7 is beyond float16's 65504, though every θ fits."""
+    weights = torch.full((25, 25), 300.0, dtype=torch.float16, requires_grad=True)
+    value = l2_penalty([weights], 1.0, half=False)
+    assert value.dtype == torch.float32
+    assert value.detach().item() == 625 * 300.0**2
+    value.backward()
+    assert weights.grad is not None
+    assert bool((weights.grad == 600.0).all())
+    mixed = l1_penalty([weights, torch.ones(3, dtype=torch.float64)], 1.0)
+    assert mixed.dtype == torch.float64
+    assert mixed.detach().item() == 625 * 300.0 + 3
+
+
+def test_a_mean_over_no_values_is_zero_not_nan() -> None:
+    empty = torch.zeros(0, 4)
+    assert float(l2_penalty([empty], 1.0, reduction="mean")) == 0.0
+    assert float(elastic_net_penalty([empty], 1.0, 1.0, reduction="mean")) == 0.0
+
+
+def test_complex_weights_are_penalized_by_their_modulus() -> None:
+    z = torch.tensor([3 + 4j, 0j], dtype=torch.complex64)
+    assert float(l1_penalty([z], 1.0)) == 5.0
+    assert float(l2_penalty([z], 1.0)) == 12.5

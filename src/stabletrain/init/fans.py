@@ -79,14 +79,19 @@ def compute_fans(
             matrix.
 
     Raises:
+        TypeError: ``tensor`` is not a tensor; ``groups``/``blocks`` are not ints.
         ValueError: for a tensor with fewer than 2 dims (a bias or a norm gain has no fans), or
-            when ``groups``/``blocks`` do not divide the channel dims.
+            when ``groups``/``blocks`` are not >= 1 or do not divide the channel dims.
 
     Example:
         >>> compute_fans(torch.empty(64, 1, 3, 3), groups=64)   # depthwise conv
         Fans(fan_in=9, fan_out=9)
     """
     where = "compute_fans"
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(
+            f"{where}: expected a weight tensor (e.g. layer.weight), got {type(tensor).__name__}."
+        )
     if tensor.dim() < 2:
         raise ValueError(
             f"{where}: fans are defined for weights with at least 2 dims, got a tensor of shape "
@@ -146,12 +151,22 @@ def layer_fans(module: nn.Module, name: str = "weight", *, transposed: bool = Fa
     :func:`compute_fans`' generic rule.
 
     Raises:
+        TypeError: ``module`` is not an ``nn.Module`` or ``name`` not a string.
         ValueError: if ``module`` has no parameter ``name`` or it has fewer than 2 dims.
 
     Example:
         >>> layer_fans(nn.MultiheadAttention(64, 4), "in_proj_weight")
         Fans(fan_in=64, fan_out=64)
     """
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"layer_fans: expected the layer (an nn.Module), got {type(module).__name__}; for a "
+            "bare tensor use compute_fans(tensor)."
+        )
+    if not isinstance(name, str):
+        raise TypeError(
+            f"layer_fans: name must be a parameter name such as 'weight', got {name!r}."
+        )
     params = dict(module.named_parameters(recurse=False))
     if name not in params:
         valid = ", ".join(sorted(params)) or "none"

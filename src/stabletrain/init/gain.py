@@ -255,9 +255,13 @@ def _expectation_sq(fn: _Fn, kind: GainKind, what: str) -> float:
             y = fn(z)
             if not isinstance(y, torch.Tensor) or y.shape != z.shape:
                 raise TypeError("it did not return a tensor of the input's shape")
+            if not y.is_floating_point():
+                raise TypeError(f"it returned a {y.dtype} tensor, not a real floating-point one")
             if kind == "backward":
                 (y,) = torch.autograd.grad(y.sum(), z, allow_unused=False)
-    except (RuntimeError, TypeError) as err:
+    except ValueError as err:  # the activation refuses its parameters (hardtanh min > max)
+        raise ValueError(f"gain: {what} cannot be evaluated: {err}") from err
+    except Exception as err:  # whatever a user's callable raises, gain() raises TypeError
         raise TypeError(
             f"gain: cannot evaluate {what} elementwise on a 1-D float64 tensor ({err}). Pass an "
             f"activation name ({', '.join(ACTIVATIONS)}), a torch activation module, or an "
@@ -279,8 +283,8 @@ def _named_gain(name: str, params: tuple[tuple[str, float], ...], kind: GainKind
         return 1.0
     if name == "relu":
         return math.sqrt(2.0)
-    if name == "leaky_relu":
-        return math.sqrt(2.0 / (1.0 + p["negative_slope"] ** 2))
+    if name == "leaky_relu":  # √(2/(1 + a²)), without overflowing a² for a huge slope
+        return math.sqrt(2.0) / math.hypot(1.0, p["negative_slope"])
     builder = _REGISTRY[name][0]
     return 1.0 / math.sqrt(_expectation_sq(builder(**p), kind, repr(name)))
 
@@ -310,8 +314,12 @@ def gain(
             ``beta``, ``threshold``, ``min_val``, ``max_val``).
 
     Raises:
-        ValueError: unknown name, kind, convention or parameter.
-        TypeError: an object that is not an activation.
+        ValueError: unknown name, kind, convention or parameter; a parameter the activation
+            refuses (hardtanh's ``min_val > max_val``); no finite gain (a constant activation,
+            NaN or inf values).
+        TypeError: an object that is not an activation; a callable that fails on a 1-D float64
+            tensor (whatever it raises) or returns something else than a real floating-point
+            tensor of the input's shape.
 
     Example:
         >>> round(gain("relu"), 4), round(gain("gelu"), 4)

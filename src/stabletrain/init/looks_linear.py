@@ -28,7 +28,7 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from stabletrain._checks import check_float_tensor, check_real
+from stabletrain._checks import check_float_tensor, check_generator, check_real
 from stabletrain.graph import Graph
 from stabletrain.graph._ops import LINEAR_OPS, TRANSPARENT_OPS
 from stabletrain.init.schemes import orthogonal_
@@ -63,6 +63,7 @@ def looks_linear_(
     """
     where = "looks_linear_"
     check_float_tensor(weight, where=where)
+    check_generator(generator, weight.device, where=where)
     gain = check_real("gain", gain, where=where, fits=weight.dtype)
     if weight.dim() < 2:
         raise ValueError(f"{where}: needs a weight with >= 2 dims, got {tuple(weight.shape)}.")

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from stabletrain._checks import check_positive_int, check_real
+from stabletrain._checks import check_generator, check_positive_int, check_real
 
 __all__ = ["ClassicDropout", "DropPath", "classic_dropout", "drop_path", "drop_path_rates"]
 
@@ -36,7 +36,7 @@ def _check_rate(name: str, value: Any, *, where: str) -> float:
     return rate
 
 
-def _check_input(x: Any, training: Any, *, where: str) -> torch.Tensor:
+def _check_input(x: Any, training: Any, generator: Any, *, where: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{where}: expected a torch.Tensor, got {type(x).__name__}.")
     if not x.is_floating_point():
@@ -48,6 +48,7 @@ def _check_input(x: Any, training: Any, *, where: str) -> torch.Tensor:
         raise TypeError(
             f"{where}: training must be a bool (e.g. self.training), got {type(training).__name__}."
         )
+    check_generator(generator, x.device, where=where)
     return x
 
 
@@ -89,6 +90,12 @@ def drop_path(
     Returns:
         A tensor of ``x``'s shape, dtype and device.
 
+    Raises:
+        TypeError: ``x`` is not a floating-point tensor, ``training`` not a bool, ``generator``
+            not a ``torch.Generator``.
+        ValueError: ``p`` outside [0, 1], a 0-d ``x`` in training, a generator on another
+            device type than ``x``.
+
     Example:
         >>> import torch
         >>> x = torch.ones(8, 3)
@@ -99,7 +106,7 @@ def drop_path(
         True
     """
     where = "drop_path"
-    _check_input(x, training, where=where)
+    _check_input(x, training, generator, where=where)
     p = _check_rate("p", p, where=where)
     if not training or p == 0.0:
         return x
@@ -112,9 +119,13 @@ def drop_path(
     if keep == 0.0:
         return x * x.new_zeros(shape)  # stays in the autograd graph, unlike zeros_like
     mask = _keep_mask(x, shape, keep, generator)
-    if scale_by_keep:
-        mask.div_(keep)
-    return x * mask
+    if not scale_by_keep:
+        return x * mask
+    if 1.0 / keep <= torch.finfo(x.dtype).max:
+        return x * mask.div_(keep)
+    # 1/keep is inf in x's dtype (float16 with p > 0.99998): scale after masking, so a dropped
+    # sample stays 0 (not 0·inf = NaN) and a kept one is x/keep, inf only where that overflows
+    return (x * mask).div_(keep)
 
 
 class DropPath(nn.Module):
@@ -200,6 +211,11 @@ def classic_dropout(
         training: drop (training) or scale by 1−p (evaluation).
         generator: random generator on ``x``'s device (default: torch's global one).
 
+    Raises:
+        TypeError: ``x`` is not a floating-point tensor, ``training`` not a bool, ``generator``
+            not a ``torch.Generator``.
+        ValueError: ``p`` outside [0, 1], a generator on another device type than ``x``.
+
     Example:
         >>> import torch
         >>> x = torch.ones(2, 3)
@@ -211,7 +227,7 @@ def classic_dropout(
         True
     """
     where = "classic_dropout"
-    _check_input(x, training, where=where)
+    _check_input(x, training, generator, where=where)
     p = _check_rate("p", p, where=where)
     keep = 1.0 - p
     if p == 0.0:

@@ -9,6 +9,7 @@ not by name patterns that miss BatchNorm, RMSNorm or layer-scale gammas.
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Collection, Mapping
 from typing import Any, TypeAlias
 
@@ -88,6 +89,30 @@ def _check_overrides(
     return checked
 
 
+def _layer_power(multipliers: Mapping[str, float], name: str, below_top: int) -> float:
+    """``multipliers[name] ** below_top`` (1 without one), refused if it leaves (0, inf)."""
+    base = multipliers.get(name, 1.0)
+    try:
+        value = base**below_top
+    except OverflowError:  # a float ** int that exceeds the float range raises
+        value = math.inf
+    if not 0.0 < value < math.inf:
+        raise ValueError(
+            f"{_WHERE}: {name}={base:g} to the power {below_top} (the blocks below the top) is "
+            f"{value:g}, so a group would get a multiplier of 0 or inf; pick a {name} closer to "
+            "1 (e.g. 0.75)."
+        )
+    return value
+
+
+def _finite(what: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(
+            f"{_WHERE}: {what} overflows to {value}; lower weight_decay, lr or the multipliers."
+        )
+    return value
+
+
 def _matches(key: Any, info: ParamInfo, owner: nn.Module) -> bool:
     if isinstance(key, nn.Parameter):
         return info.param is key
@@ -142,8 +167,11 @@ def explain_param_groups(
         decayed = info.category not in no_decay
         wd = weight_decay if decayed else 0.0
         reason = info.reason + ("" if decayed else " -> no decay")
-        wd *= multipliers.get("layer_wd_decay", 1.0) ** (top - d)
-        lr_scale = multipliers.get("layer_decay", 1.0) ** (top - d)
+        wd = _finite(
+            "weight_decay × layer_wd_decay^depth",
+            wd * _layer_power(multipliers, "layer_wd_decay", top - d),
+        )
+        lr_scale = _layer_power(multipliers, "layer_decay", top - d)
         for key, values in checked:
             if _matches(key, info, modules[info.module]):
                 wd = values.get("weight_decay", wd)
@@ -211,7 +239,8 @@ def param_groups(
 
     Raises:
         ValueError: a negative λ, an unknown category or override option, an override that
-            selects nothing, layer decay without ``lr``.
+            selects nothing, layer decay without ``lr``, a multiplier or learning rate that
+            overflows (or underflows to 0) at some depth.
         TypeError: a model that is not an ``nn.Module``, a bad override key.
 
     Example:
@@ -251,7 +280,7 @@ def param_groups(
             {"params": [], "param_names": [], "weight_decay": row.weight_decay},
         )
         if lr is not None:
-            group.update(lr=lr * row.lr_scale, lr_scale=row.lr_scale)
+            group.update(lr=_finite("lr × lr_scale", lr * row.lr_scale), lr_scale=row.lr_scale)
         group["params"].append(params[row.name])
         group["param_names"].append(row.name)
     return [groups[i] for i in sorted(groups)]

@@ -14,6 +14,9 @@ Conventions (claims R1, R4 of the tutorials):
 By default only the weights are penalized, with the selection of
 :func:`stabletrain.regularization.param_groups` (no biases, norms, gains, embeddings or
 positional parameters); pass an iterable of tensors to penalize exactly those.
+
+The penalty is a 0-d float32 tensor (float64 when a penalized tensor is float64): float16 and
+bfloat16 weights are summed in float32, where their squares cannot overflow.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from torch import nn
 from stabletrain._checks import check_choice, check_real
 from stabletrain.regularization._classify import Category
 from stabletrain.regularization.param_groups import DEFAULT_NO_DECAY, decay_parameters
+from stabletrain.stability._distributed import norm_dtype
 
 __all__ = ["Reduction", "elastic_net_penalty", "l1_penalty", "l2_penalty"]
 
@@ -41,13 +45,24 @@ def _tensors(
     if isinstance(target, nn.Module):
         return list(decay_parameters(target, no_decay=no_decay))
     if isinstance(target, torch.Tensor):
-        return [target]
-    tensors = list(target)
+        tensors = [target]
+    elif isinstance(target, Iterable) and not isinstance(target, str | bytes):
+        tensors = list(target)
+    else:
+        raise TypeError(
+            f"{where}: expected an nn.Module or an iterable of tensors, got "
+            f"{type(target).__name__}; pass the model or [weight, ...]."
+        )
     for t in tensors:
         if not isinstance(t, torch.Tensor):
             raise TypeError(
                 f"{where}: expected an nn.Module or an iterable of tensors, got an element of "
                 f"type {type(t).__name__}."
+            )
+        if not (t.is_floating_point() or t.is_complex()):
+            raise TypeError(
+                f"{where}: cannot penalize a tensor of dtype {t.dtype}: a penalty is for "
+                "floating-point parameters; pass the model's weights, or cast with .float()."
             )
     return tensors
 
@@ -55,14 +70,26 @@ def _tensors(
 def _norms(
     tensors: list[torch.Tensor], order: float, reduction: Reduction, *, where: str
 ) -> torch.Tensor:
-    """Σ‖θ_i‖_order^order over the tensors (divided by their total size for ``"mean"``)."""
+    """Σ‖θ_i‖_order^order over the tensors (divided by their total size for ``"mean"``).
+
+    Norms are taken in float32 at least (float64 for float64): a float16 ‖θ‖² overflows from
+    256 values of 16. The sum is in the widest of those dtypes; ``"mean"`` over no values is 0.
+    """
     check_choice("reduction", reduction, REDUCTIONS, where=where)
     if not tensors:
         return torch.zeros(())
-    norms = torch._foreach_norm(tensors, order)  # one fused kernel per device and dtype
-    total = torch.stack([n.to(tensors[0].device) for n in norms]).pow(order).sum()
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for t in tensors:
+        by_dtype.setdefault(t.dtype, []).append(t)
+    norms: list[torch.Tensor] = []
+    for dtype, group in by_dtype.items():  # one fused kernel per dtype (and device)
+        accumulate = None if dtype.is_complex else norm_dtype(dtype)
+        norms += torch._foreach_norm(group, order, dtype=accumulate)
+    wide = torch.float64 if any(n.dtype == torch.float64 for n in norms) else torch.float32
+    device = tensors[0].device
+    total = torch.stack([n.to(device, wide) for n in norms]).pow(order).sum()
     if reduction == "mean":
-        total = total / sum(t.numel() for t in tensors)
+        total = total / max(sum(t.numel() for t in tensors), 1)
     return total
 
 
@@ -87,6 +114,11 @@ def l2_penalty(
         half: (λ/2)·Σθ² (True) or λ·Σθ².
         reduction: ``"sum"`` or ``"mean"`` (divide by the number of values n).
         no_decay: categories left out when ``target`` is a model.
+
+    Raises:
+        TypeError: ``target`` is neither a model nor tensors, or holds a tensor that is not
+            floating point (or complex).
+        ValueError: a negative or non-finite coefficient, an unknown ``reduction``.
 
     Example:
         >>> import torch
@@ -118,6 +150,11 @@ def l1_penalty(
         reduction: ``"sum"`` or ``"mean"`` (λ/n·Σ|θ|, the tutorial's form).
         no_decay: categories left out when ``target`` is a model.
 
+    Raises:
+        TypeError: ``target`` is neither a model nor tensors, or holds a tensor that is not
+            floating point (or complex).
+        ValueError: a negative or non-finite coefficient, an unknown ``reduction``.
+
     Example:
         >>> import torch
         >>> l1_penalty([torch.tensor([3.0, -4.0])], 0.1)
@@ -139,6 +176,12 @@ def elastic_net_penalty(
 ) -> torch.Tensor:
     """The elastic net λ₁·Σ|θ| + (λ₂/2)·Σθ² (Zou & Hastie 2005, "Regularization and Variable
     Selection via the Elastic Net"): L1's sparsity with L2's grouping of correlated inputs.
+    ``half``, ``reduction`` and ``no_decay`` as in :func:`l2_penalty`.
+
+    Raises:
+        TypeError: ``target`` is neither a model nor tensors, or holds a tensor that is not
+            floating point (or complex).
+        ValueError: a negative or non-finite ``l1`` or ``l2``, an unknown ``reduction``.
 
     Example:
         >>> import torch

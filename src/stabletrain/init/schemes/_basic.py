@@ -7,7 +7,7 @@ import math
 import torch
 
 from stabletrain._checks import check_real
-from stabletrain.init.schemes._core import initializer
+from stabletrain.init.schemes._core import NORMAL_RANGE, check_draws_fit, initializer
 from stabletrain.init.schemes._truncated import (
     check_sampleable,
     parent_std_for,
@@ -66,6 +66,8 @@ def normal_(
     """
     std = check_real("std", std, where="normal_", non_negative=True, fits=tensor.dtype)
     mean = check_real("mean", mean, where="normal_", fits=tensor.dtype)
+    largest = abs(mean) + NORMAL_RANGE * std
+    check_draws_fit(largest, tensor.dtype, where="normal_", cause=f"N({mean:.4g}, {std:.4g}²)")
     return tensor.normal_(mean, std, generator=generator)
 
 
@@ -105,6 +107,8 @@ def small_random_(
     0.01
     """
     std = check_real("std", std, where="small_random_", non_negative=True, fits=tensor.dtype)
+    cause = f"std={std:.4g}"
+    check_draws_fit(NORMAL_RANGE * std, tensor.dtype, where="small_random_", cause=cause)
     return tensor.normal_(0.0, std, generator=generator)
 
 

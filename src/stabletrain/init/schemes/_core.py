@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Callable
 from typing import Concatenate, Literal, ParamSpec
 
 import torch
 
-from stabletrain._checks import check_choice, check_float_tensor, check_positive_int
+from stabletrain._checks import (
+    check_choice,
+    check_float_tensor,
+    check_generator,
+    check_positive_int,
+)
 from stabletrain.init.fans import Fans, compute_fans
 
 P = ParamSpec("P")
@@ -24,11 +30,13 @@ LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def initializer(fn: Initializer[P]) -> Initializer[P]:
-    """Make ``fn`` a torch-style initializer: check the tensor, run under ``no_grad``."""
+    """Make ``fn`` a torch-style initializer: check the tensor (and ``generator=``, for every
+    tensor, empty ones included), run under ``no_grad``."""
 
     @functools.wraps(fn)
     def wrapper(tensor: torch.Tensor, /, *args: P.args, **kwargs: P.kwargs) -> torch.Tensor:
         check_float_tensor(tensor, where=fn.__name__)
+        check_generator(kwargs.get("generator"), tensor.device, where=fn.__name__)
         with torch.no_grad():
             return fn(tensor, *args, **kwargs)
 
@@ -44,10 +52,16 @@ def resolve_fans(tensor: torch.Tensor, fans: Fans | tuple[int, int] | None, wher
                 f"{fans!r}. stabletrain.init.layer_fans(module, 'weight') computes it."
             )
         fan_in, fan_out = fans
-        return Fans(
+        resolved = Fans(
             check_positive_int("fan_in", fan_in, where=where),
             check_positive_int("fan_out", fan_out, where=where),
         )
+        if max(resolved) > sys.float_info.max:  # float(fan) would raise OverflowError
+            raise ValueError(
+                f"{where}: fans={tuple(resolved)} are larger than any float, so no std is "
+                "sqrt(scale / fan); pass the layer's real fans (layer_fans(module, 'weight'))."
+            )
+        return resolved
     if tensor.dim() < 2:
         raise ValueError(
             f"{where}: needs a weight with at least 2 dims to compute its fans, got a tensor of "
@@ -68,3 +82,19 @@ def fan(fans: Fans, mode: str, where: str) -> float:
 def std_for(scale: float, fans: Fans, mode: str, where: str) -> float:
     """``sqrt(scale / fan)``: the std a variance-scaling scheme targets."""
     return math.sqrt(scale / fan(fans, mode, where))
+
+
+# A normal draw lands beyond 8 std with probability 1.2e-15: a std whose 8-std range fits the
+# dtype fills any real tensor with finite values, where a std that merely fits would not.
+NORMAL_RANGE = 8.0
+
+
+def check_draws_fit(largest: float, dtype: torch.dtype, *, where: str, cause: str) -> None:
+    """Raise unless draws as large as ``largest`` in magnitude are finite in ``dtype``."""
+    limit = torch.finfo(dtype).max
+    if largest > limit:
+        raise ValueError(
+            f"{where}: {cause} gives draws up to {largest:.4g} in magnitude, beyond {dtype}'s "
+            f"largest value {limit:.4g}, so the tensor would hold inf. Lower the std, or "
+            "initialize a float32 copy and cast it."
+        )

@@ -9,6 +9,7 @@ normal variant ``N(0, σ²)`` have the same variance (claim I8).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Literal
 
 import torch
@@ -16,7 +17,15 @@ import torch
 from stabletrain._checks import check_choice, check_real
 from stabletrain.init.fans import Fans
 from stabletrain.init.gain import ActivationLike, GainKind, gain
-from stabletrain.init.schemes._core import FanMode, initializer, resolve_fans, std_for
+from stabletrain.init.schemes._core import (
+    NORMAL_RANGE,
+    FanMode,
+    check_draws_fit,
+    fan,
+    initializer,
+    resolve_fans,
+    std_for,
+)
 from stabletrain.init.schemes._truncated import TWO_SIGMA_STD, sample_truncated_
 
 Distribution = Literal["normal", "truncated_normal", "uniform"]
@@ -36,16 +45,18 @@ def _variance_scaling(
     scale = check_real("scale", scale, where=where, positive=True)
     check_choice("distribution", distribution, DISTRIBUTIONS, where=where)
     resolved = resolve_fans(tensor, fans, where)
+    fan(resolved, mode, where)  # a typo in mode fails on empty tensors too
     if tensor.numel() == 0:  # nothing to fill; torch.nn.init does the same
         return tensor
     std = std_for(scale, resolved, mode, where)
-    check_real("the std sqrt(scale / fan)", std, where=where, fits=tensor.dtype)
+    bound = math.sqrt(3.0) * std  # uniform's
+    parent = std / TWO_SIGMA_STD  # truncating at ±2σ shrinks the std by 0.8796
+    largest = {"uniform": bound, "normal": NORMAL_RANGE * std}.get(distribution, 2 * parent)
+    check_draws_fit(largest, tensor.dtype, where=where, cause=f"the std sqrt(scale/fan)={std:.4g}")
     if distribution == "uniform":
-        bound = math.sqrt(3.0) * std
         return tensor.uniform_(-bound, bound, generator=generator)
     if distribution == "normal":
         return tensor.normal_(0.0, std, generator=generator)
-    parent = std / TWO_SIGMA_STD  # truncating at ±2σ shrinks the std by 0.8796
     return sample_truncated_(tensor, 0.0, parent, -2 * parent, 2 * parent, generator)
 
 
@@ -111,9 +122,9 @@ def _xavier(
     generator: torch.Generator | None,
     where: str,
 ) -> torch.Tensor:
-    g = (
+    g = (  # a number of any kind (numpy, 0-d tensor) is the gain itself
         check_real("gain", gain_, where=where, positive=True)
-        if isinstance(gain_, int | float)
+        if isinstance(gain_, int | float | numbers.Real | torch.Tensor)
         else gain(gain_)
     )
     return _variance_scaling(tensor, g * g, "fan_avg", distribution, fans, generator, where)
