@@ -31,6 +31,8 @@ from hypothesis import settings
 
 SEED = 0
 
+pytest_plugins = ("pytester",)  # tests/test_conftest.py runs this file in an inner pytest
+
 settings.register_profile("deterministic", derandomize=True, database=None)
 settings.register_profile("explore")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
