@@ -7,7 +7,11 @@ STAMP  := $(VENV)/.installed
 # Pinned here (a CPU build is on this machine's disk); pyproject.toml accepts torch>=2.2.
 TORCH  := torch==2.13.0
 
-.PHONY: demo test test-slow lint bench install clean
+# The tests run in a random order (pytest-randomly); the header prints its seed
+# ("Using --randomly-seed=N") and `make test SEED=N` runs that order again.
+ORDER  := -p randomly $(if $(SEED),--randomly-seed=$(SEED))
+
+.PHONY: demo test test-suite test-slow lint bench install clean
 
 install: $(STAMP)
 
@@ -21,15 +25,18 @@ demo: $(STAMP)
 	$(BIN)/stabletrain demo
 
 # CI runs the quick variants; `make test-slow` runs the full-size experiments marked slow.
-test: lint
-	$(BIN)/python -m pytest -m "not slow"
+test: lint test-suite
+
+# The quick suite alone, without lint.
+test-suite: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(ORDER)
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m slow $(ORDER)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks conftest.py
+	$(BIN)/ruff format --check src tests benchmarks conftest.py
 	$(BIN)/mypy
 
 bench: $(STAMP)

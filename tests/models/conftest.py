@@ -1,4 +1,4 @@
-"""Shared fixtures: every test starts from the same random state; a tiny SGD training loop."""
+"""Shared fixtures: a tiny SGD training loop."""
 
 from __future__ import annotations
 
@@ -9,11 +9,6 @@ import torch
 from torch import nn
 
 TrainFn = Callable[..., tuple[float, float]]
-
-
-@pytest.fixture(autouse=True)
-def _seed() -> None:
-    torch.manual_seed(0)
 
 
 def _sgd_losses(

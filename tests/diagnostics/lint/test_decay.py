@@ -11,9 +11,9 @@ from torch import nn
 
 from stabletrain import models, param_groups
 from stabletrain.diagnostics.lint import lint
-from tests.diagnostics.lint._helpers import of_rule
+from tests.diagnostics.lint._helpers import example_input, of_rule
 
-X = torch.randn(4, 8)
+X = example_input(4, 8)
 
 
 def mlp() -> nn.Module:

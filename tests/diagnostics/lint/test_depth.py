@@ -10,9 +10,9 @@ from torch import nn
 from stabletrain import models
 from stabletrain.diagnostics.lint import LintThresholds, lint
 from stabletrain.graph import trace
-from tests.diagnostics.lint._helpers import of_rule
+from tests.diagnostics.lint._helpers import example_input, of_rule
 
-X = torch.randn(8, 8)
+X = example_input(8, 8)
 
 
 def plain(n: int, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
@@ -116,7 +116,7 @@ def transformer(n_layers: int, norm_position: str) -> nn.Module:
     )
 
 
-XS = torch.randn(2, 5, 4)
+XS = example_input(2, 5, 4)
 
 
 @pytest.mark.parametrize(("n_layers", "fires"), [(5, False), (6, True)])

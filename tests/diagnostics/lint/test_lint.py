@@ -14,9 +14,9 @@ import stabletrain as st
 from stabletrain import diagnostics, models
 from stabletrain.diagnostics.lint import LINT_RULES, LintThresholds, lint
 from stabletrain.monitoring.rules import SEVERITIES, Finding
-from tests.diagnostics.lint._helpers import of_rule
+from tests.diagnostics.lint._helpers import example_input, of_rule
 
-X = torch.randn(8, 8)
+X = example_input(8, 8)
 
 
 def smelly() -> nn.Sequential:

@@ -11,9 +11,9 @@ from torch import nn
 import stabletrain as st
 from stabletrain import models
 from stabletrain.diagnostics.lint import lint
-from tests.diagnostics.lint._helpers import of_rule
+from tests.diagnostics.lint._helpers import example_input, of_rule
 
-X = torch.randn(16, 8)
+X = example_input(16, 8)
 
 
 def test_linear_bias_cancelled_by_batchnorm_is_flagged_with_its_size() -> None:

@@ -14,9 +14,9 @@ from torch import nn
 import stabletrain as st
 from stabletrain import models
 from stabletrain.diagnostics.lint import LintThresholds, lint
-from tests.diagnostics.lint._helpers import of_rule
+from tests.diagnostics.lint._helpers import example_input, of_rule
 
-X = torch.randn(32, 64)
+X = example_input(32, 64)
 # Relative standard error of the std of n uniform draws: √((κ − 1) / 4n), κ = 9/5; for a 64×64
 # weight 0.7 %. Ratios are compared at 4 % (over 5 standard errors).
 RTOL = 0.04
@@ -186,7 +186,7 @@ def forget_bias(lstm: nn.LSTM, layer: int) -> float:
     return float((b_ih[h : 2 * h] + b_hh[h : 2 * h]).detach().mean())
 
 
-SEQ = torch.randn(4, 6, 3)
+SEQ = example_input(4, 6, 3)
 
 
 def test_default_lstm_forget_bias_is_flagged_at_its_worst_layer() -> None:

@@ -1,0 +1,58 @@
+"""Every test, and every doctest under ``src/``, starts from the same state, whatever ran before.
+
+Tests build models and data from the global generators (``nn.Linear(...)``, ``torch.randn``), so
+without a seed their numbers, and a statistical test's verdict, would depend on which tests ran
+earlier. Each test therefore starts with ``random``, NumPy and torch seeded with :data:`SEED` (a
+test that needs other numbers seeds inside itself), and ends with torch's default dtype and
+thread count put back as they were.
+
+pytest-randomly shuffles the order; its seed is printed in the header, and
+``pytest -p randomly --randomly-seed=N`` reruns that order. It would also reseed ``random`` and
+NumPy from that seed before each test, which would make a test's numbers change with the order:
+here it only shuffles.
+
+Hypothesis draws the same examples on every run (``derandomize``); set
+``HYPOTHESIS_PROFILE=explore`` to let it search new ones.
+
+This file sits at the root, not in ``tests/``, because the suite also runs the doctests of
+``src/`` and a conftest only reaches the tests below its folder.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import settings
+
+SEED = 0
+
+pytest_plugins = ("pytester",)  # tests/test_conftest.py runs this file in an inner pytest
+
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("randomly"):
+        config.option.randomly_reset_seed = False
+
+
+@pytest.fixture(autouse=True)
+def _same_start() -> Iterator[None]:
+    """Seed ``random``, NumPy and torch; restore torch's default dtype and thread count after."""
+    dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
+    random.seed(SEED)
+    np.random.seed(SEED)
+    torch.manual_seed(SEED)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(dtype)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
