@@ -55,7 +55,7 @@ def auto_init(
     Roles read from the graph decide where a layer type alone cannot (see
     :mod:`stabletrain.init.policy._roles`): a layer whose result is the model's output or goes
     into a softmax (a classifier or LM head, an MoE router) starts with logits of std
-    ``sqrt(0.02·ln C)``, so the step-0 loss is within about 1% of ``ln C``; a table that is both
+    ``sqrt(0.08·ln C)``, so the step-0 loss is within about 4% of ``ln C``; a table that is both
     the input embedding and the LM head (tied weights) is initialized for that output role;
     tables feeding a residual stream get ``N(0, 1/dim)`` (or the tied table's std), tables
     followed by a normalization keep their scale; in Pre-LN Transformers each branch's last

@@ -154,7 +154,7 @@ def default_rules(*, output: str = "logits", forget_bias: float | None = 1.0) ->
     gate (hidden-to-hidden) and Xavier per gate (input-to-hidden); biases 0 (an LSTM's forget
     gate ``forget_bias``, Jozefowicz et al. 2015); normalization weight 1, bias 0; the output
     layer (and a tied table that is also the LM head, and a router before a softmax)
-    ``"logits"``: logits of std ``sqrt(0.02·ln C)`` so the step-0 loss is ``≈ ln C`` (or
+    ``"logits"``: logits of std ``sqrt(0.08·ln C)`` so the step-0 loss is ``≈ 1.04 ln C`` (or
     ``output="xavier_uniform"``, ``"zeros"``); embedding and position tables ``"embedding"``,
     by what consumes them (a normalization: the model's own scale is kept; a residual stream:
     ``N(0, 1/dim)``, or the tied table's std); a layer followed by no activation Xavier.
