@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from tests._subprocess import python_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -18,6 +20,7 @@ def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, str(ROOT / "benchmarks" / script), *args],
         capture_output=True,
         text=True,
+        env=python_env(),
         timeout=600,
         check=False,
     )

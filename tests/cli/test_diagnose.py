@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from stabletrain.cli.main import main
+from tests._subprocess import python_env
 
 FACTORIES = textwrap.dedent(
     """
@@ -48,6 +49,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         cwd=cwd,
+        env=python_env(),
         timeout=300,
         check=False,
     )

@@ -4,7 +4,6 @@ line with exit status 2."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from stabletrain.cli.main import main
 from stabletrain.lab import Context, Experiment, Result, experiment, verdicts
 from stabletrain.lab.claims import CLAIM_IDS
 from stabletrain.lab.experiment import REGISTRY
+from tests._subprocess import python_env
 
 # A fake experiment registered before the command line runs: the lab runs it like any other.
 _FAKE_RUN = textwrap.dedent(
@@ -47,7 +47,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        env=python_env(COLUMNS="200", **(env or {})),
         check=False,
     )
 
@@ -203,7 +203,7 @@ _SIGINT_RUN = textwrap.dedent(
 
 def test_a_real_sigint_exits_130_and_keeps_what_finished(tmp_path: Path) -> None:
     started, out, cache = tmp_path / "started", tmp_path / "out", tmp_path / "cache"
-    env = {**os.environ, "COLUMNS": "200", "XDG_CACHE_HOME": str(cache)}
+    env = python_env(COLUMNS="200", XDG_CACHE_HOME=str(cache))
     proc = subprocess.Popen(
         [sys.executable, "-c", _SIGINT_RUN, str(started), str(out)],
         stdout=subprocess.PIPE,

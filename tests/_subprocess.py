@@ -1,0 +1,21 @@
+"""The environment for Python subprocesses of the tests: they import the stabletrain under test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import stabletrain
+
+# The folder that holds the imported package (``src`` of a checkout, or site-packages).
+SOURCE_ROOT = Path(stabletrain.__file__).resolve().parents[1]
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    """``os.environ`` with :data:`SOURCE_ROOT` first on ``PYTHONPATH``, and ``extra`` set.
+
+    A relative ``PYTHONPATH=src`` does not resolve in a subprocess started in another folder, so
+    the child would import whichever stabletrain the environment has installed, not this one.
+    """
+    path = [str(SOURCE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path), **extra}
