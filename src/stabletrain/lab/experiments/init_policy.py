@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from stabletrain import auto_init, models
+from stabletrain.init.policy import default_rules
 from stabletrain.lab import verdicts
 from stabletrain.lab._common import accuracy, digits, train
 from stabletrain.lab._init_common import init_linears_
@@ -59,6 +60,10 @@ def _claimed(name: str) -> str:
     return "xavier"  # tanh layers, the RNN's input weights, the heads (no ReLU follows)
 
 
+# the tutorials' decision tree, output layer Xavier (stabletrain's default starts logits small)
+TUTORIAL_RULES = default_rules(output="xavier_uniform")
+
+
 def _train(ctx: Context, activation: str, method: str, seed: int) -> tuple[float, float]:
     """(test accuracy, final training loss) of a deep MLP initialized by ``method``."""
     torch.manual_seed(ctx.seed + seed)
@@ -66,7 +71,7 @@ def _train(ctx: Context, activation: str, method: str, seed: int) -> tuple[float
     model = models.mlp(data.n_features, data.n_classes, DEPTH, WIDTH, activation=activation)
     g = ctx.generator(100 * seed + 1)
     if method == "auto_init":
-        auto_init(model, data.x_train[:256], generator=g)
+        auto_init(model, data.x_train[:256], TUTORIAL_RULES, generator=g)
     elif method == "mismatched":
         init_linears_(model, MISMATCHED[activation], g)
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
@@ -92,7 +97,10 @@ def init_policy(ctx: Context) -> Result:
     torch.manual_seed(ctx.seed)
     model = _Mixed()
     report = auto_init(
-        model, torch.randn(32, 64, generator=ctx.generator(1)), generator=ctx.generator(2)
+        model,
+        torch.randn(32, 64, generator=ctx.generator(1)),
+        TUTORIAL_RULES,
+        generator=ctx.generator(2),
     )
     policy_rows = []
     mismatches = 0
