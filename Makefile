@@ -18,7 +18,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[all,dev,hf]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[all,dev,hf,lightning]'
 	touch $@
 
 demo: $(STAMP)
