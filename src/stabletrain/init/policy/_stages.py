@@ -184,10 +184,11 @@ def calibrate_stage(
         owner = name.rpartition(".")[0]
         if owner not in drawn or role.layer not in graph.layers:
             continue  # not drawn as logits (another rule, looks-linear, frozen)
-            layers[role.layer] = model.get_submodule(role.layer)
-            post[role.layer] = role.std / target_std
-            plan.fitted[role.layer] = "logits"
-            exact = exact and not role.tied
+        layers[role.layer] = model.get_submodule(role.layer)
+        own.setdefault(role.layer, []).append(model.get_parameter(name))  # its weight only
+        post[role.layer] = role.std / target_std
+        plan.fitted[role.layer] = "logits"
+        exact = exact and not role.tied
     tails = plan.roles.prenorm_tails if residual is None else {}
     for tail, norm in tails.items():
         if tail in layers or tail in plan.frozen_layers or tail not in graph.layers:
