@@ -17,8 +17,10 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_not_meta, check_positive_int, check_real
+from stabletrain._wrappers import unwrap_model
 from stabletrain.graph import NORM_TYPES, SnapshotDevice, check_example_input, transaction
 from stabletrain.init._calibrate import calibrate
+from stabletrain.init._replicas import replicate_from_rank0
 from stabletrain.init.policy._report import InitReport, ParamRecord
 from stabletrain.init.schemes import orthogonal_, zeros_
 
@@ -93,6 +95,7 @@ def lsuv_(
         >>> all(abs(p.output_std - 1) < 0.1 for p in report.params)
         True
     """
+    model = unwrap_model(model)
     check_not_meta(model, "lsuv_")
     check_example_input(batch, where="lsuv_")
     target_std = check_real("target_std", target_std, where="lsuv_", positive=True)
@@ -151,4 +154,4 @@ def lsuv_(
             f"not within tol={tol} after {max_iter} round(s): {', '.join(missed)}"
             " (dead or never-called layers cannot be rescaled)"
         )
-    return report
+    return replicate_from_rank0(model, report)

@@ -17,6 +17,7 @@ from rich.console import Console
 from torch import nn
 
 from stabletrain._checks import check_choice, check_real
+from stabletrain._wrappers import unwrap_model
 from stabletrain.graph import trace
 from stabletrain.regularization._classify import CATEGORIES, Category, ParamInfo, classify
 from stabletrain.regularization._depth import depths
@@ -144,6 +145,7 @@ def explain_param_groups(
         >>> report["1.weight"].weight_decay, report["1.weight"].category
         (0.0, 'norm')
     """
+    model = unwrap_model(model)
     if not isinstance(model, nn.Module):
         raise TypeError(f"{_WHERE}: expected an nn.Module, got {type(model).__name__}.")
     weight_decay = check_real("weight_decay", weight_decay, where=_WHERE, non_negative=True)
@@ -252,6 +254,7 @@ def param_groups(
         [(0.05, ['0.weight', '2.weight']), (0.0, ['0.bias', '1.weight', '1.bias', '2.bias'])]
         >>> opt = torch.optim.AdamW(groups, lr=1e-3)
     """
+    model = unwrap_model(model)
     report = explain_param_groups(
         model,
         weight_decay,
@@ -300,6 +303,7 @@ def decay_parameters(
         >>> [tuple(p.shape) for p in decay_parameters(model)]
         [(8, 4)]
     """
+    model = unwrap_model(model)
     report = explain_param_groups(model, 1.0, no_decay=no_decay, example_input=example_input)
     params = dict(model.named_parameters())
     return [params[r.name] for r in report.rows if r.group is not None and r.weight_decay > 0]
