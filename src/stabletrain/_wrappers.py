@@ -78,7 +78,7 @@ def unwrap_model(model: nn.Module) -> nn.Module:
         >>> import torch
         >>> from torch import nn
         >>> net = nn.Linear(2, 2)
-        >>> unwrap_model(torch.compile(net)) is net
+        >>> unwrap_model(torch.compile(net, backend="eager")) is net
         True
     """
     inner: nn.Module = _unwrap(model, _MODEL_WRAPPERS)
