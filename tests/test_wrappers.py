@@ -159,3 +159,27 @@ def test_optimizer_hooks_on_a_lightning_optimizer_go_on_the_optimizer_it_wraps(h
 def test_tracing_leaves_no_global_hook_so_torch_compile_does_not_warn_afterwards() -> None:
     trace(build(), torch.randn(4, 8))
     assert not torch.nn.modules.module._has_any_global_hook()
+
+
+def _guarded_trajectory(wrap: Callable[[torch.optim.Optimizer], Any]) -> list[torch.Tensor]:
+    model = build()
+    opt = wrap(torch.optim.SGD(model.parameters(), lr=0.1))
+    guard = st.StepGuard(opt, max_norm=0.5, model=model)
+    g = torch.Generator().manual_seed(4)
+    for step in range(4):
+        opt.zero_grad()
+        model(torch.randn(8, 8, generator=g)).pow(2).mean().backward()
+        if step == 2:
+            unwrap_model(model).get_parameter("0.weight").grad[0, 0] = float("nan")  # type: ignore[index]
+        guard.step()
+    assert guard.skipped_steps == 1
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_step_guard_through_an_accelerated_optimizer_takes_the_raw_optimizers_steps() -> None:
+    accelerate = pytest.importorskip("accelerate")
+    accelerator = accelerate.Accelerator(cpu=True)
+    raw = _guarded_trajectory(lambda opt: opt)
+    wrapped = _guarded_trajectory(accelerator.prepare_optimizer)
+    for a, b in zip(raw, wrapped, strict=True):
+        assert torch.equal(a, b)
