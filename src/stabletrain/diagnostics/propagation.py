@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_finite_tensors, check_not_meta, check_positive_int
+from stabletrain._wrappers import unwrap_model
 from stabletrain.diagnostics._capture import HISTOGRAM_RADIUS, Capture, LayerRecord
 from stabletrain.diagnostics._findings import propagation_findings
 from stabletrain.diagnostics._layers import (
@@ -443,6 +444,7 @@ def diagnose(
         >>> d.loss
         'cross_entropy(output, random labels of 10 classes, seed 0)'
     """
+    model = unwrap_model(model)
     bins = _check(model, example_input, loss_fn, fix, lint, histogram_bins, seed)
     if not fix:
         return _diagnose_once(model, example_input, loss_fn, target, lint, bins, seed)

@@ -31,6 +31,7 @@ from torch.optim import Optimizer
 
 from stabletrain._checks import check_real
 from stabletrain._units import CONV_TRANSPOSE, Units, is_hf_conv1d
+from stabletrain._wrappers import unwrap_model
 from stabletrain.regularization._hooks import OptimizerHook, check_optimizer
 from stabletrain.stability._distributed import norm_dtype
 
@@ -317,6 +318,7 @@ def max_norm_constraint(
     where = "max_norm_constraint"
     optimizer = check_optimizer(optimizer, where=where)
     MaxNormConstraint.refuse_second(optimizer)
+    model = unwrap_model(model)
     if not isinstance(model, nn.Module):
         raise TypeError(f"{where}: expected the model (an nn.Module), got {type(model).__name__}.")
     c = check_real("max_value", max_value, where=where, positive=True)
