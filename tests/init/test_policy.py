@@ -341,3 +341,25 @@ def test_logits_layers_are_fitted_to_their_std_whatever_scale_reaches_them(
     with torch.no_grad():
         loss = uniform_target_loss(model(torch.randint(0, 50, (256, 16))))  # a fresh batch
     assert loss == pytest.approx((1 + LOGIT_LOSS_EXCESS) * math.log(50), rel=0.01)
+
+
+def test_a_logits_bias_centres_every_class_so_none_is_preferred_at_step_0() -> None:
+    # ReLU features pooled over positions have a positive mean, so W·mean(h) gives each class a
+    # fixed offset: the bias takes it, and the loss of any labels (here all one class) starts
+    # at the fitted 1.04·ln C, not above it
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
+    model.append(nn.Linear(64, 10))
+    x = torch.randn(512, 16) + 1.0
+    report = auto_init(model, x, generator=torch.Generator().manual_seed(0))
+    assert report["4.bias"].std_after > 0  # centred: no longer the zeros the bias rule drew
+    with torch.no_grad():
+        logits = model(torch.randn(2048, 16) + 1.0)  # a fresh batch
+    offsets = (logits - model[4].bias.detach()).mean(0)  # what the classes' means were before
+    assert float(offsets.abs().max()) > 0.3 * float(logits.std())
+    # left: the example batch's sampling error of each mean, σ/√512 (5 standard errors)
+    assert float(logits.mean(0).abs().max()) < 5 * float(logits.std()) / math.sqrt(512)
+    one_class = torch.zeros(2048, dtype=torch.long)
+    for c in range(10):
+        loss = float(F.cross_entropy(logits, one_class + c))
+        assert loss == pytest.approx((1 + LOGIT_LOSS_EXCESS) * math.log(10), rel=0.03)

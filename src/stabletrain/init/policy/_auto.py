@@ -56,14 +56,18 @@ def auto_init(
 
     Roles read from the graph decide where a layer type alone cannot (see
     :mod:`stabletrain.init.policy._roles`): a layer whose result is the model's output or goes
-    into a softmax (a classifier or LM head, an MoE router) starts with logits of std
-    ``sqrt(0.08·ln C)``, so the step-0 loss is within about 4% of ``ln C``; a table that is both
+    into a softmax (a classifier or LM head, an MoE router) is fitted on ``example_input`` so
+    the cross-entropy of its logits against uniform random targets is ``1.04·ln C`` (logits
+    of std ``sqrt(0.08·ln C)`` where they are Gaussian); a table that is both
     the input embedding and the LM head (tied weights) is initialized for that output role;
     tables feeding a residual stream get ``N(0, 1/dim)`` (or the tied table's std), tables
     followed by a normalization keep their scale; in Pre-LN Transformers each branch's last
     layer is fitted to ``1/sqrt(N)`` of the stream it adds into (``N`` branches; GPT-2's
     ``1/sqrt(2·n_layer)``); a query projection whose scores reach the softmax without
-    ``1/sqrt(d)`` takes that factor (T5). Frozen parameters are never touched by default.
+    ``1/sqrt(d)`` takes that factor (T5); a normalization weight the model set to zero (the
+    last BatchNorm of a timm ResNet block) is kept. Frozen parameters are never touched by
+    default. Under an initialized process group every rank ends with rank 0's parameters
+    (broadcast after the init), and the report says so.
 
     The whole operation is a transaction: if anything raises (the model on the example batch,
     a layer that cannot be fitted), every parameter, buffer, gradient and mode is restored and

@@ -70,11 +70,12 @@ _FIT_ROWS = 8192
 
 
 def fitted_logit_std(
-    logits: torch.Tensor, classes: int, excess: float = LOGIT_LOSS_EXCESS
+    logits: torch.Tensor, classes: int, excess: float = LOGIT_LOSS_EXCESS, per_class: bool = False
 ) -> float:
     """The std to scale ``logits`` to so their cross-entropy against uniform random targets
     is ``(1 + excess) · ln C``, or NaN where ``logits`` are not over ``classes`` classes or
-    are constant.
+    are constant. ``per_class``: each class's mean over the rows is removed first (the
+    layer's bias will take it, see :func:`stabletrain.init._calibrate.calibrate`'s ``centre``).
 
     With ``z`` the logits centred per row, the expected loss of a uniform target is
     ``mean_rows logsumexp(s·z)``: 0 extra at ``s = 0``, increasing and convex in ``s``, so
@@ -92,6 +93,8 @@ def fitted_logit_std(
     if logits.dim() == 0 or logits.shape[-1] != classes or classes < 2:
         return math.nan
     z = logits.detach().double().reshape(-1, classes)[:_FIT_ROWS]
+    if per_class:
+        z = z - z.mean(0, keepdim=True)
     z = z - z.mean(-1, keepdim=True)
     spread = float(z.std()) if z.numel() > 1 else 0.0
     if not 0 < spread < math.inf:

@@ -180,6 +180,7 @@ def calibrate_stage(
     relative: dict[str, tuple[nn.Module, float]] = {}
     own: dict[str, list[nn.Parameter]] = {}
     goal_of: dict[str, Callable[[torch.Tensor], float]] = {}
+    centre: set[str] = set()
     exact = True  # each layer called once, linear in its parameters, no tied reuse
     drawn = {r.layer for r in plan.report.params if r.scheme == "logits"}
     for name, role in plan.roles.logits.items():
@@ -188,7 +189,12 @@ def calibrate_stage(
             continue  # not drawn as logits (another rule, looks-linear, frozen)
         layers[role.layer] = model.get_submodule(role.layer)
         own.setdefault(role.layer, []).append(model.get_parameter(name))  # its weight only
-        goal_of[role.layer] = functools.partial(fitted_logit_std, classes=role.classes)
+        bias = getattr(layers[role.layer], "bias", None)
+        if not role.tied and isinstance(bias, torch.Tensor) and bias.shape == (role.classes,):
+            centre.add(role.layer)  # no class preferred at step 0: the bias takes the means
+        goal_of[role.layer] = functools.partial(
+            fitted_logit_std, classes=role.classes, per_class=role.layer in centre
+        )
         plan.fitted[role.layer] = "logits"
         exact = exact and not role.tied
     tails = plan.roles.prenorm_tails if residual is None else {}
@@ -215,6 +221,7 @@ def calibrate_stage(
         relative=relative,
         params=own,
         goal_of=goal_of,
+        centre=centre,
     )
     plan.report.forward_passes += passes
     for record in plan.report.params:
@@ -245,7 +252,8 @@ def calibrate_stage(
     if any(v == "logits" for v in plan.fitted.values()):
         plan.report.notes.append(
             "logits layers fitted on example_input so the step-0 loss against uniform random "
-            "targets is 1.04·ln C: the largest logits the 5% bound allows"
+            "targets is 1.04·ln C: the largest logits the 5% bound allows; a logits bias takes "
+            "minus each class's mean logit on the batch, so no class is preferred at step 0"
         )
 
 
