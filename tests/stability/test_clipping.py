@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from stabletrain import _norms
 from stabletrain.stability import (
     NonFiniteGradError,
     adaptive_clip_grad_,
@@ -335,8 +336,10 @@ def test_an_overflowing_layer_norm_is_recomputed_per_layer() -> None:
     assert ref_norm([net.fc.weight.grad, net.fc.bias.grad], 2.0) == pytest.approx(1.0, rel=RTOL)
 
 
+@pytest.mark.usefixtures("as_on_an_accelerator")
 def test_without_a_host_read_an_overflowing_norm_is_inf_and_the_gradients_stay() -> None:
-    """The documented limit: telling an overflow from an inf needs a read; none by default."""
+    """The documented limit on an accelerator: telling an overflow from an inf needs a read;
+    none by default."""
     net = overflowing_net()
     before = grads_of(net)
     with host_reads() as reads:
@@ -347,6 +350,46 @@ def test_without_a_host_read_an_overflowing_norm_is_inf_and_the_gradients_stay()
         assert torch.equal(g, before[name]), name
 
 
+@pytest.mark.parametrize("per_layer", [False, True])
+def test_on_the_cpu_an_overflowing_norm_is_recomputed_and_clipped_without_sync(
+    per_layer: bool,
+) -> None:
+    net = overflowing_net(1e20)
+    before = grads_of(net)
+    exact = ref_norm(list(before.values()), 2.0)
+    measured = clip_grad_norm_(net, 1.0, per_layer=per_layer)
+    norm = measured["fc"] if per_layer else measured
+    assert norm.item() == pytest.approx(
+        exact if not per_layer else ref_norm([before["fc.weight"], before["fc.bias"]], 2.0),
+        rel=RTOL,
+    )
+    if not per_layer:
+        for name, g in grads_of(net).items():
+            torch.testing.assert_close(g, before[name] / exact, rtol=RTOL, atol=0.0, msg=name)
+    assert ref_norm([net.fc.weight.grad, net.fc.bias.grad], 2.0) <= 1.0 + 1e-5
+
+
+@pytest.mark.parametrize("p", [3.0, 20.0, 100.0])
+def test_a_high_order_norm_neither_overflows_nor_underflows(p: float) -> None:
+    big, small = torch.zeros(4, requires_grad=True), torch.zeros(4, requires_grad=True)
+    big.grad = torch.tensor([100.0, -50.0, 3.0, 0.0])  # 100**20 overflows float32
+    small.grad = torch.tensor([1e-2, -1e-2, 1e-3, 0.0])  # 0.01**20 underflows it
+    for g in (big, small):
+        expected = ref_norm([g.grad], p)
+        assert grad_norm([g], p).item() == pytest.approx(expected, rel=RTOL)
+
+
+def test_agc_clips_a_unit_whose_sum_of_squares_overflows_float32() -> None:
+    w = torch.ones(2, 3, requires_grad=True)
+    w.grad = torch.tensor([[1e20, -1e20, 0.0], [1e-3, 0.0, 0.0]])
+    norms = adaptive_clip_grad_([w], 0.5)["0"]
+    assert norms[0].item() == pytest.approx(math.sqrt(2) * 1e20, rel=RTOL)
+    allowed = 0.5 * math.sqrt(3)  # λ·‖W_0‖
+    assert ref_norm([w.grad[0]], 2.0) == pytest.approx(allowed, rel=RTOL)
+    assert w.grad[1].tolist() == pytest.approx([1e-3, 0.0, 0.0], rel=1e-7)
+
+
+@pytest.mark.usefixtures("as_on_an_accelerator")
 def test_norms_that_overflow_only_when_combined_stay_finite_without_a_host_read() -> None:
     a, b = torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)
     a.grad, b.grad = torch.full((2,), 1.3e19), torch.full((2,), 1.3e19)  # each norm 1.8e19
@@ -399,6 +442,13 @@ def host_reads() -> Iterator[_HostReads]:
         yield mode
 
 
+@pytest.fixture
+def as_on_an_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Count the host reads as on an accelerator: the CPU's free read-back of an overflowed
+    norm (stabletrain._norms.reads_are_free) is not taken."""
+    monkeypatch.setattr(_norms, "reads_are_free", lambda tensors: False)
+
+
 def test_the_host_read_counter_sees_a_read() -> None:
     with host_reads() as reads:
         torch.ones(()).item()
@@ -416,6 +466,7 @@ def test_the_host_read_counter_sees_a_read() -> None:
     ],
     ids=["norm", "per_layer", "value", "agc", "grad_norm"],
 )
+@pytest.mark.usefixtures("as_on_an_accelerator")
 def test_clipping_reads_nothing_back_to_the_host(clip: Callable[[nn.Module], Any]) -> None:
     net = net_with_grads()
     with host_reads() as reads:
@@ -423,6 +474,7 @@ def test_clipping_reads_nothing_back_to_the_host(clip: Callable[[nn.Module], Any
     assert reads.count == 0
 
 
+@pytest.mark.usefixtures("as_on_an_accelerator")
 def test_sync_true_reads_the_host_once() -> None:
     net = net_with_grads()
     with host_reads() as reads:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from stabletrain.stability import ConsecutiveSkipsError, StepGuard, StepResult
-from tests.stability.test_clipping import host_reads
+from tests.stability.test_clipping import as_on_an_accelerator, host_reads  # noqa: F401
 
 LR = 0.1
 
@@ -556,6 +556,7 @@ def test_a_longer_saved_window_keeps_the_most_recent_values() -> None:
 # --- cost ------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("as_on_an_accelerator")
 @pytest.mark.parametrize("spike", [None, 6.0])
 def test_a_taken_step_reads_the_host_exactly_once(spike: float | None) -> None:
     model = mlp()

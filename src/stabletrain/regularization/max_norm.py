@@ -30,9 +30,9 @@ from torch import nn
 from torch.optim import Optimizer
 
 from stabletrain._checks import check_real
+from stabletrain._norms import norm_dtype
 from stabletrain._units import CONV_TRANSPOSE, Units, is_hf_conv1d
 from stabletrain.regularization._hooks import OptimizerHook, check_optimizer
-from stabletrain.stability._distributed import norm_dtype
 
 __all__ = ["MAX_NORM_LAYERS", "MaxNormConstraint", "max_norm_", "max_norm_constraint"]
 
