@@ -180,6 +180,8 @@ def _agc_scales(
     w_norms: torch.Tensor, g_norms: torch.Tensor, lam: float, floor: float
 ) -> torch.Tensor:
     """λ·max(‖W_i‖, ε)/‖G_i‖ where that is < 1 and ‖G_i‖ is finite, else 1."""
-    allowed = lam * w_norms.clamp_min(floor)
+    if lam * floor >= torch.finfo(g_norms.dtype).max:  # no finite norm exceeds λ·ε
+        return torch.ones_like(g_norms)
+    allowed = (lam * w_norms).clamp_min(lam * floor)  # ε alone may lie beyond the norms' dtype
     clip = torch.isfinite(g_norms) & (g_norms > allowed)
     return torch.where(clip, allowed / g_norms, torch.ones_like(g_norms))
