@@ -49,6 +49,27 @@ def reads_are_free(tensors: Sequence[torch.Tensor]) -> bool:
     return all(t.device.type == "cpu" and not hasattr(t, "device_mesh") for t in tensors)
 
 
+_SAME_WIDTH_INT = {
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+    torch.float32: torch.int32,
+    torch.float64: torch.int64,
+}
+
+
+def at_most(bound: float, dtype: torch.dtype) -> torch.Tensor:
+    """The largest value of the floating ``dtype`` that is <= ``bound`` (>= 0), 0-d.
+
+    Comparing ``x <= bound`` with a Python number rounds the bound to x's dtype first, to
+    nearest: 4e-8 becomes float16's 6e-8, which would count 6e-8 as <= 4e-8. Against this
+    value the comparison is exact for every x of that dtype.
+    """
+    value = torch.tensor(bound, dtype=torch.float64).to(dtype)
+    if float(value) > bound:  # rounded up (to inf, past the largest value): one step down
+        value = (value.view(_SAME_WIDTH_INT[dtype]) - 1).view(dtype)
+    return value
+
+
 def _empty_norm(x: torch.Tensor, dims: Sequence[int], keepdim: bool) -> torch.Tensor:
     """Zeros shaped like a norm of ``x`` over ``dims`` (an empty unit has norm 0)."""
     shape = [1 if d in dims else s for d, s in enumerate(x.shape)]
