@@ -137,12 +137,14 @@ def _targets(
 
 
 def _apply(targets: list[_Target], c: float, p: float) -> list[torch.Tensor]:
-    """Rescale every unit above c to norm c; return each target's unit norms before (keepdim).
+    """Rescale every unit above c to norm c (at most); return each target's unit norms before
+    (keepdim).
 
-    One norm kernel per tensor; then, per (device, dtype, layout) of the norms, one
-    concatenation, one factor computation c / max(‖w_i‖, c) (exactly 1 inside the ball; 1 for
-    units whose norm is not finite, which are left as they are) and one split back into views
-    shaped like the norms; then one fused multiplication. Call under ``torch.no_grad()``.
+    One norm kernel per tensor; then, per (device, dtype, layout) of the norms and dtype of the
+    weights, one concatenation, one factor computation (:func:`_factors`: exactly 1 inside the
+    ball and for units whose norm is not finite, which are left as they are) and one split back
+    into views shaped like the norms; then one fused multiplication. Call under
+    ``torch.no_grad()``.
     """
     norms = [t.norms(p) for t in targets]
     buckets: dict[tuple[torch.device, torch.dtype, int, int | None, torch.dtype], list[int]] = {}
@@ -310,7 +312,7 @@ def max_norm_constraint(
     every selected weight (Srivastava et al. 2014, "Dropout", JMLR, Sec. 5.1), so the
     constraint holds whenever the step has returned. Units are picked per layer type (see the
     module docstring); biases are not constrained. One norm kernel per weight and one fused
-    multiplication; no host sync.
+    multiplication; no host sync on an accelerator.
 
     Runs after ``step()`` returns, so ``optimizer.step(closure)`` is constrained like a plain
     step. One constraint per optimizer: a second call before ``remove()`` raises (it would
