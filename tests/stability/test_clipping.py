@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -508,3 +509,52 @@ def test_bad_input_names_the_value_and_the_fix(
 ) -> None:
     with pytest.raises(error, match=match):
         call(net_with_grads())
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda ps: grad_norm(ps),
+        lambda ps: clip_grad_norm_(ps, 1.0),
+        lambda ps: clip_grad_value_(ps, 1.0),
+        lambda ps: adaptive_clip_grad_(ps),
+    ],
+    ids=["grad_norm", "clip_grad_norm_", "clip_grad_value_", "adaptive_clip_grad_"],
+)
+def test_integer_bool_and_complex_gradients_are_a_type_error_naming_the_parameter(
+    dtype: torch.dtype, call: Callable[[Any], Any]
+) -> None:
+    ok = torch.zeros(2, requires_grad=True)
+    ok.grad = torch.ones(2)
+    odd = torch.zeros(3, dtype=dtype)
+    odd.grad = torch.ones(3, dtype=dtype)
+    with pytest.raises(TypeError, match=rf"the gradient of b has dtype {dtype}"):
+        call([("a", ok), ("b", odd)])
+    assert ok.grad.tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "clip_value", "bound"),
+    [
+        (torch.float16, 1e30, math.inf),  # rounds to inf in float16: nothing to clamp
+        (torch.float16, 65519.0, 65504.0),  # rounds to float16's largest value
+        (torch.float32, 3.5e38, math.inf),
+        (torch.bfloat16, 1e300, math.inf),
+    ],
+)
+def test_a_clip_value_beyond_the_dtype_s_range_clamps_to_it_as_rounding_makes_it(
+    dtype: torch.dtype, clip_value: float, bound: float
+) -> None:
+    w = torch.zeros(3, dtype=dtype, requires_grad=True)
+    w.grad = torch.tensor([math.inf, -math.inf, 2.0], dtype=dtype)
+    largest = clip_grad_value_([w], clip_value)
+    assert math.isinf(largest.item())
+    assert w.grad.double().tolist() == [bound, -bound, 2.0]
+
+
+@pytest.mark.parametrize("norm_type", [np.float32(3.0), np.int64(3), torch.tensor(3.0)])
+def test_a_numpy_or_tensor_norm_type_is_a_number_like_any_other(norm_type: Any) -> None:
+    w = torch.zeros(2, requires_grad=True)
+    w.grad = torch.tensor([3.0, 4.0])
+    assert grad_norm([w], norm_type).item() == pytest.approx(ref_norm([w.grad], 3.0), rel=RTOL)
