@@ -138,6 +138,7 @@ def calibrate(
     post_scale: Mapping[str, float] | None = None,
     relative: Mapping[str, tuple[nn.Module, float]] | None = None,
     params: Mapping[str, Sequence[nn.Parameter]] | None = None,
+    goal_of: Mapping[str, Callable[[torch.Tensor], float]] | None = None,
 ) -> tuple[dict[str, Fitted], int]:
     """Rescale ``layers`` (name -> module) so each output std is within ``tol`` of the target.
 
@@ -155,7 +156,10 @@ def calibrate(
     ``module``'s input in the same pass: a Pre-LN branch's last layer against the residual
     stream its normalization reads. ``params`` (name -> parameters) rescales only those (the
     last weight of a module that applies several, such as a mixture of experts); default: all
-    of the layer's own parameters.
+    of the layer's own parameters. ``goal_of`` (name -> function of the layer's output) sets
+    a layer's goal from what it computes: logits fitted to a step-0 loss
+    (:func:`stabletrain.init.policy._roles.fitted_logit_std`); a non-finite goal keeps the
+    layer as it is.
 
     Raises:
         ValueError: a layer's output is non-finite, or its correction exceeds
@@ -198,7 +202,11 @@ def calibrate(
                 fitted[name].scale *= factor
                 return output * factor if isinstance(output, torch.Tensor) else None
             goal = target_std * post.get(name, 1.0)
-            if name in rel:
+            if goal_of and name in goal_of:
+                goal = goal_of[name](y)
+                if not 0 < goal < float("inf"):
+                    return None
+            elif name in rel:
                 ref, times = rel[name]
                 goal = times * stream.get(id(ref), float("nan"))
                 if not 0 < goal < float("inf"):

@@ -32,6 +32,7 @@ from torch.optim import Optimizer
 from stabletrain._checks import FLOAT_DTYPES, check_real
 from stabletrain._norms import at_most, norm_dtype, vector_norm
 from stabletrain._units import CONV_TRANSPOSE, Units, is_hf_conv1d
+from stabletrain._wrappers import unwrap_model
 from stabletrain.regularization._hooks import OptimizerHook, check_optimizer
 
 __all__ = ["MAX_NORM_LAYERS", "MaxNormConstraint", "max_norm_", "max_norm_constraint"]
@@ -349,6 +350,7 @@ def max_norm_constraint(
     where = "max_norm_constraint"
     optimizer = check_optimizer(optimizer, where=where)
     MaxNormConstraint.refuse_second(optimizer)
+    model = unwrap_model(model)
     if not isinstance(model, nn.Module):
         raise TypeError(f"{where}: expected the model (an nn.Module), got {type(model).__name__}.")
     c = check_real("max_value", max_value, where=where, positive=True)

@@ -59,6 +59,7 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_choice, check_positive_int, check_real
+from stabletrain._wrappers import unwrap_model
 from stabletrain.stability._distributed import GradSet, all_reduce_mean
 from stabletrain.stability._guard_state import check_state
 from stabletrain.stability._spikes import SPIKE_METRICS, SpikeMetric, Window
@@ -308,7 +309,9 @@ class StepGuard:
             if max_consecutive_skips is None
             else check_positive_int("max_consecutive_skips", max_consecutive_skips, where=where)
         )
-        self._names = _parameter_names(model, where=where)
+        self._names = _parameter_names(
+            unwrap_model(model) if isinstance(model, nn.Module) else model, where=where
+        )
         self.process_group = process_group
         use_foreach(foreach, where=where)  # checked here, not at the first step
         self.foreach = foreach

@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_choice, check_not_meta, check_real
+from stabletrain._wrappers import unwrap_model
 from stabletrain.graph import SnapshotDevice, check_example_input, trace, transaction
+from stabletrain.init._replicas import replicate_from_rank0
 from stabletrain.init.policy._apply import following_of
 from stabletrain.init.policy._report import InitReport
 from stabletrain.init.policy._rules import Rule, check_rules, default_rules
@@ -103,6 +105,7 @@ def auto_init(
         >>> report["2.weight"].scheme
         'logits'
     """
+    model = unwrap_model(model)
     if not isinstance(model, nn.Module):
         raise TypeError(f"auto_init: expected an nn.Module, got {type(model).__name__}.")
     check_not_meta(model, "auto_init")
@@ -127,4 +130,4 @@ def auto_init(
             calibrate_stage(model, example_input, graph, plan, factors, target_std, residual)
         state.stage = "writing the report"
         finish(model, graph, plan, residual, factors)
-    return plan.report
+    return replicate_from_rank0(model, plan.report)
