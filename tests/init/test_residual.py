@@ -157,3 +157,103 @@ def test_auto_init_zero_mode_on_relu_ending_branches_keeps_their_1_over_sqrt_l()
         model(x)
     hook.remove()
     assert out[0] == pytest.approx(8**-0.5, rel=1e-4)
+
+
+class BasicBlock(nn.Module):
+    """torchvision's ResNet BasicBlock: conv-BN-ReLU-conv-BN, plus the (projected) input."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(h + (x if self.down is None else self.down(x)))
+
+
+class Bottleneck(nn.Module):
+    """torchvision's Bottleneck: 1x1 reduce, 3x3, 1x1 expand, each followed by a BN."""
+
+    def __init__(self, cin: int, width: int, stride: int = 1) -> None:
+        super().__init__()
+        cout = 4 * width
+        self.conv1, self.bn1 = nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3, self.bn3 = nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout)
+        self.down = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = self.bn3(self.conv3(F.relu(self.bn2(self.conv2(h)))))
+        return F.relu(h + (x if self.down is None else self.down(x)))
+
+
+def _resnet(block: str) -> nn.Module:
+    stem = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    if block == "basic":
+        blocks = [BasicBlock(16, 16), BasicBlock(16, 32, 2), BasicBlock(32, 32)]
+        width = 32
+    else:
+        blocks = [Bottleneck(16, 8), Bottleneck(32, 8), Bottleneck(32, 16, 2)]
+        width = 64
+    head = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10)]
+    return nn.Sequential(*stem, *blocks, *head)
+
+
+def _first_grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    return math.sqrt(
+        sum(float(p.grad.pow(2).sum()) for p in model.parameters() if p.grad is not None)
+    )
+
+
+@pytest.mark.parametrize("block", ["basic", "bottleneck"])
+@pytest.mark.parametrize("mode", ["zero", "fixup", "scaled"])
+def test_a_branch_ending_in_batchnorm_scales_the_norm_weight_not_the_conv_before_it(
+    block: str, mode: str
+) -> None:
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 3, 16, 16), torch.randint(0, 10, (16,))
+    default = _resnet(block)
+    model = _resnet(block)
+    model.load_state_dict(default.state_dict())
+    factors = init_residual_(model, x, mode)  # type: ignore[arg-type]
+    last_bn = "bn2" if block == "basic" else "bn3"
+    assert sorted(factors) == [f"{i}.{last_bn}" for i in (3, 4, 5)]  # never a conv
+    expected = 1 / math.sqrt(3) if mode == "scaled" else 0.0
+    assert list(factors.values()) == pytest.approx([expected] * 3)
+    for i in (3, 4, 5):
+        bn = model[i].get_submodule(last_bn)
+        torch.testing.assert_close(bn.weight.detach(), torch.full_like(bn.weight, expected))
+    # the first step's gradient stays at the default init's scale or below (a zero gain stops
+    # the branch's convs at step 0); zeroing the conv before the BN instead multiplies it by
+    # 1/sqrt(eps) through the BN of a zero-variance input
+    base = _first_grad_norm(default, x, y)
+    assert 0.1 < _first_grad_norm(model, x, y) / base < 2.0
+    wrong = _resnet(block)
+    wrong.load_state_dict(default.state_dict())
+    with torch.no_grad():
+        for i in (3, 4, 5):
+            wrong[i].get_submodule(last_bn.replace("bn", "conv")).weight.zero_()
+    assert _first_grad_norm(wrong, x, y) / base > 10
+    auto, plain = _resnet(block), _resnet(block)
+    auto_init(auto, x, residual=mode)  # type: ignore[arg-type]
+    auto_init(plain, x)
+    for i in (3, 4, 5):
+        conv = auto[i].get_submodule(last_bn.replace("bn", "conv"))
+        assert float(conv.weight.detach().abs().sum()) > 0
+    assert 0.1 < _first_grad_norm(auto, x, y) / _first_grad_norm(plain, x, y) < 2.0

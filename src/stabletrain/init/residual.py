@@ -14,6 +14,12 @@ whose inputs are a block's input, or its projection, and the block's output), no
   branch of ``m`` layers but the last by ``L^(-1/(2m-2))`` and zero the last one; a network
   without normalization then trains at the learning rates of a normalized one.
 
+A branch that ends in a normalization (a ResNet's ``conv -> BN``) has its scale set by the
+norm's weight, whatever the layers before it do: every mode then acts on that weight alone
+(0 for ``"zero"`` and ``"fixup"``, ``1/sqrt(L)`` for ``"scaled"``). Zeroing the convolution
+before the BatchNorm instead would hand the norm a zero-variance input, whose gradient it
+multiplies by ``1/sqrt(eps)``.
+
 Zeroing is right only when the branch ends in its last layer (or norm), or in an activation
 with ``f(0) = 0`` and ``f'(0) != 0`` (tanh, GELU, SiLU): then the block starts as the identity
 and the zeroed layer still gets a gradient. A branch ending in ReLU (``Linear -> ReLU``, as in
@@ -172,6 +178,12 @@ def residual_factors(
         if branch.last_layer is None:
             continue
         zero = 0.0 if zero_keeps_gradient(branch.tail_activation) else None
+        if branch.last_norm is not None:
+            # a normalization ends the branch: its weight sets the branch's scale (a layer
+            # before it is undone by it, and BN of a zeroed layer divides gradients by √eps)
+            small = 1.0 / math.sqrt(n_branches)
+            factors[branch.last_norm] = small if mode == "scaled" or zero is None else zero
+            continue
         if mode == "zero":
             if zero is None:
                 factors[branch.last_layer] = 1.0 / math.sqrt(n_branches)
