@@ -159,6 +159,7 @@ def test_every_fix_names_a_stabletrain_call_or_setting() -> None:
         },
         window_batches=T.dead_window,
         losses=tuple([1.0] * T.loss_window),
+        clip_ratios=tuple([0.5] * T.clip_window),
     )
     fired = {name: rule(m, T) for name, rule in R.RULES.items()}
     for name, found in fired.items():
@@ -370,3 +371,13 @@ def test_merged_keeps_the_first_step_and_takes_the_latest_values() -> None:
         "raise lr",
         "error",
     )
+
+
+def test_clipping_fires_when_most_steps_of_a_full_window_were_clipped() -> None:
+    t = Thresholds(clip_window=4, clip_fraction=0.5)
+    (found,) = R.clipping(metrics({}, clip_ratios=(1.0, 0.2, 0.1, 0.3)), t)
+    assert found.rule == "clipping"
+    assert found.value == pytest.approx(0.2)  # the median ratio of the clipped steps
+    assert "75%" in found.message
+    assert R.clipping(metrics({}, clip_ratios=(1.0, 1.0, 0.1, 0.3)), t) == []  # half: not most
+    assert R.clipping(metrics({}, clip_ratios=(0.1, 0.1, 0.1)), t) == []  # window not full
