@@ -63,10 +63,10 @@ def test_a_monitor_attached_after_compiled_steps_warns_that_no_activation_was_se
     for _ in range(3):
         train_step()  # the graph is compiled before the monitor exists
     sink = MemorySink()
-    with pytest.warns(RuntimeWarning, match="compiled"):  # noqa: PT031
-        with TrainingMonitor(compiled, opt, schedule=every(1), sinks=[sink], summary=False) as mon:
-            for _ in range(3):
-                mon.step(train_step())
+    mon = TrainingMonitor(compiled, opt, schedule=every(1), sinks=[sink], summary=False)
+    with pytest.warns(RuntimeWarning, match="compiled"), mon:
+        for _ in range(3):
+            mon.step(train_step())
     assert mon.layers == ("0", "2")  # the names of the module inside
     assert not [r for r in sink.rows if r.metric == "act_mean"]
     assert len(sink.series("grad_norm", None)) == 3  # gradients are still measured
