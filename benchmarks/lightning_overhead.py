@@ -3,10 +3,11 @@ it, in the same process.
 
 The model is ``depth`` blocks of ``Linear(width, width)`` + ReLU trained with Adam on one fixed
 random batch (MSE, the batch repeated to fill one epoch), on the CPU: little compute per
-parameter, so a pass over the weights or gradients shows. Each *fit* trains a fresh copy of the model for ``steps`` optimizer steps in a
-fresh ``Trainer`` (no logger, no checkpoint, no progress bar); a timing callback takes the time
-between consecutive ``on_train_batch_start`` calls, so the fit's setup is not billed, and a
-fit's time per step is the median of those gaps after the first ``WARM_UP`` steps.
+parameter, so a pass over the weights or gradients shows. Each *fit* trains a fresh copy of the
+model for ``steps`` optimizer steps in a fresh ``Trainer`` (no logger, no checkpoint, no
+progress bar); a timing callback takes the time between consecutive ``on_train_batch_start``
+calls, so the fit's setup is not billed, and a fit's time per step is the median of those gaps
+after the first ``WARM_UP`` steps.
 
 Variants, one fit each per round, the order shuffled every round (interleaved: a drift of the
 machine hits all alike):
