@@ -128,7 +128,7 @@ def test_grad_capture_keeps_the_gradient_that_zero_grad_dropped() -> None:
         layer(torch.ones(2, 3)).sum().backward()
         want = layer.weight.grad.clone()  # type: ignore[union-attr]
         layer.zero_grad(set_to_none=True)
-        sums, present, grads = capture.read()
+        sums, _, present, grads = capture.read()
     assert grads[0] is not None
     assert torch.equal(grads[0], want)
     assert present == [True, True]
@@ -147,12 +147,15 @@ def test_grad_capture_measures_the_norms_before_clipping() -> None:
         (model(torch.randn(16, 4)) * 1e3).sum().backward()
         before = [p.grad.double().square().sum().item() for p in model.parameters()]  # type: ignore[union-attr]
         total = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        sums, _, grads = capture.read()
+        sums, probes, _, grads = capture.read()
     assert sums is not None
     assert sums.tolist() == pytest.approx(before, rel=1e-6)
     assert math.sqrt(sum(before)) == pytest.approx(total.item(), rel=1e-6)
     after = sum(g.double().square().sum().item() for g in grads if g is not None)
     assert math.sqrt(after) == pytest.approx(1.0, rel=1e-5)  # the gradients as clipped
+    assert probes is not None  # one probe per layer (here one parameter each): scaled alike
+    now = capture.probe_now(grads)
+    assert (now / probes).tolist() == pytest.approx([1.0 / total.item() ** 2] * 4, rel=1e-5)
 
 
 def test_grad_capture_divides_the_norms_by_a_loss_scale() -> None:
@@ -163,7 +166,7 @@ def test_grad_capture_divides_the_norms_by_a_loss_scale() -> None:
         capture.install(stack)
         capture.collect = True
         (layer(torch.ones(2, 3)).sum() * scale).backward()
-        sums, _, grads = capture.read()
+        sums, probes, _, grads = capture.read()
     assert sums is not None
     assert grads[1] is not None
     assert sums[1].item() == pytest.approx((grads[1] / 1024).double().square().sum().item())

@@ -154,3 +154,21 @@ def test_an_unclipped_run_has_clip_ratio_one_and_no_clipping_finding() -> None:
             mon.step(loss)
     assert {v for _, v in sink.series("clip_ratio", None)} == {1.0}
     assert [f for f in mon.findings() if f.rule == "clipping"] == []
+
+
+def test_the_clip_ratio_of_per_layer_clipping_is_exact() -> None:
+    torch.manual_seed(0)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = data(scale=10.0)
+    sink = MemorySink()
+    with TrainingMonitor(model, opt, schedule=every(1), sinks=[sink], summary=False) as mon:
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        before = sum(float(p.grad.double().square().sum()) for p in model.parameters())  # type: ignore[union-attr]
+        st.clip_grad_norm_(model, max_norm=0.5, per_layer=True)
+        after = sum(float(p.grad.double().square().sum()) for p in model.parameters())  # type: ignore[union-attr]
+        opt.step()
+        mon.step(loss)
+    assert after < before
+    assert sink.last("clip_ratio") == pytest.approx(math.sqrt(after / before), rel=RTOL)

@@ -210,6 +210,13 @@ class GradCapture:
     backward are scaled: ``scale()`` returns the scale (a tensor), and the sums are divided by
     its square. Only on steps that will be logged (``collect``); the references are dropped
     once read.
+
+    What happened to the gradients after backward (clipping) is read from one *probe* per layer,
+    its smallest parameter: its squared norm at the end of backward (``probe_sums``) against its
+    squared norm when the step is logged (:meth:`probe_now`). Clipping by the global norm or by
+    each layer's norm scales every gradient of a layer alike, so the probe gives that layer's
+    clip coefficient exactly, for the price of a pass over a few small tensors instead of all
+    the gradients.
     """
 
     def __init__(
@@ -220,6 +227,18 @@ class GradCapture:
         self.scale = scale
         self.refs: list[torch.Tensor | None] = [None] * len(self.params)
         self.sums: torch.Tensor | None = None  # (n_layers,) squared norms at the end of backward
+        self.probe_sums: torch.Tensor | None = None  # (n_layers,) the probes' squared norms then
+        smallest: dict[int, int] = {}
+        for i, (p, owner) in enumerate(zip(self.params, params.owners, strict=True)):
+            if owner not in smallest or p.numel() < self.params[smallest[owner]].numel():
+                smallest[owner] = i
+        self.probe_index = sorted(smallest.values())
+        self.probes = ParamSet(
+            [self.params[i] for i in self.probe_index],
+            [params.owners[i] for i in self.probe_index],
+            params.n_layers,
+            params.device,
+        )
         self.present: list[bool] = [False] * params.n_layers
         self.collect = False
         self._queued = False
@@ -251,10 +270,20 @@ class GradCapture:
                 present[owner] = True
         with torch.no_grad():
             sums = self.set.layer_sums(or_empty(self.params, grads))
+            probes = self.probes.layer_sums(self._probe_grads(grads))
             scale = self.scale() if self.scale is not None else None
             if scale is not None:
-                sums = sums / scale.to(sums.device, torch.float64).square()
-        self.sums, self.present = sums, present
+                square = scale.to(sums.device, torch.float64).square()
+                sums, probes = sums / square, probes / square
+        self.sums, self.probe_sums, self.present = sums, probes, present
+
+    def _probe_grads(self, grads: Sequence[torch.Tensor | None]) -> list[torch.Tensor]:
+        return or_empty(self.probes.params, [grads[i] for i in self.probe_index])
+
+    def probe_now(self, grads: Sequence[torch.Tensor | None]) -> torch.Tensor:
+        """The probes' squared norms in ``grads`` (the gradients now), per layer."""
+        with torch.no_grad():
+            return self.probes.layer_sums(self._probe_grads(grads))
 
     def current(self) -> list[torch.Tensor | None]:
         """Each parameter's gradient now, or the one captured at the end of backward."""
@@ -262,18 +291,22 @@ class GradCapture:
             p.grad if p.grad is not None else g for p, g in zip(self.params, self.refs, strict=True)
         ]
 
-    def read(self) -> tuple[torch.Tensor | None, list[bool], list[torch.Tensor | None]]:
-        """``(sums, present, grads)``: the per-layer squared norms measured at the end of the
-        last backward (None if no backward pass was seen since the last read), which layers had
-        a gradient then, and the gradients now (after clipping, if any). Forgets them."""
-        sums, present, grads = self.sums, self.present, self.current()
+    def read(
+        self,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[bool], list[torch.Tensor | None]]:
+        """``(sums, probe_sums, present, grads)``: the per-layer squared norms measured at the
+        end of the last backward and its probes' (None if no backward pass was seen since the
+        last read), which layers had a gradient then, and the gradients now (after clipping, if
+        any). Forgets them."""
+        sums, probes, present, grads = self.sums, self.probe_sums, self.present, self.current()
         self.clear()
-        return sums, present, grads
+        return sums, probes, present, grads
 
     def clear(self) -> None:
         """Drop every captured reference and measurement."""
         self.refs = [None] * len(self.params)
         self.sums = None
+        self.probe_sums = None
         self.present = [False] * self.set.n_layers
         self._queued = False
 

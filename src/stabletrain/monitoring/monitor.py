@@ -645,18 +645,18 @@ class TrainingMonitor:
     ) -> None:
         self._logged += 1
         pack = Pack(self._device)
-        born, present, grads = self._grads.read()
+        born, probes, present, grads = self._grads.read()
         tensors = or_empty(self._gradset.params, grads)
         has_grad = [False] * len(self._layers)
         for g, owner in zip(grads, self._gradset.owners, strict=True):
             has_grad[owner] = has_grad[owner] or g is not None
         with torch.no_grad():
-            now = self._gradset.layer_sums(tensors)
-            if born is None:  # no backward pass seen while armed: the gradients as they are
-                pack.add("grad", now)
-            else:  # measured at the end of backward; now: as the optimizer saw them
+            if born is None or probes is None:  # no backward seen while armed: as they are now
+                pack.add("grad", self._gradset.layer_sums(tensors))
+            else:  # measured at the end of backward; the probes tell what happened since
                 pack.add("grad", born)
-                pack.add("stepped_grad", now)
+                pack.add("probe_born", probes)
+                pack.add("probe_now", self._grads.probe_now(grads))
                 has_grad = present
             valid = self._snapshot is not None and self._snapshot_step == step - 1
             if valid and was_skipped:
@@ -702,9 +702,7 @@ class TrainingMonitor:
             self._clip_ratios.append(ratio)
         if self._probe is not None and not acts and any(has_grad):
             self._warn_compiled()
-        stepped = values.get("stepped_grad", [])
-        recheck = {self._layers[i].name for i, v in enumerate(stepped) if not math.isfinite(v)}
-        self._count_nonfinite(step, rows, tensors, recheck)
+        self._count_nonfinite(step, rows, tensors)
         self._out.write(step, rows)
         if hists:
             histograms = [self._histogram(step, key, num, values[key]) for key, num in hists]
@@ -713,12 +711,19 @@ class TrainingMonitor:
 
     def _clip_ratio(self, values: dict[Hashable, list[float]], was_skipped: bool) -> float | None:
         """``‖g as stepped‖ / ‖g at the end of backward‖``: below 1 when the gradients were
-        clipped; None when not measurable (no backward seen, a skipped or non-finite step, or
-        gradients zeroed in place before :meth:`step`)."""
-        if "stepped_grad" not in values or was_skipped:
+        clipped. Each layer's gradient is taken as scaled by its probe's ratio (exact for
+        clipping by the global or per-layer norm). None when not measurable (no backward seen, a
+        skipped or non-finite step, or gradients zeroed in place before :meth:`step`)."""
+        if "probe_now" not in values or was_skipped:
             return None
-        before, after = math.fsum(values["grad"]), math.fsum(values["stepped_grad"])
-        if not (math.isfinite(before) and math.isfinite(after)) or before <= 0 or after <= 0:
+        before = after = 0.0
+        for sq, born, now in zip(
+            values["grad"], values["probe_born"], values["probe_now"], strict=True
+        ):
+            if born > 0 and math.isfinite(born) and math.isfinite(now):
+                before += sq
+                after += sq * now / born
+        if not math.isfinite(before) or before <= 0 or after <= 0:
             return None
         return min(math.sqrt(after / before), 1.0)
 
@@ -823,12 +828,9 @@ class TrainingMonitor:
             rows.append(Row(step, None, "skipped_steps", float(skipped)))
         return rows
 
-    def _count_nonfinite(
-        self, step: int, rows: list[Row], grads: list[torch.Tensor], recheck: set[str]
-    ) -> None:
+    def _count_nonfinite(self, step: int, rows: list[Row], grads: list[torch.Tensor]) -> None:
         """Append ``grad_nonfinite`` and ``weight_nonfinite`` rows: 0 where the layer's norm is
-        finite (then so is every entry); counted exactly, in a second transfer, elsewhere.
-        ``recheck``: layers whose gradient turned non-finite after backward (counted too)."""
+        finite (then so is every entry); counted exactly, in a second transfer, elsewhere."""
         index = {layer.name: i for i, layer in enumerate(self._layers)}
         bad: list[tuple[str, str, list[torch.Tensor]]] = []
         zero: list[Row] = []
@@ -837,8 +839,7 @@ class TrainingMonitor:
             if row.layer is None or row.metric not in ("grad_norm", "weight_norm"):
                 continue
             metric = "grad_nonfinite" if row.metric == "grad_norm" else "weight_nonfinite"
-            again = metric == "grad_nonfinite" and row.layer in recheck
-            if math.isfinite(row.value) and not again:
+            if math.isfinite(row.value):
                 zero.append(Row(step, row.layer, metric, 0.0))
                 continue
             params = self._layers[index[row.layer]].params
