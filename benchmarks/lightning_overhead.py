@@ -54,7 +54,7 @@ def main() -> None:
     import lightning.pytorch as pl
 
     from stabletrain.integrations.lightning import StableTrainCallback
-    from stabletrain.monitoring import MemorySink, every
+    from stabletrain.monitoring import MemorySink, Preset, every
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     torch.set_flush_denormal(True)
@@ -109,16 +109,14 @@ def main() -> None:
         gaps = [b - a for a, b in zip(timer.starts, timer.starts[1:], strict=False)]
         return statistics.median(gaps[WARM_UP:])
 
-    def monitored(preset: str, n: int) -> Any:
+    def monitored(preset: Preset, n: int) -> Any:
         return lambda: StableTrainCallback(
-            preset=preset,
-            schedule=every(n),
-            sinks=[MemorySink()],
-            summary=False,  # type: ignore[arg-type]
+            preset=preset, schedule=every(n), sinks=[MemorySink()], summary=False
         )
 
     variants = {"plain": lambda: None, "plain-copy": lambda: None}
-    for preset in ("minimal", "standard"):
+    presets: tuple[Preset, ...] = ("minimal", "standard")
+    for preset in presets:
         for n in (1, 10):
             variants[f"{preset}/{n}"] = monitored(preset, n)
     times: dict[str, list[float]] = {name: [] for name in variants}
