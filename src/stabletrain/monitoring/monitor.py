@@ -12,8 +12,10 @@ Cost design (see ``benchmarks/monitor_overhead.py`` for the measured overhead):
   step is still reported, with its own step number: the ring is checked at the next logged
   step, from that step's one copy (see :mod:`stabletrain.monitoring._losses`).
 - On a logged step every quantity is computed on the device in fused passes
-  (``torch._foreach_norm`` over all gradients, over all weights, over all weight changes), and
-  everything is stacked into one tensor copied to the host once. A second copy happens only on a
+  (``torch._foreach_norm`` over all gradients, at the end of each backward pass of the step,
+  see :class:`~stabletrain.monitoring._hooks.GradCapture`; over all weights, over all weight
+  changes; over one small probe parameter per layer for the clip ratio), and everything is
+  stacked into one tensor copied to the host once. A second copy happens only on a
   step whose norms are non-finite, to count the NaN/inf entries of the layers concerned.
 - Update ratios ``‖θ_t − θ_{t−1}‖ / ‖θ_t‖`` need the weights before the step: at the end of
   ``step(t − 1)`` (or on entering), if step ``t`` will be logged, the monitor copies the
