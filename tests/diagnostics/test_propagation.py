@@ -268,7 +268,7 @@ def test_a_target_picks_cross_entropy_for_indices_and_mse_otherwise() -> None:
     model = nn.Linear(8, 5)
     labels = torch.randint(0, 5, (16,))
     d = diagnose(model, x, target=labels, lint=False)
-    assert d.loss == "cross_entropy(output, target)"
+    assert d.loss.startswith("cross_entropy(output, target of ")
     with torch.no_grad():
         expected = float(F.cross_entropy(model(x), labels))
     assert d.loss_value == pytest.approx(expected, rel=1e-5)
@@ -365,7 +365,7 @@ def test_fix_re_initializes_and_keeps_the_diagnosis_before() -> None:
     assert d.before.forward_gain < 0.01
     body = d.layers[-2].out_std / d.layers[0].out_std  # the head's logits start small
     assert 0.3 < body < 3  # the signal survives the depth after the fix
-    assert d.loss_value == pytest.approx(math.log(10), rel=0.02)  # logits near uniform
+    assert d.loss_value == pytest.approx(math.log(10), rel=0.05)  # the logits role: ≤ 1.05·ln C
     assert "propagation_forward_vanishing" in {f.rule for f in d.before.findings}
     assert "propagation_forward_vanishing" not in {f.rule for f in d.findings}
     assert d.init_report is not None

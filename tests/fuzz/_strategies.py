@@ -267,7 +267,6 @@ class Activation:
 def _activation_cases() -> list[Activation]:
     ok: Expect = "ok"
     bad: Expect = "error"
-    either: Expect = "either"
     cases = [
         # modules torch knows, and modules gain() evaluates by quadrature
         Activation(nn.ReLU(), ok, ok, "nn.ReLU"),
@@ -279,7 +278,9 @@ def _activation_cases() -> list[Activation]:
         Activation(nn.Hardtanh(-2.0, 1.0), ok, ok, "nn.Hardtanh(-2, 1)"),
         Activation(nn.Sequential(nn.Tanh()), ok, ok, "Sequential(Tanh)"),
         Activation(nn.Linear(2, 2), bad, bad, "nn.Linear"),
-        Activation(nn.Softmax(dim=0), either, either, "nn.Softmax"),
+        Activation(nn.Softmax(dim=0), bad, bad, "nn.Softmax"),  # not elementwise
+        Activation(nn.LogSoftmax(dim=-1), bad, bad, "nn.LogSoftmax"),
+        Activation(torch.softmax, bad, bad, "torch.softmax"),
         # callables
         Activation(torch.sin, ok, ok, "torch.sin"),
         Activation(lambda z: 2 * z, ok, ok, "2z"),

@@ -30,6 +30,7 @@ from stabletrain.stability import (
     grad_norm,
 )
 from tests.fuzz._strategies import (
+    ALL_DTYPES,
     FLOAT_DTYPES,
     FUZZ,
     RAISED,
@@ -45,14 +46,11 @@ from tests.fuzz._strategies import (
     shapes,
 )
 
-# KNOWN BUG (reported, stability/ is edited elsewhere): integer, bool and complex gradients
-# make every function here raise RuntimeError/NotImplementedError from torch's norm kernels
-# instead of a TypeError; gradients are drawn in the floating dtypes only.
-GRAD_DTYPES = FLOAT_DTYPES
-# KNOWN BUG (reported): torch's norm kernels do not rescale, so a float32 norm of gradients
-# around 1e20 (or |g|^p for p > ~8 at |g| ~ 100) overflows to inf and the gradients are not
-# clipped; magnitudes stay <= 100 and p <= 8 so that every true norm fits float32.
-SCALES = (1e-3, 1.0, 100.0)
+# integer, bool and complex gradients are refused with a TypeError naming the parameter
+NOT_FLOAT_DTYPES = tuple(d for d in ALL_DTYPES if d not in FLOAT_DTYPES)
+grad_dtypes = mostly(st.sampled_from(FLOAT_DTYPES), st.sampled_from(NOT_FLOAT_DTYPES))
+# 1e20: Σg² of finite float32 gradients overflows float32 (float16 ones are inf already)
+SCALES = (1e-3, 1.0, 100.0, 1e20)
 NAMES = ("a.w", "a.b", "b.w", "w", "c.d.w")
 
 
@@ -84,10 +82,12 @@ class Grads:
 def _param(
     shape: tuple[int, ...], dtype: torch.dtype, seed: int, scale: float, grad: bool, poison: float
 ) -> torch.Tensor:
-    p = make_tensor(shape, dtype, seed).requires_grad_(True)
+    p = make_tensor(shape, dtype, seed)
+    if dtype.is_floating_point or dtype.is_complex:  # others cannot require gradients
+        p.requires_grad_(True)
     if grad:
         g = make_tensor(shape, dtype, seed + 1, scale=scale)
-        if poison and g.numel():
+        if poison and g.numel() and g.dtype in FLOAT_DTYPES:
             g.view(-1)[seed % g.numel()] = poison
         p.grad = g
     return p
@@ -96,7 +96,7 @@ def _param(
 params_ = st.builds(
     _param,
     shapes(max_dims=3),
-    st.sampled_from(GRAD_DTYPES),
+    grad_dtypes,
     st.integers(0, 2**16),
     st.sampled_from(SCALES),
     st.sampled_from([True, True, True, False]),
@@ -125,6 +125,13 @@ def _model(seed: int, scale: float, poison: float) -> Grads:
 
 
 def _listed(ps: list[torch.Tensor], form: str, names: list[str]) -> Grads:
+    case = _listed_case(ps, form, names)
+    if any(t.grad is not None and t.grad.dtype not in FLOAT_DTYPES for t in case.tensors):
+        case.expect = "error"  # TypeError: the gradient of <name> has dtype ...
+    return case
+
+
+def _listed_case(ps: list[torch.Tensor], form: str, names: list[str]) -> Grads:
     if form == "duplicated" and ps:
         ps = [*ps, ps[0]]
     if form == "single" and ps:
@@ -168,15 +175,24 @@ grad_sets = mostly(
 
 
 def reference_norm(grads: list[torch.Tensor], p: float) -> float:
-    """‖all gradients‖_p in float64 (NaN if any is NaN)."""
-    values = torch.cat([g.double().reshape(-1) for g in grads]) if grads else torch.zeros(0)
+    """‖all gradients‖_p in float64 (NaN if any is NaN), scaled by max|g| so that neither
+    |g|^p nor its sum leaves float64's range."""
+    if not grads:
+        return 0.0
+    values = torch.cat([magnitude(g).reshape(-1) for g in grads])
     if values.numel() == 0:
         return 0.0
     if bool(values.isnan().any()):
         return math.nan
-    if p == math.inf:
-        return float(values.abs().max())
-    return float(values.abs().pow(p).sum().pow(1 / p))
+    peak = float(values.max())
+    if p == math.inf or peak == 0 or math.isinf(peak):
+        return peak
+    return peak * float((values / peak).pow(p).sum().pow(1 / p))
+
+
+def magnitude(g: torch.Tensor) -> torch.Tensor:
+    """|g| in float64, for every dtype (complex and bool included)."""
+    return g.detach().to(torch.complex128).abs() if g.is_complex() else g.detach().double().abs()
 
 
 def assert_norm_close(measured: torch.Tensor, expected: float, *, all_float64: bool) -> None:
@@ -200,14 +216,22 @@ NORM_TYPES: list[tuple[Any, Expect]] = [
     (3.0, "ok"),
     (0.5, "ok"),
     (8.0, "ok"),
+    (20.0, "ok"),  # |g|^20 overflows float32 from |g| ~ 100, underflows it from ~ 0.01
+    (100.0, "ok"),
     (math.inf, "ok"),
+    (np.float32(2.0), "ok"),
+    (np.float64(3.0), "ok"),
+    (np.int64(2), "ok"),
+    (torch.tensor(2.0), "ok"),
     (0.0, "error"),
     (-2.0, "error"),
     (math.nan, "error"),
     ("2", "error"),
     (None, "error"),
     (True, "error"),
-    (np.float32(2.0), "either"),  # a numpy number is refused by norm_type only (reported)
+    (1 + 0j, "error"),
+    (torch.tensor([2.0, 1.0]), "error"),
+    (torch.tensor(2.0 + 0j), "error"),
 ]
 FOREACH: list[tuple[Any, Expect]] = [
     (None, "ok"),
@@ -369,10 +393,9 @@ def test_clip_grad_norm_returns_the_norm_before_and_brings_it_to_the_limit(
 # --- clip_grad_value_ -----------------------------------------------------------------------------
 
 
-# KNOWN BUG (reported): a clip_value beyond the gradient dtype's range (1e30 for float16,
-# 3.5e38 for float32) raises RuntimeError from torch's clamp instead of clamping nothing; huge
-# values are left out.
-clip_values = numbers(1e-3, 10).filter(lambda n: n[1] != "huge")
+# huge values (1e30 to the largest float) lie beyond float16's range, 3.5e38 and up beyond
+# float32's: the bound is then what the dtype rounds it to (inf: nothing to clamp)
+clip_values = numbers(1e-3, 10)
 
 
 @FUZZ
@@ -495,9 +518,7 @@ _GUARD_OPTIONS: dict[str, tuple[list[Any], list[Any]]] = {  # name: (valid, inva
     "window": ([100, 2, 5], [1, 0, 2.0]),
     "min_history": ([None, 2], [1, 500]),
     "max_consecutive_skips": ([None, 1, 2, 25], [0, True]),
-    # KNOWN BUG (reported): StepGuard(foreach="no") is accepted and fails at the first step();
-    # a bad foreach is left out of the construction
-    "foreach": ([None, False], []),
+    "foreach": ([None, False], ["no", 1]),
 }
 
 
@@ -531,8 +552,9 @@ LOSSES: list[tuple[Any, Expect, bool]] = [  # (loss, expect, finite)
     ("1.0", "error", True),
     (True, "error", True),
     (torch.ones(2), "error", True),
-    # KNOWN BUG (reported): a complex loss tensor is cast to float with a UserWarning that
-    # drops its imaginary part (an error under warnings-as-errors); left out
+    (torch.tensor(1.0 + 2.0j), "error", True),
+    (torch.tensor(True), "error", True),
+    (-1.5, "ok", True),  # refused (documented) only while the loss spike test is on
 ]
 
 
@@ -556,9 +578,7 @@ steps = st.builds(
     construction=constructions(),
     shape_list=st.lists(shapes(min_dims=1, max_dims=2), min_size=1, max_size=3),
     dtype=st.sampled_from([torch.float32, torch.float64]),
-    # KNOWN BUG (reported): model=3 raises "'int' object is not iterable", a TypeError that
-    # does not name StepGuard; a bad model is left out
-    named=st.sampled_from(["model", "pairs", None]),
+    named=st.sampled_from(["model", "pairs", None, "int", "tensor", "bad pairs"]),
     plan=st.lists(steps, min_size=1, max_size=3),
 )
 def test_step_guard_steps_exactly_when_gradients_and_loss_are_finite(
@@ -575,7 +595,12 @@ def test_step_guard_steps_exactly_when_gradients_and_loss_are_finite(
         "model": nn.ParameterList(params),
         "pairs": [(f"p{i}", p) for i, p in enumerate(params)],
         None: None,
+        "int": 3,
+        "tensor": params[0],
+        "bad pairs": [("p0",)],
     }[named]
+    if named in ("int", "tensor", "bad pairs"):
+        expect = "error"
     guard = outcome(
         lambda: StepGuard(opt, model=model, **kwargs), expect=expect, names=("StepGuard",)
     )
@@ -591,8 +616,8 @@ def test_step_guard_steps_exactly_when_gradients_and_loss_are_finite(
         grads = [p.grad.detach().clone() for p in params]
         loss, loss_expect, loss_finite = step.loss
         on_loss = kwargs["spike_zscore"] is not None and "loss" in kwargs["spike_on"]
-        if on_loss and loss_expect == "ok" and loss is not None and float(loss) < 0:
-            loss_expect = "either"  # documented: a negative loss (-inf too) is refused then
+        if on_loss and loss_expect == "ok" and loss_finite and loss is not None and loss < 0:
+            loss_expect = "error"  # documented: a finite negative loss is refused then
         p_norm = float(kwargs["norm_type"])
         norm = reference_norm(grads, p_norm)
         finite = math.isfinite(norm) and loss_finite
@@ -613,6 +638,8 @@ def test_step_guard_steps_exactly_when_gradients_and_loss_are_finite(
         assert_norm_close(result.total_norm, norm, all_float64=dtype == torch.float64)
         if kwargs["spike_zscore"] is None:
             assert result.stepped == finite, (result, norm, loss)
+        elif not finite:  # a NaN/inf gradient or loss (-inf included) is never stepped
+            assert not result.stepped, (result, norm, loss)
         if result.stepped:
             consecutive = 0
             coef = 1.0

@@ -195,6 +195,30 @@ def test_bad_input_raises_a_clear_error(call: Callable[[], float], error: type, 
         call()
 
 
+@pytest.mark.parametrize(
+    "softmax",
+    [
+        nn.Softmax(dim=-1),
+        nn.Softmax(dim=0),
+        nn.LogSoftmax(dim=1),
+        nn.Softmin(dim=0),
+        nn.Softmax2d(),
+        torch.softmax,
+        F.softmax,
+        F.log_softmax,
+        torch.Tensor.softmax,
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("kind", ["forward", "backward"])
+def test_softmax_is_refused_as_not_elementwise_with_the_logits_advice(
+    softmax: object, kind: str
+) -> None:
+    """Quadrature of softmax over one vector of nodes gave ~4.8e7: a number with no meaning."""
+    with pytest.raises(ValueError, match=r"not an elementwise activation.*logits.*linear"):
+        gain(softmax, kind)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("slope", [1e200, -1e300, 1e308])
 def test_a_huge_leaky_slope_has_a_tiny_positive_gain_not_an_overflow(slope: float) -> None:
     """√(2/(1 + a²)) ≈ √2/|a|: a² overflows a float, the gain does not."""

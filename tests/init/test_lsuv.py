@@ -111,3 +111,54 @@ def test_bad_input(kwargs: dict[str, object], error: type[Exception], match: str
         lsuv_(nn.Sequential(nn.Linear(8, 4)), **args)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no Linear/Conv-like layer"):
         lsuv_(nn.Sequential(nn.ReLU()), torch.randn(2, 3))
+
+
+class AttentionBlock(nn.Module):
+    """torch's attention (which applies out_proj functionally, never calling it), a layer fed
+    zeros (called, output 0) and a layer the forward pass never calls."""
+
+    def __init__(self, dim: int = 32) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, 4, batch_first=True)
+        self.fc = nn.Linear(dim, dim)
+        self.dead = nn.Linear(dim, dim)
+        self.unused = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, _ = self.attn(x, x, x)
+        return self.fc(torch.relu(a)) + self.dead(torch.zeros_like(x))
+
+
+def test_multihead_attention_is_fitted_at_its_output_projection() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(AttentionBlock(), AttentionBlock())
+    x = torch.randn(8, 10, 32) * 3
+    report = lsuv_(model, x, tol=0.05)
+    assert report["0.attn.out_proj.weight"].layer == "0.attn"
+    stds: dict[str, float] = {}
+    handles = [
+        model.get_submodule(f"{b}.attn").register_forward_hook(
+            lambda mod, a, out, b=b: stds.__setitem__(b, float(out[0].std()))
+        )
+        for b in ("0", "1")
+    ]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    assert stds == pytest.approx({"0": 1.0, "1": 1.0}, abs=0.05)
+
+
+def test_notes_tell_a_never_called_layer_from_a_called_dead_one() -> None:
+    torch.manual_seed(0)
+    report = lsuv_(AttentionBlock(), torch.randn(8, 10, 32))
+    never = [n for n in report.notes if "never called" in n]
+    dead = [n for n in report.notes if "output is 0" in n]
+    assert len(never) == len(dead) == 1
+    assert "unused" in never[0]
+    assert "dead" not in never[0]
+    assert "dead" in dead[0]
+    assert "unused" not in dead[0]
+    assert not any("attn" in n for n in report.notes)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stabletrain.init import Rule, auto_init, default_rules, gain
+from stabletrain.init.policy._roles import LOGIT_LOSS_EXCESS
 from stabletrain.models import cnn, mlp, rnn, transformer
 
 TOL = 0.20  # output std within 20% of the scheme's target
@@ -36,6 +37,13 @@ def outputs_and_inputs(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[flo
         for h in handles:
             h.remove()
     return stats
+
+
+def uniform_target_loss(logits: torch.Tensor) -> float:
+    """Cross-entropy against uniform random targets, in expectation: the mean over rows of
+    ``logsumexp(z) - mean(z)``."""
+    z = logits.double().reshape(-1, logits.shape[-1])
+    return float((torch.logsumexp(z, -1) - z.mean(-1)).mean())
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "gelu", "silu", "leaky_relu", "elu"])
@@ -68,6 +76,9 @@ def test_every_mlp_layer_gets_the_documented_scheme_and_hits_its_target_std(
             )
             target = math.sqrt((32 if i == 1 else 128) * var_w * in_sq)
         assert out_std == pytest.approx(target, rel=TOL), (record.name, out_std, target)
+    with torch.no_grad():  # fitted on the example batch to the logits role's step-0 loss
+        loss = uniform_target_loss(model(torch.randn(512, 32)))
+    assert loss == pytest.approx((1 + LOGIT_LOSS_EXCESS) * math.log(10), rel=0.01)
     # calibrated: no normalization follows and the activation is not saturating (tanh keeps
     # Xavier's gain 1: std 1 pre-activations would put it in the chaotic regime)
     assert (norm is None and activation != "tanh") == all(
@@ -81,7 +92,8 @@ def test_norm_layers_start_at_weight_one_bias_zero() -> None:
         for p in model.parameters():
             p.uniform_(-3, 3)
     report = auto_init(model, torch.randn(4, 8))
-    assert report["norm1.weight"].rule == "normalization: weight 1"
+    assert report["norm1.weight"].rule == "normalization: weight: 1"
+    assert report["norm1.weight"].scheme == "ones"
     assert torch.equal(model.get_parameter("norm1.weight"), torch.ones(16))
     assert torch.equal(model.get_parameter("norm1.bias"), torch.zeros(16))
 
@@ -172,6 +184,35 @@ class Zoo(nn.Module):
         if bool(h.mean() > -10):
             h = torch.sin(self.sin(h)) * self.scale
         return F.linear(h.flip(1) if flip else h, self.emb.weight)
+
+
+class _ZeroGammaBlock(nn.Module):
+    """A ResNet basic block whose last BatchNorm the model zero-initializes (timm, torchvision's
+    ``zero_init_residual``): the branch starts as the identity."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        nn.init.zeros_(self.bn2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+
+
+def test_a_norm_weight_the_model_zero_initialized_is_kept_and_others_start_at_one() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(_ZeroGammaBlock(), _ZeroGammaBlock())
+    with torch.no_grad():
+        model[1].bn1.weight.fill_(0.3)  # not zero: re-initialized to 1
+    report = auto_init(model, torch.randn(4, 8, 6, 6))
+    for i in (0, 1):
+        assert torch.equal(model[i].bn2.weight.detach(), torch.zeros(8))
+        assert report[f"{i}.bn2.weight"].scheme == "keep"
+        assert "zero-initialized by the model" in report[f"{i}.bn2.weight"].rule
+        assert torch.equal(model[i].bn1.weight.detach(), torch.ones(8))
 
 
 def test_awkward_models_are_handled_and_their_state_is_unchanged() -> None:
@@ -268,3 +309,57 @@ def test_report_prints_and_serializes() -> None:
 def test_bad_input_raises_clear_errors(call, error, match) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error, match=match):
         call(mlp(8, 2, depth=2, width=16))
+
+
+class _ScaledHead(nn.Module):
+    """An embedding, a LayerNorm, then logits ``(h · scale) @ Wᵀ`` (T5 scales its decoder
+    output by ``d_model**-0.5`` before a tied LM head); ``tied`` reuses the table as W."""
+
+    def __init__(self, scale: float, tied: bool) -> None:
+        super().__init__()
+        self.scale = scale
+        self.emb = nn.Embedding(50, 32)
+        self.norm = nn.LayerNorm(32)
+        self.head = nn.Linear(32, 50, bias=False)
+        if tied:
+            self.head.weight = self.emb.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(self.emb(x)) * self.scale)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("scale", [0.125, 1.0, 6.0])
+def test_logits_layers_are_fitted_to_their_std_whatever_scale_reaches_them(
+    scale: float, tied: bool
+) -> None:
+    torch.manual_seed(0)
+    model = _ScaledHead(scale, tied)
+    tokens = torch.randint(0, 50, (64, 16))
+    report = auto_init(model, tokens, generator=torch.Generator().manual_seed(0))
+    assert report["emb.weight" if tied else "head.weight"].scheme == "logits"
+    with torch.no_grad():
+        loss = uniform_target_loss(model(torch.randint(0, 50, (256, 16))))  # a fresh batch
+    assert loss == pytest.approx((1 + LOGIT_LOSS_EXCESS) * math.log(50), rel=0.01)
+
+
+def test_a_logits_bias_centres_every_class_so_none_is_preferred_at_step_0() -> None:
+    # ReLU features pooled over positions have a positive mean, so W·mean(h) gives each class a
+    # fixed offset: the bias takes it, and the loss of any labels (here all one class) starts
+    # at the fitted 1.04·ln C, not above it
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
+    model.append(nn.Linear(64, 10))
+    x = torch.randn(512, 16) + 1.0
+    report = auto_init(model, x, generator=torch.Generator().manual_seed(0))
+    assert report["4.bias"].std_after > 0  # centred: no longer the zeros the bias rule drew
+    with torch.no_grad():
+        logits = model(torch.randn(2048, 16) + 1.0)  # a fresh batch
+    offsets = (logits - model[4].bias.detach()).mean(0)  # what the classes' means were before
+    assert float(offsets.abs().max()) > 0.3 * float(logits.std())
+    # left: the example batch's sampling error of each mean, σ/√512 (5 standard errors)
+    assert float(logits.mean(0).abs().max()) < 5 * float(logits.std()) / math.sqrt(512)
+    one_class = torch.zeros(2048, dtype=torch.long)
+    for c in range(10):
+        loss = float(F.cross_entropy(logits, one_class + c))
+        assert loss == pytest.approx((1 + LOGIT_LOSS_EXCESS) * math.log(10), rel=0.03)

@@ -289,3 +289,41 @@ def test_half_precision_weights_are_measured_in_float32_and_mixed_dtypes_work() 
     torch.testing.assert_close(
         model[1].weight.norm(dim=1), torch.ones(2, dtype=torch.float64), **EQUAL
     )
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64])
+def test_integer_bool_and_complex_tensors_are_refused_naming_the_dtype(dtype: torch.dtype) -> None:
+    w = torch.ones(2, 3, dtype=dtype)
+    with pytest.raises(TypeError, match=rf"max_norm_: the tensor has dtype {dtype}"):
+        max_norm_(w, 1.0)
+
+
+@pytest.mark.parametrize("p", [2.0, float("inf")])
+def test_an_empty_unit_has_norm_zero_for_every_order(p: float) -> None:
+    w = torch.ones(3, 0)
+    assert max_norm_(w, 1.0, norm_type=p).tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0, float("inf")])
+def test_a_rescaled_unit_ends_at_most_at_c_and_a_second_projection_changes_nothing(
+    dtype: torch.dtype, p: float
+) -> None:
+    g = torch.Generator().manual_seed(0)
+    w = (torch.randn(64, 37, generator=g, dtype=torch.float64) * 3).to(dtype)
+    c = 0.7  # not representable in any of the dtypes: the bound is never rounded up
+    max_norm_(w, c, norm_type=p)
+    exact = torch.linalg.vector_norm(w.double(), p, dim=1)
+    eps = torch.finfo(dtype).eps
+    assert bool((exact <= c).all()), float(exact.max())
+    assert bool((exact >= c * (1 - 8 * eps)).all()), float(exact.min())
+    projected = w.clone()
+    max_norm_(w, c, norm_type=p)
+    assert torch.equal(w, projected)
+
+
+def test_a_high_order_norm_neither_overflows_nor_underflows_float32() -> None:
+    w = torch.tensor([[100.0, -50.0, 3.0], [1e-2, -1e-2, 1e-3]])  # 100**20 and 0.01**20
+    norms = max_norm_(w.clone(), 1e9, norm_type=20.0)
+    expected = torch.linalg.vector_norm(w.double(), 20.0, dim=1)
+    torch.testing.assert_close(norms.double(), expected, rtol=1e-6, atol=0)

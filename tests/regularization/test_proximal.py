@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import pytest
@@ -189,6 +190,36 @@ def test_sparsity_accepts_tensors_and_pairs_and_an_empty_list() -> None:
     assert sparsity([]).total.zero_fraction == 0.0
     with pytest.raises(KeyError, match="no parameter 'x'"):
         sparsity([("a", torch.ones(1))])["x"]
+
+
+def test_sparsity_counts_bool_and_integer_tensors_as_numbers() -> None:
+    flags = torch.tensor([True, False, False])
+    ints = torch.tensor([-128, -1, 0, 2, 127], dtype=torch.int8)  # |-128| overflows int8's abs
+    small, unit = sparsity([flags, ints], atol=0.5), sparsity([flags, ints], atol=1.0)
+    assert [(r.zeros, r.near_zeros) for r in small.rows] == [(2, 2), (1, 1)]
+    assert [(r.zeros, r.near_zeros) for r in unit.rows] == [(2, 3), (1, 2)]
+    assert sparsity(ints, atol=1e30).rows[0].near_zeros == 5
+
+
+@pytest.mark.parametrize(
+    ("value", "atol", "dtype"),
+    [
+        (6e-8, 4e-8, torch.float16),  # 4e-8 rounds to float16's 6e-8
+        (0.1, 0.1, torch.float16),  # float16's 0.1 is 0.09998: within 0.1
+        (1.0000001, 1.00000005, torch.float32),
+        (65504.0, 1e30, torch.float16),  # 1e30 rounds to inf in float16
+    ],
+)
+def test_the_near_zero_bound_is_never_rounded_to_the_tensors_dtype(
+    value: float, atol: float, dtype: torch.dtype
+) -> None:
+    t = torch.tensor([value, -value, math.inf], dtype=dtype)
+    expected = int((t.double().abs() <= atol).sum())
+    assert sparsity(t, atol=atol).rows[0].near_zeros == expected
+    c = torch.tensor([value + 0j], dtype=torch.complex64)
+    assert sparsity(c, atol=atol).rows[0].near_zeros == int(
+        (c.to(torch.complex128).abs() <= atol).sum()
+    )
 
 
 def test_remove_really_removes_the_hook() -> None:

@@ -8,11 +8,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from stabletrain import _norms
 from stabletrain.stability import (
     NonFiniteGradError,
     adaptive_clip_grad_,
@@ -335,8 +337,10 @@ def test_an_overflowing_layer_norm_is_recomputed_per_layer() -> None:
     assert ref_norm([net.fc.weight.grad, net.fc.bias.grad], 2.0) == pytest.approx(1.0, rel=RTOL)
 
 
+@pytest.mark.usefixtures("as_on_an_accelerator")
 def test_without_a_host_read_an_overflowing_norm_is_inf_and_the_gradients_stay() -> None:
-    """The documented limit: telling an overflow from an inf needs a read; none by default."""
+    """The documented limit on an accelerator: telling an overflow from an inf needs a read;
+    none by default."""
     net = overflowing_net()
     before = grads_of(net)
     with host_reads() as reads:
@@ -347,6 +351,46 @@ def test_without_a_host_read_an_overflowing_norm_is_inf_and_the_gradients_stay()
         assert torch.equal(g, before[name]), name
 
 
+@pytest.mark.parametrize("per_layer", [False, True])
+def test_on_the_cpu_an_overflowing_norm_is_recomputed_and_clipped_without_sync(
+    per_layer: bool,
+) -> None:
+    net = overflowing_net(1e20)
+    before = grads_of(net)
+    exact = ref_norm(list(before.values()), 2.0)
+    measured = clip_grad_norm_(net, 1.0, per_layer=per_layer)
+    norm = measured["fc"] if per_layer else measured
+    assert norm.item() == pytest.approx(
+        exact if not per_layer else ref_norm([before["fc.weight"], before["fc.bias"]], 2.0),
+        rel=RTOL,
+    )
+    if not per_layer:
+        for name, g in grads_of(net).items():
+            torch.testing.assert_close(g, before[name] / exact, rtol=RTOL, atol=0.0, msg=name)
+    assert ref_norm([net.fc.weight.grad, net.fc.bias.grad], 2.0) <= 1.0 + 1e-5
+
+
+@pytest.mark.parametrize("p", [3.0, 20.0, 100.0])
+def test_a_high_order_norm_neither_overflows_nor_underflows(p: float) -> None:
+    big, small = torch.zeros(4, requires_grad=True), torch.zeros(4, requires_grad=True)
+    big.grad = torch.tensor([100.0, -50.0, 3.0, 0.0])  # 100**20 overflows float32
+    small.grad = torch.tensor([1e-2, -1e-2, 1e-3, 0.0])  # 0.01**20 underflows it
+    for g in (big, small):
+        expected = ref_norm([g.grad], p)
+        assert grad_norm([g], p).item() == pytest.approx(expected, rel=RTOL)
+
+
+def test_agc_clips_a_unit_whose_sum_of_squares_overflows_float32() -> None:
+    w = torch.ones(2, 3, requires_grad=True)
+    w.grad = torch.tensor([[1e20, -1e20, 0.0], [1e-3, 0.0, 0.0]])
+    norms = adaptive_clip_grad_([w], 0.5)["0"]
+    assert norms[0].item() == pytest.approx(math.sqrt(2) * 1e20, rel=RTOL)
+    allowed = 0.5 * math.sqrt(3)  # λ·‖W_0‖
+    assert ref_norm([w.grad[0]], 2.0) == pytest.approx(allowed, rel=RTOL)
+    assert w.grad[1].tolist() == pytest.approx([1e-3, 0.0, 0.0], rel=1e-7)
+
+
+@pytest.mark.usefixtures("as_on_an_accelerator")
 def test_norms_that_overflow_only_when_combined_stay_finite_without_a_host_read() -> None:
     a, b = torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)
     a.grad, b.grad = torch.full((2,), 1.3e19), torch.full((2,), 1.3e19)  # each norm 1.8e19
@@ -399,6 +443,13 @@ def host_reads() -> Iterator[_HostReads]:
         yield mode
 
 
+@pytest.fixture
+def as_on_an_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Count the host reads as on an accelerator: the CPU's free read-back of an overflowed
+    norm (stabletrain._norms.reads_are_free) is not taken."""
+    monkeypatch.setattr(_norms, "reads_are_free", lambda tensors: False)
+
+
 def test_the_host_read_counter_sees_a_read() -> None:
     with host_reads() as reads:
         torch.ones(()).item()
@@ -416,6 +467,7 @@ def test_the_host_read_counter_sees_a_read() -> None:
     ],
     ids=["norm", "per_layer", "value", "agc", "grad_norm"],
 )
+@pytest.mark.usefixtures("as_on_an_accelerator")
 def test_clipping_reads_nothing_back_to_the_host(clip: Callable[[nn.Module], Any]) -> None:
     net = net_with_grads()
     with host_reads() as reads:
@@ -423,6 +475,7 @@ def test_clipping_reads_nothing_back_to_the_host(clip: Callable[[nn.Module], Any
     assert reads.count == 0
 
 
+@pytest.mark.usefixtures("as_on_an_accelerator")
 def test_sync_true_reads_the_host_once() -> None:
     net = net_with_grads()
     with host_reads() as reads:
@@ -456,3 +509,52 @@ def test_bad_input_names_the_value_and_the_fix(
 ) -> None:
     with pytest.raises(error, match=match):
         call(net_with_grads())
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda ps: grad_norm(ps),
+        lambda ps: clip_grad_norm_(ps, 1.0),
+        lambda ps: clip_grad_value_(ps, 1.0),
+        lambda ps: adaptive_clip_grad_(ps),
+    ],
+    ids=["grad_norm", "clip_grad_norm_", "clip_grad_value_", "adaptive_clip_grad_"],
+)
+def test_integer_bool_and_complex_gradients_are_a_type_error_naming_the_parameter(
+    dtype: torch.dtype, call: Callable[[Any], Any]
+) -> None:
+    ok = torch.zeros(2, requires_grad=True)
+    ok.grad = torch.ones(2)
+    odd = torch.zeros(3, dtype=dtype)
+    odd.grad = torch.ones(3, dtype=dtype)
+    with pytest.raises(TypeError, match=rf"the gradient of b has dtype {dtype}"):
+        call([("a", ok), ("b", odd)])
+    assert ok.grad.tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "clip_value", "bound"),
+    [
+        (torch.float16, 1e30, math.inf),  # rounds to inf in float16: nothing to clamp
+        (torch.float16, 65519.0, 65504.0),  # rounds to float16's largest value
+        (torch.float32, 3.5e38, math.inf),
+        (torch.bfloat16, 1e300, math.inf),
+    ],
+)
+def test_a_clip_value_beyond_the_dtype_s_range_clamps_to_it_as_rounding_makes_it(
+    dtype: torch.dtype, clip_value: float, bound: float
+) -> None:
+    w = torch.zeros(3, dtype=dtype, requires_grad=True)
+    w.grad = torch.tensor([math.inf, -math.inf, 2.0], dtype=dtype)
+    largest = clip_grad_value_([w], clip_value)
+    assert math.isinf(largest.item())
+    assert w.grad.double().tolist() == [bound, -bound, 2.0]
+
+
+@pytest.mark.parametrize("norm_type", [np.float32(3.0), np.int64(3), torch.tensor(3.0)])
+def test_a_numpy_or_tensor_norm_type_is_a_number_like_any_other(norm_type: Any) -> None:
+    w = torch.zeros(2, requires_grad=True)
+    w.grad = torch.tensor([3.0, 4.0])
+    assert grad_norm([w], norm_type).item() == pytest.approx(ref_norm([w.grad], 3.0), rel=RTOL)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from stabletrain.stability import ConsecutiveSkipsError, StepGuard, StepResult
-from tests.stability.test_clipping import host_reads
+from tests.stability.test_clipping import as_on_an_accelerator, host_reads  # noqa: F401
 
 LR = 0.1
 
@@ -347,6 +347,28 @@ def test_a_negative_loss_with_the_loss_spike_test_is_an_error_and_changes_nothin
     assert norm_only.step(-0.5).stepped
 
 
+def test_a_minus_inf_loss_with_the_loss_spike_test_is_skipped_as_non_finite() -> None:
+    model = mlp()
+    params = snapshot(model)
+    guard = StepGuard(torch.optim.SGD(model.parameters(), lr=LR), spike_zscore=6.0)
+    backward(model, 0)
+    result = guard.step(torch.tensor(-math.inf))
+    assert (result.stepped, result.reason) == (False, "nonfinite_loss")
+    assert_same(snapshot(model), params)
+
+
+def test_a_complex_loss_is_refused_before_anything_is_done() -> None:
+    model = mlp()
+    params = snapshot(model)
+    guard = StepGuard(torch.optim.SGD(model.parameters(), lr=LR))
+    backward(model, 0)
+    with pytest.raises(TypeError, match=r"StepGuard\.step: loss must be a real tensor.*complex"):
+        guard.step(torch.tensor(1.0 + 2.0j))
+    assert_same(snapshot(model), params)
+    assert guard.steps == 0
+    assert all(p.grad is not None for p in model.parameters())
+
+
 def test_a_zero_loss_is_no_spike_and_is_not_recorded() -> None:
     model = mlp()
     guard = StepGuard(
@@ -556,6 +578,7 @@ def test_a_longer_saved_window_keeps_the_most_recent_values() -> None:
 # --- cost ------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("as_on_an_accelerator")
 @pytest.mark.parametrize("spike", [None, 6.0])
 def test_a_taken_step_reads_the_host_exactly_once(spike: float | None) -> None:
     model = mlp()
@@ -591,6 +614,8 @@ def test_a_taken_step_reads_the_host_exactly_once(spike: float | None) -> None:
         ({"scaler": object()}, TypeError, "GradScaler"),
         ({"scheduler": object()}, TypeError, "step"),
         ({"model": [1, 2]}, TypeError, "named_parameters"),
+        ({"model": 3}, TypeError, r"StepGuard: model must be .* got int"),
+        ({"foreach": "no"}, TypeError, r"StepGuard: foreach must be True, False or None"),
     ],
 )
 def test_bad_arguments_name_the_value_and_the_fix(

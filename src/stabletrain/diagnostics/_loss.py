@@ -72,7 +72,8 @@ def compute_loss(
                 "loss_fn to use another kind of target."
             )
         if main.dim() == 2 and not target.is_floating_point() and target.dim() == 1:
-            return F.cross_entropy(main, target), "cross_entropy(output, target)", main
+            text = f"cross_entropy(output, target of {main.shape[1]} classes)"
+            return F.cross_entropy(main, target), text, main
         if target.shape != main.shape:
             raise ValueError(
                 f"diagnose: target of shape {tuple(target.shape)} fits neither cross-entropy "

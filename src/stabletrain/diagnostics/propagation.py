@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_finite_tensors, check_not_meta, check_positive_int
+from stabletrain._wrappers import unwrap_model
 from stabletrain.diagnostics._capture import HISTOGRAM_RADIUS, Capture, LayerRecord
 from stabletrain.diagnostics._findings import propagation_findings
 from stabletrain.diagnostics._layers import (
@@ -443,6 +444,7 @@ def diagnose(
         >>> d.loss
         'cross_entropy(output, random labels of 10 classes, seed 0)'
     """
+    model = unwrap_model(model)
     bins = _check(model, example_input, loss_fn, fix, lint, histogram_bins, seed)
     if not fix:
         return _diagnose_once(model, example_input, loss_fn, target, lint, bins, seed)
@@ -475,6 +477,7 @@ def diagnose(
 
 # a fix may cost this much of the step-0 cross-entropy before it counts as worse
 _LOSS_SLACK = 1.02
+_LOGIT_BOUND = 1.05  # auto_init starts logits at ≤ 1.05·ln C (the logits role)
 
 
 def _propagation_problems(d: Diagnosis) -> list[str]:
@@ -491,10 +494,14 @@ def _measures_worse(before: Diagnosis, after: Diagnosis) -> str:
     cross-entropy (beyond 2%), or more propagation problems (vanishing or exploding signals,
     warnings or worse) than before."""
     why = []
+    classes = re.search(r" of (\d+) classes", before.loss)
+    # a start within auto_init's own bound on ln C is not worse: logits that vanished in a
+    # model that does not propagate also start at ln C
+    bound = _LOGIT_BOUND * math.log(int(classes.group(1))) if classes else 0.0
     if (
         before.loss.startswith("cross_entropy")
         and math.isfinite(before.loss_value)
-        and not after.loss_value <= before.loss_value * _LOSS_SLACK
+        and not after.loss_value <= max(before.loss_value * _LOSS_SLACK, bound)
     ):
         why.append(f"step-0 loss {before.loss_value:.4g} -> {after.loss_value:.4g}")
     was, now = _propagation_problems(before), _propagation_problems(after)

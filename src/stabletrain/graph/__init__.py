@@ -31,6 +31,7 @@ from typing import Any
 
 from torch import nn
 
+from stabletrain._wrappers import unwrap_model
 from stabletrain.graph._analysis import (
     NORM_TYPES,
     DataflowIndex,
@@ -120,6 +121,7 @@ def trace(model: nn.Module, example_input: Any) -> Graph:
         TypeError: ``model`` is not an ``nn.Module`` or ``example_input`` is of another type.
         ValueError: the model raised on ``example_input`` (the original error is chained).
     """
+    model = unwrap_model(model)
     _check(model, example_input, "trace")
     with preserved_state(model):
         return _trace(model, example_input, "trace", grad=False, observer=None)[0]

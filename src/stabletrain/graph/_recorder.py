@@ -15,9 +15,14 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+from torch.nn.modules.module import (
+    _global_forward_hooks_with_kwargs,
+    register_module_forward_hook,
+    register_module_forward_pre_hook,
+)
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
+from torch.utils.hooks import RemovableHandle
 
 from stabletrain.graph._modules import module_activation
 from stabletrain.graph._ops import (
@@ -88,6 +93,14 @@ class Recording:
 
 # Argument types that hold no tensor: skipped without asking pytree (most ops' extra arguments).
 _LEAF_TYPES = frozenset({bool, int, float, complex, str, torch.dtype, torch.device, torch.Size})
+
+
+def _remove_global_hook(handle: RemovableHandle) -> None:
+    """Remove a global forward hook registered ``with_kwargs=True``, entirely: torch's handle
+    leaves its id in the with-kwargs registry, after which every ``torch.compile(module)`` call
+    warns that global hooks exist."""
+    handle.remove()
+    _global_forward_hooks_with_kwargs.pop(handle.id, None)
 
 
 def tensors_in(tree: Any) -> list[torch.Tensor]:
@@ -267,9 +280,8 @@ def _hooks(model: nn.Module, recorder: _Recorder) -> Iterator[None]:
 
     with contextlib.ExitStack() as stack:
         stack.callback(register_module_forward_pre_hook(pre).remove)
-        stack.callback(
-            register_module_forward_hook(post, with_kwargs=True, always_call=True).remove
-        )
+        handle = register_module_forward_hook(post, with_kwargs=True, always_call=True)
+        stack.callback(_remove_global_hook, handle)
         yield
 
 

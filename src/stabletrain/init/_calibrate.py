@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +90,18 @@ def _hooks(
         yield
 
 
+def _centre_bias_(module: nn.Module, y: torch.Tensor) -> torch.Tensor:
+    """Subtract each output unit's batch mean from ``module.bias``; returns the shift (0 where
+    the module has no bias over ``y``'s last dim)."""
+    bias = getattr(module, "bias", None)
+    if not isinstance(bias, torch.Tensor) or bias.shape != y.shape[-1:]:
+        return torch.zeros((), dtype=y.dtype, device=y.device)
+    shift = y.detach().reshape(-1, y.shape[-1]).mean(0)
+    with torch.no_grad():
+        bias.sub_(shift.to(bias.dtype))
+    return shift
+
+
 def _std(y: torch.Tensor) -> float:
     return float(y.detach().double().std()) if y.numel() > 1 else 0.0
 
@@ -138,6 +150,8 @@ def calibrate(
     post_scale: Mapping[str, float] | None = None,
     relative: Mapping[str, tuple[nn.Module, float]] | None = None,
     params: Mapping[str, Sequence[nn.Parameter]] | None = None,
+    goal_of: Mapping[str, Callable[[torch.Tensor], float]] | None = None,
+    centre: Collection[str] = (),
 ) -> tuple[dict[str, Fitted], int]:
     """Rescale ``layers`` (name -> module) so each output std is within ``tol`` of the target.
 
@@ -155,7 +169,12 @@ def calibrate(
     ``module``'s input in the same pass: a Pre-LN branch's last layer against the residual
     stream its normalization reads. ``params`` (name -> parameters) rescales only those (the
     last weight of a module that applies several, such as a mixture of experts); default: all
-    of the layer's own parameters.
+    of the layer's own parameters. ``goal_of`` (name -> function of the layer's output) sets
+    a layer's goal from what it computes: logits fitted to a step-0 loss
+    (:func:`stabletrain.init.policy._roles.fitted_logit_std`); a non-finite goal keeps the
+    layer as it is. ``centre`` (names of layers with a bias over their last output dim): after
+    the fit the bias takes minus each output unit's mean over the batch, so a logits layer
+    starts with no class preferred (a uniform prior, as a final bias set to the log prior).
 
     Raises:
         ValueError: a layer's output is non-finite, or its correction exceeds
@@ -198,7 +217,11 @@ def calibrate(
                 fitted[name].scale *= factor
                 return output * factor if isinstance(output, torch.Tensor) else None
             goal = target_std * post.get(name, 1.0)
-            if name in rel:
+            if goal_of and name in goal_of:
+                goal = goal_of[name](y)
+                if not 0 < goal < float("inf"):
+                    return None
+            elif name in rel:
                 ref, times = rel[name]
                 goal = times * stream.get(id(ref), float("nan"))
                 if not 0 < goal < float("inf"):
@@ -210,9 +233,12 @@ def calibrate(
             _check_correction(name, own[name], std, factor)
             _rescale_(own[name], factor)
             fitted[name].scale *= factor
+            y = y * factor
+            if name in centre:
+                y = y - _centre_bias_(module, y)
             if isinstance(output, torch.Tensor):
-                return output * factor
-            return (output[0] * factor, *output[1:])
+                return y
+            return (y, *output[1:])
 
         return fn
 

@@ -289,6 +289,36 @@ def _named_gain(name: str, params: tuple[tuple[str, float], ...], kind: GainKind
     return 1.0 / math.sqrt(_expectation_sq(builder(**p), kind, repr(name)))
 
 
+_NORMALIZING_MODULES = (nn.Softmax, nn.Softmin, nn.LogSoftmax, nn.Softmax2d)
+_NORMALIZING_FUNCTIONS = (
+    torch.softmax,
+    torch.log_softmax,
+    F.softmax,
+    F.log_softmax,
+    F.softmin,
+    torch.Tensor.softmax,
+    torch.Tensor.log_softmax,
+)
+
+
+def _refuse_normalizing(activation: ActivationLike) -> None:
+    """Raise for softmax and its kin: each output depends on a whole slice of inputs."""
+    normalizing = isinstance(activation, _NORMALIZING_MODULES) or any(
+        activation is f for f in _NORMALIZING_FUNCTIONS
+    )
+    if not normalizing:
+        return
+    raise ValueError(
+        f"gain: {activation_name(activation)} is not an elementwise activation: it normalizes "
+        "over a whole dim (each output depends on every input of its slice), so no "
+        "variance-preserving gain exists for it (integrated elementwise over z ~ N(0, 1) like "
+        "the others, it would give a meaningless ~5e7). "
+        "The layer before a softmax produces logits: initialize it as linear "
+        "(gain('linear') = 1), or with a small std for a classifier or LM head "
+        "(stabletrain.auto_init does both); for attention scores, scale q·kᵀ by 1/sqrt(d_k)."
+    )
+
+
 def gain(
     activation: ActivationLike = "linear",
     kind: GainKind = "forward",
@@ -316,7 +346,9 @@ def gain(
     Raises:
         ValueError: unknown name, kind, convention or parameter; a parameter the activation
             refuses (hardtanh's ``min_val > max_val``); no finite gain (a constant activation,
-            NaN or inf values).
+            NaN or inf values); softmax, log-softmax or softmin (module or function), which
+            normalize over a dim and are not elementwise: the layer before them produces
+            logits, initialized as linear (gain 1) or smaller.
         TypeError: an object that is not an activation; a callable that fails on a 1-D float64
             tensor (whatever it raises) or returns something else than a real floating-point
             tensor of the input's shape.
@@ -331,6 +363,7 @@ def gain(
     """
     check_choice("kind", kind, ("forward", "backward"), where="gain")
     check_choice("convention", convention, ("exact", "torch"), where="gain")
+    _refuse_normalizing(activation)
     if isinstance(activation, nn.Module):
         spec = _module_spec(activation)
         if spec is not None:

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_choice
+from stabletrain._wrappers import unwrap_model
 from stabletrain.graph import ResidualBranch, trace, transaction
 
 __all__ = [
@@ -123,6 +124,7 @@ def init_residual_(
         >>> init_residual_(model, torch.randn(4, 8), "fixup")
         {'0.fc1': 0.7071067811865476, '0.fc2': 0.0, '1.fc1': 0.7071067811865476, '1.fc2': 0.0}
     """
+    model = unwrap_model(model)
     check_choice("mode", mode, RESIDUAL_MODES, where="init_residual_")
     if branches is None and example_input is None:
         raise ValueError(

@@ -9,10 +9,13 @@ bias       a shift: every parameter named ``*bias*`` outside a normalization lay
 norm       the affine parameters of a normalization layer: BatchNorm, LayerNorm,
            GroupNorm, InstanceNorm, RMSNorm, or a custom module whose class name says
            ``Norm`` and whose parameters are 1-D
-gain       a 1-D parameter applied elementwise: layer-scale gammas, custom gates
+gain       a parameter with at most one dimension above 1, applied elementwise: layer-scale
+           gammas (``C``, or ``C×1×1`` for images), attention temperatures and logit scales
+           (``heads×1×1``), custom gates; the same with or without an example input
 embedding  an embedding table read by lookup (``nn.Embedding``, ``F.embedding``)
 positional a parameter broadcast over the batch and added or concatenated to activations:
-           positional embeddings, class tokens (leading dimension 1, or observed as added)
+           positional embeddings, class tokens (leading dimension 1, or observed as added;
+           a vector such as a ``1×1×C`` class token is told from a gain by its name)
 ========== ==============================================================================
 
 Without an example input the decision uses the owner module's type and the parameter's shape;
@@ -66,30 +69,43 @@ class ParamInfo:
 _POSITIONAL_NAME = re.compile(r"(^|_)(pos|position|positional|cls|class)(_|$)|pos_?emb", re.I)
 
 
+def is_vector(param: nn.Parameter) -> bool:
+    """At most one dimension above 1 (``C``, ``C×1×1``, ``heads×1×1``, a scalar): never a
+    matrix, whatever the broadcast dimensions it is stored with."""
+    return sum(1 for size in param.shape if size > 1) <= 1
+
+
+_TOKEN_NAME = re.compile(r"tok(en)?(_|$)|(^|_)(pos|position|positional|cls|class)(_|$)|pos_?emb")
+
+
 def _by_use(use: ParamUse, ndim: int) -> tuple[Category, str] | None:
-    """The category of a custom module's parameter from the operations that read it."""
+    """The category of a custom module's parameter from the operations that read it (vectors
+    only when a normalization op reads them: gains are told by shape, with or without a trace)."""
     ops = set(use.ops)
-    if ops & set(LINEAR_OPS) and ndim >= 2:
+    if ops & NORM_OPS:
+        return "norm", "affine parameter of a normalization op"
+    if ndim <= 1:
+        return None
+    if ops & set(LINEAR_OPS):
         op = next(o for o in use.ops if o in LINEAR_OPS)
         return "weight", f"used as a linear map's weight ({op})"
     if ops & _EMBEDDING_OPS:
         return "embedding", "read by an embedding lookup"
-    if ops & NORM_OPS:
-        return "norm", "affine parameter of a normalization op"
     if ops & MUL_OPS:
         return "gain", "multiplies activations elementwise (a gain, e.g. layer scale)"
     added = ops & (ADD_OPS | {"cat"}) or any(f.kind in ("add", "residual") for f in use.following)
     if added:
-        if ndim >= 2:
-            return "positional", "added or concatenated to activations (positional/class token)"
-        return "bias", "added to activations (a shift)"
+        return "positional", "added or concatenated to activations (positional/class token)"
     return None
 
 
 def _by_shape(local: str, param: nn.Parameter) -> tuple[Category, str]:
     """The category of a custom module's parameter from its shape (and, for tables, its name)."""
-    if param.ndim <= 1:
-        return "gain", "1-D parameter of a custom module: an elementwise gain or shift"
+    if is_vector(param):
+        if _TOKEN_NAME.search(local):
+            return "positional", "a class/register token or positional vector (by name)"
+        shape = "×".join(map(str, param.shape)) or "scalar"
+        return "gain", f"a vector ({shape}) of a custom module: an elementwise gain, scale or shift"
     if param.shape[0] == 1:
         return "positional", "broadcast over the batch (leading dim 1): positional or class token"
     if _POSITIONAL_NAME.search(local):
@@ -114,7 +130,7 @@ def _category(
     if isinstance(module, WEIGHT_TYPES):
         return "weight", f"{kind} weight"
     if use is not None:
-        observed = _by_use(use, param.ndim)
+        observed = _by_use(use, 1 if is_vector(param) else param.ndim)
         if observed is not None:
             return observed
     category, reason = _by_shape(local, param)

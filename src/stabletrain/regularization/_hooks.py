@@ -35,6 +35,7 @@ from torch.optim import Optimizer
 from torch.utils.hooks import RemovableHandle
 
 from stabletrain._checks import check_real
+from stabletrain._wrappers import unwrap_optimizer
 
 __all__ = [
     "OptimizerHook",
@@ -51,7 +52,9 @@ Bucket = tuple[torch.device, torch.dtype]
 
 
 def check_optimizer(optimizer: Any, *, where: str) -> Optimizer:
-    """Return ``optimizer`` if it is a ``torch.optim.Optimizer``, else raise ``TypeError``."""
+    """The ``torch.optim.Optimizer`` itself (unwrapped from accelerate/Lightning wrappers: hooks go
+    on the optimizer whose ``step`` the wrapper calls), else raise ``TypeError``."""
+    optimizer = unwrap_optimizer(optimizer)
     if not isinstance(optimizer, Optimizer):
         raise TypeError(
             f"{where}: expected a torch.optim.Optimizer (e.g. torch.optim.Adam(...)), got "

@@ -29,10 +29,11 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
-from stabletrain._checks import check_real
+from stabletrain._checks import FLOAT_DTYPES, check_real
+from stabletrain._norms import at_most, norm_dtype, vector_norm
 from stabletrain._units import CONV_TRANSPOSE, Units, is_hf_conv1d
+from stabletrain._wrappers import unwrap_model
 from stabletrain.regularization._hooks import OptimizerHook, check_optimizer
-from stabletrain.stability._distributed import norm_dtype
 
 __all__ = ["MAX_NORM_LAYERS", "MaxNormConstraint", "max_norm_", "max_norm_constraint"]
 
@@ -61,16 +62,12 @@ class _Target:
         self.axis = None if units.groups > 1 or tensor.dim() == 0 else (units.dim or 0)
 
     def norms(self, p: float) -> torch.Tensor:
-        """The unit norms, keepdim (broadcastable against :meth:`view`)."""
+        """The unit norms, keepdim (broadcastable against :meth:`view`): finite wherever
+        representable, 0 for a unit with no values (:func:`stabletrain._norms.vector_norm`)."""
         view = self.view()
-        wide = norm_dtype(view.dtype)
         if not self.dims and view.dim():  # one unit per element: vector_norm(dim=[]) takes all
-            return view.abs().to(wide)
-        dtype = None if view.dtype == wide else wide  # passing it anyway costs 50% more time
-        norm: torch.Tensor = torch.linalg.vector_norm(
-            view, p, dim=self.dims, keepdim=True, dtype=dtype
-        )
-        return norm
+            return view.abs().to(norm_dtype(view.dtype))
+        return vector_norm(view, p, self.dims, keepdim=True)
 
     def view(self) -> torch.Tensor:
         """The tensor, split into groups where needed (a view: in-place ops reach the weight)."""
@@ -86,6 +83,16 @@ def _check_norm_type(norm_type: float, *, where: str) -> float:
             f"{where}: norm_type must be >= 1 (a norm), got {p}; use 2 (the paper's), 1 or inf."
         )
     return p
+
+
+def _check_dtype(t: torch.Tensor, name: str, *, where: str = "max_norm_") -> None:
+    if t.dtype not in FLOAT_DTYPES:
+        valid = ", ".join(str(d).removeprefix("torch.") for d in FLOAT_DTYPES)
+        raise TypeError(
+            f"{where}: {name} has dtype {t.dtype}; a max-norm constraint is for real "
+            f"floating-point weights ({valid}): cast it with .float(), or constrain "
+            "torch.view_as_real(w) for a complex weight."
+        )
 
 
 def _tensor_units(t: torch.Tensor, dim: int | None, *, name: str, where: str) -> Units:
@@ -131,29 +138,49 @@ def _targets(
 
 
 def _apply(targets: list[_Target], c: float, p: float) -> list[torch.Tensor]:
-    """Rescale every unit above c to norm c; return each target's unit norms before (keepdim).
+    """Rescale every unit above c to norm c (at most); return each target's unit norms before
+    (keepdim).
 
-    One norm kernel per tensor; then, per (device, dtype, layout) of the norms, one
-    concatenation, one factor computation c / max(‖w_i‖, c) (exactly 1 inside the ball; 1 for
-    units whose norm is not finite, which are left as they are) and one split back into views
-    shaped like the norms; then one fused multiplication. Call under ``torch.no_grad()``.
+    One norm kernel per tensor; then, per (device, dtype, layout) of the norms and dtype of the
+    weights, one concatenation, one factor computation (:func:`_factors`: exactly 1 inside the
+    ball and for units whose norm is not finite, which are left as they are) and one split back
+    into views shaped like the norms; then one fused multiplication. Call under
+    ``torch.no_grad()``.
     """
     norms = [t.norms(p) for t in targets]
-    buckets: dict[tuple[torch.device, torch.dtype, int, int | None], list[int]] = {}
+    buckets: dict[tuple[torch.device, torch.dtype, int, int | None, torch.dtype], list[int]] = {}
     for i, (t, n) in enumerate(zip(targets, norms, strict=True)):
-        buckets.setdefault((n.device, n.dtype, n.dim(), t.axis), []).append(i)
+        buckets.setdefault((n.device, n.dtype, n.dim(), t.axis, t.tensor.dtype), []).append(i)
     factors: list[torch.Tensor | None] = [None] * len(targets)
-    for (_, _, _, axis), idx in buckets.items():
+    for (_, dtype, _, axis, weights), idx in buckets.items():
         if axis is None:  # grouped: flatten, then view each part back
             flat = torch.cat([norms[i].flatten() for i in idx])
         else:  # cat along the unit axis: the split parts have the norms' shapes already
             flat = torch.cat([norms[i] for i in idx], dim=axis)
-        scale = torch.where(torch.isfinite(flat), c / flat.clamp_min(c), 1.0)
+        scale = _factors(flat, c, dtype, weights)
         sizes = [norms[i].numel() for i in idx]
         for i, part in zip(idx, torch.split(scale, sizes, dim=axis or 0), strict=True):
             factors[i] = part if axis is not None else part.view(norms[i].shape)
     torch._foreach_mul_([t.view() for t in targets], [f for f in factors if f is not None])
     return norms
+
+
+def _factors(
+    norms: torch.Tensor, c: float, dtype: torch.dtype, weights: torch.dtype
+) -> torch.Tensor:
+    """(c/‖w_i‖)·(1 − δ) for the units above c, exactly 1 for the others (and non-finite ones).
+
+    The comparison is exact (against the largest value of the norms' dtype <= c, never c
+    rounded up), and δ = u_w + 4·eps covers the roundings on the way (the product rounded to
+    the weights' dtype, u_w = eps_w/2; the norm, the quotient and the factor in the norms'
+    dtype), so a rescaled unit ends at most at c (within the norm kernel's own rounding) and
+    a second projection leaves it bit for bit.
+    """
+    bound = at_most(c, dtype).to(norms.device)
+    over = torch.isfinite(norms) & (norms > bound)
+    shrink = 1.0 - (torch.finfo(weights).eps / 2 + 4 * torch.finfo(dtype).eps)
+    rescaled = bound / torch.where(over, norms, bound) * shrink
+    return torch.where(over, rescaled, torch.ones_like(norms))
 
 
 def _flat(norms: torch.Tensor, target: _Target) -> torch.Tensor:
@@ -184,7 +211,9 @@ def max_norm_(
 
     w_i ← w_i · min(1, c / ‖w_i‖) for every unit i (Srivastava et al. 2014, "Dropout", JMLR,
     Sec. 5.1). Units inside the ball are left bit for bit; units whose norm is NaN or inf are
-    left as they are. No host sync.
+    left as they are; a rescaled unit ends at c·(1 − δ), δ a few units in the last place
+    (float32: 5e-7, float16: 5e-4), never above c, so projecting twice changes nothing. A
+    unit with no values has norm 0. No host sync on an accelerator.
 
     Args:
         target: a weight tensor, or a module: the weight of every ``Linear``, ``Bilinear``,
@@ -202,7 +231,8 @@ def max_norm_(
         ``{weight name: unit norms before}``; ``norms[i]`` is output unit i.
 
     Raises:
-        TypeError: ``target`` is neither a tensor nor a module.
+        TypeError: ``target`` is neither a tensor nor a module, or a weight is not real
+            floating point (integer, bool, complex).
         ValueError: c <= 0, a dim out of range, p < 1.
 
     Example:
@@ -219,6 +249,7 @@ def max_norm_(
     p = _check_norm_type(norm_type, where=where)
     with torch.no_grad():
         if isinstance(target, torch.Tensor):
+            _check_dtype(target, "the tensor")
             units = _tensor_units(target, dim, name="the tensor", where=where)
             single = _Target("0", target, units)
             return _flat(_apply([single], c, p)[0], single)
@@ -227,6 +258,8 @@ def max_norm_(
                 f"{where}: expected a tensor or an nn.Module, got {type(target).__name__}."
             )
         targets = _targets(target, MAX_NORM_LAYERS, dim, ())
+        for t in targets:
+            _check_dtype(t.tensor, t.name)
         if not targets:
             raise ValueError(
                 f"{where}: {type(target).__name__} has no Linear, Bilinear, Conv, ConvTranspose or "
@@ -280,7 +313,7 @@ def max_norm_constraint(
     every selected weight (Srivastava et al. 2014, "Dropout", JMLR, Sec. 5.1), so the
     constraint holds whenever the step has returned. Units are picked per layer type (see the
     module docstring); biases are not constrained. One norm kernel per weight and one fused
-    multiplication; no host sync.
+    multiplication; no host sync on an accelerator.
 
     Runs after ``step()`` returns, so ``optimizer.step(closure)`` is constrained like a plain
     step. One constraint per optimizer: a second call before ``remove()`` raises (it would
@@ -317,6 +350,7 @@ def max_norm_constraint(
     where = "max_norm_constraint"
     optimizer = check_optimizer(optimizer, where=where)
     MaxNormConstraint.refuse_second(optimizer)
+    model = unwrap_model(model)
     if not isinstance(model, nn.Module):
         raise TypeError(f"{where}: expected the model (an nn.Module), got {type(model).__name__}.")
     c = check_real("max_value", max_value, where=where, positive=True)
@@ -330,6 +364,8 @@ def max_norm_constraint(
     excluded = {exclude} if isinstance(exclude, str) else set(exclude)
     held = {id(p) for group in optimizer.param_groups for p in group["params"]}
     targets = [t for t in _targets(model, kinds, None, excluded) if id(t.tensor) in held]
+    for t in targets:
+        _check_dtype(t.tensor, t.name, where=where)
     if not targets:
         names = ", ".join(k.__name__ for k in kinds)
         raise ValueError(

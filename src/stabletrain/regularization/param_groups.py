@@ -3,7 +3,15 @@
 The rule, in one sentence: **decay the weights that multiply inputs; do not decay biases,
 normalization parameters, elementwise gains, embeddings or positional parameters** (each of the
 last five configurable), decided by structure (see :mod:`stabletrain.regularization._classify`),
-not by name patterns that miss BatchNorm, RMSNorm or layer-scale gammas.
+not by name patterns that miss BatchNorm, RMSNorm or layer-scale gammas; plus what the model
+declares itself (``no_weight_decay()``, as timm's and Swin's models do).
+
+Against timm's ``param_groups_weight_decay`` / ``param_groups_layer_decay`` and the Hugging Face
+Trainer's ``get_decay_parameter_names``, every decision is the same except where
+``docs/param_groups.md`` lists the difference and its reason: gains stored as ``C×1×1`` or
+``heads×1×1`` (timm decays them, its rule being ``ndim <= 1``), embedding tables, positional
+parameters and gains (the Trainer decays them), the final norm's depth (BEiT's top, where timm
+puts it with the last block) and stems made of numbered units.
 """
 
 from __future__ import annotations
@@ -17,8 +25,10 @@ from rich.console import Console
 from torch import nn
 
 from stabletrain._checks import check_choice, check_real
+from stabletrain._wrappers import unwrap_model
 from stabletrain.graph import trace
 from stabletrain.regularization._classify import CATEGORIES, Category, ParamInfo, classify
+from stabletrain.regularization._declared import declared_no_decay
 from stabletrain.regularization._depth import depths
 from stabletrain.regularization._explain import ParamGroupReport, ParamGroupRow
 
@@ -132,6 +142,7 @@ def explain_param_groups(
     layer_decay: float | None = None,
     layer_wd_decay: float | None = None,
     example_input: Any = None,
+    model_no_decay: bool = True,
 ) -> ParamGroupReport:
     """The table behind :func:`param_groups`: parameter, shape, group, decay, lr scale, reason.
 
@@ -144,6 +155,7 @@ def explain_param_groups(
         >>> report["1.weight"].weight_decay, report["1.weight"].category
         (0.0, 'norm')
     """
+    model = unwrap_model(model)
     if not isinstance(model, nn.Module):
         raise TypeError(f"{_WHERE}: expected an nn.Module, got {type(model).__name__}.")
     weight_decay = check_real("weight_decay", weight_decay, where=_WHERE, non_negative=True)
@@ -159,14 +171,21 @@ def explain_param_groups(
     infos = classify(model, graph)
     checked = _check_overrides(overrides or {}, model, infos)
     modules = dict(model.named_modules(remove_duplicate=False))
-    depth = depths(infos, graph)
+    depth = depths(infos, modules, graph)
     top = max(depth, default=0)
+    declared = declared_no_decay(model, where=_WHERE) if model_no_decay else None
     rows = []
     groups: dict[tuple[float, float], int] = {}
     for info, d in zip(infos, depth, strict=True):
         decayed = info.category not in no_decay
-        wd = weight_decay if decayed else 0.0
         reason = info.reason + ("" if decayed else " -> no decay")
+        owners = [declared(n) for n in (info.name, *info.aliases)] if declared else []
+        owner = next((o for o in owners if o is not None), None)
+        if decayed and owner is not None:
+            decayed = False
+            kind = type(modules[owner]).__name__
+            reason += f" -> no decay: the model declares it ({kind}.no_weight_decay)"
+        wd = weight_decay if decayed else 0.0
         wd = _finite(
             "weight_decay × layer_wd_decay^depth",
             wd * _layer_power(multipliers, "layer_wd_decay", top - d),
@@ -209,6 +228,7 @@ def param_groups(
     layer_decay: float | None = None,
     layer_wd_decay: float | None = None,
     example_input: Any = None,
+    model_no_decay: bool = True,
     explain: bool = False,
 ) -> list[dict[str, Any]]:
     """Parameter groups for any ``torch.optim`` optimizer, with no decay where it does not belong.
@@ -235,6 +255,9 @@ def param_groups(
         layer_wd_decay: weight-decay multiplier per block of depth below the top.
         example_input: if given, one traced forward pass classifies custom modules' parameters
             by the operations that read them and orders blocks by execution.
+        model_no_decay: also exempt the parameters that the model (or any of its modules)
+            declares in ``no_weight_decay()`` / ``no_weight_decay_keywords()``, as timm's and
+            Swin's models do (see :mod:`stabletrain.regularization._declared`).
         explain: print the table of :func:`explain_param_groups`.
 
     Raises:
@@ -252,6 +275,7 @@ def param_groups(
         [(0.05, ['0.weight', '2.weight']), (0.0, ['0.bias', '1.weight', '1.bias', '2.bias'])]
         >>> opt = torch.optim.AdamW(groups, lr=1e-3)
     """
+    model = unwrap_model(model)
     report = explain_param_groups(
         model,
         weight_decay,
@@ -260,6 +284,7 @@ def param_groups(
         layer_decay=layer_decay,
         layer_wd_decay=layer_wd_decay,
         example_input=example_input,
+        model_no_decay=model_no_decay,
     )
     if lr is not None:
         lr = check_real("lr", lr, where=_WHERE, positive=True)
@@ -291,6 +316,7 @@ def decay_parameters(
     *,
     no_decay: Collection[Category] = DEFAULT_NO_DECAY,
     example_input: Any = None,
+    model_no_decay: bool = True,
 ) -> list[nn.Parameter]:
     """The trainable parameters :func:`param_groups` would decay (the weights, by default).
 
@@ -300,6 +326,13 @@ def decay_parameters(
         >>> [tuple(p.shape) for p in decay_parameters(model)]
         [(8, 4)]
     """
-    report = explain_param_groups(model, 1.0, no_decay=no_decay, example_input=example_input)
+    model = unwrap_model(model)
+    report = explain_param_groups(
+        model,
+        1.0,
+        no_decay=no_decay,
+        example_input=example_input,
+        model_no_decay=model_no_decay,
+    )
     params = dict(model.named_parameters())
     return [params[r.name] for r in report.rows if r.group is not None and r.weight_decay > 0]

@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_choice, check_real
+from stabletrain._norms import norm_dtype
 from stabletrain.regularization._classify import Category
 from stabletrain.regularization.param_groups import DEFAULT_NO_DECAY, decay_parameters
-from stabletrain.stability._distributed import norm_dtype
 
 __all__ = ["Reduction", "elastic_net_penalty", "l1_penalty", "l2_penalty"]
 

@@ -13,6 +13,7 @@ become exactly 0, which :func:`sparsity` counts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeAlias
@@ -23,6 +24,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from stabletrain._checks import check_real
+from stabletrain._norms import at_most
 from stabletrain._render import render_text
 from stabletrain.regularization._hooks import (
     OptimizerHook,
@@ -301,10 +303,25 @@ def _named(target: Measured) -> list[tuple[str, torch.Tensor]]:
     return named
 
 
+def _near_zeros(t: torch.Tensor, tol: float) -> torch.Tensor:
+    """How many entries of ``t`` have |x| <= tol, exactly, for every dtype (0-d count)."""
+    if t.is_complex():  # |z| in float64: complex64's own abs rounds near the bound
+        t = t.to(torch.complex128).abs()
+    if t.is_floating_point():
+        return (t.abs() <= at_most(tol, t.dtype)).sum()
+    k = math.floor(tol)  # an integer x has |x| <= tol exactly when |x| <= floor(tol)
+    if t.dtype == torch.bool:
+        return (t == 0).sum() if k < 1 else torch.tensor(t.numel(), device=t.device)
+    info = torch.iinfo(t.dtype)  # bounds in range: -x of the smallest int overflows
+    return ((t >= max(-k, info.min)) & (t <= min(k, info.max))).sum()
+
+
 def sparsity(model_or_params: Measured, *, atol: float = 1e-6) -> SparsityReport:
     """Count the exact zeros and the near zeros (|θ| <= atol) of each parameter.
 
-    One host read for the whole report. Near zeros include the exact zeros.
+    One host read for the whole report. Near zeros include the exact zeros. Every dtype is
+    counted exactly: floating and complex tensors against ``atol`` itself (not ``atol``
+    rounded to their dtype), integer and bool ones as numbers (``True`` is 1).
 
     Args:
         model_or_params: a model (its named parameters, tied ones once), a tensor, tensors or
@@ -328,7 +345,7 @@ def sparsity(model_or_params: Measured, *, atol: float = 1e-6) -> SparsityReport
         device = named[0][1].device
         with torch.no_grad():
             stacked = [
-                torch.stack([(t == 0).sum(), (t.abs() <= tol).sum()]).to(device) for _, t in named
+                torch.stack([(t == 0).sum(), _near_zeros(t, tol)]).to(device) for _, t in named
             ]
         counts = torch.stack(stacked).tolist()  # the one host read
     rows = [

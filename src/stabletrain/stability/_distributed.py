@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from stabletrain import _norms
+from stabletrain._norms import needs_scaling, norm_dtype, safe_scale
+
 if TYPE_CHECKING:
     from torch.distributed import ProcessGroup
     from torch.distributed.device_mesh import DeviceMesh
@@ -130,11 +133,6 @@ def all_reduce_mean(values: torch.Tensor, group: ProcessGroup | None) -> torch.T
     return reduced / size
 
 
-def norm_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 for float64 tensors, else float32 (fp16/bf16 norms would overflow)."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def index_tensor(idx: Sequence[int], device: torch.device) -> torch.Tensor:
     """Positions as an int64 tensor on ``device``, copied without waiting for its queue."""
     return torch.tensor(idx, dtype=torch.long).to(device, non_blocking=True)
@@ -160,6 +158,7 @@ class GradSet:
 
     def __init__(self, grads: Sequence[torch.Tensor], foreach: bool) -> None:
         self.grads = list(grads)
+        self.foreach = foreach
         dtensor = _dtensor_type()
         self.sharded = dtensor is not None and any(isinstance(g, dtensor) for g in self.grads)
         self.locals = [local_tensor(g) for g in self.grads] if self.sharded else self.grads
@@ -178,44 +177,78 @@ class GradSet:
         return len(self.grads)
 
     def norms(self, p: float) -> torch.Tensor:
-        """The global p-norm of each gradient, as one 1-D tensor in the gradients' order."""
+        """The global p-norm of each gradient, as one 1-D tensor in the gradients' order.
+
+        Finite wherever the norm is representable: scaled for p > 2, and for p <= 2 the fused
+        norms that came back +inf are recomputed scaled when the gradients are on the CPU
+        (:mod:`stabletrain._norms`); on an accelerator that needs a host read, which
+        :func:`~stabletrain.stability._distributed.GradSet.exact_norms` does on request.
+        """
         tensors = [measurable(g) for g in self.grads] if self.sharded else self.locals
+        if needs_scaling(p):
+            return self._scaled_norms(tensors, p)[0]
+        out = self._global(self._local_norms(tensors, p), p)
+        if p != math.inf and self.locals and _norms.reads_are_free(self.locals):
+            infinite = torch.isposinf(out).nonzero().flatten().tolist()  # free on the CPU
+            if infinite:
+                exact, _ = self.exact_norms(infinite, p)
+                out = out.index_copy(0, index_tensor(infinite, out.device), exact.to(out.dtype))
+        return out
+
+    def _local_norms(self, tensors: Sequence[torch.Tensor], p: float) -> torch.Tensor:
+        """The rank-local p-norm of each of ``tensors`` (grouped like the gradients), fused."""
         groups = [(idx, [tensors[i] for i in idx]) for idx in self.groups.values()]
         if len(groups) == 1 and not self.others:  # the common case: no reordering
-            out = _group_norms(groups[0][1], p).to(self.dtype)
-        else:
-            out = torch.zeros(len(tensors), dtype=self.dtype, device=self.device)
-            for idx, members in groups:
-                norms = _group_norms(members, p).to(self.device, self.dtype)
-                out[index_tensor(idx, self.device)] = norms
-            for i in self.others:
-                t = tensors[i]
-                if t.numel() == 0:  # an empty shard; the inf-norm kernel has no identity for it
-                    continue
-                dense = t.coalesce().values() if t.is_sparse else t
-                norm = torch.linalg.vector_norm(dense, p, dtype=norm_dtype(t.dtype))
-                out[i] = norm.to(self.device)
-        return self._reduce(out, p) if self.sharded else out
+            return _group_norms(groups[0][1], p).to(self.dtype)
+        out = torch.zeros(len(tensors), dtype=self.dtype, device=self.device)
+        for idx, members in groups:
+            norms = _group_norms(members, p).to(self.device, self.dtype)
+            out[index_tensor(idx, self.device)] = norms
+        for i in self.others:
+            t = tensors[i]
+            if t.numel() == 0:  # an empty shard; the inf-norm kernel has no identity for it
+                continue
+            dense = t.coalesce().values() if t.is_sparse else t
+            if dense.numel() == 0:
+                continue
+            norm = torch.linalg.vector_norm(dense, p, dtype=norm_dtype(t.dtype))
+            out[i] = norm.to(self.device)
+        return out
+
+    def _global(self, local: torch.Tensor, p: float) -> torch.Tensor:
+        return self._reduce(local, p) if self.sharded else local
+
+    def _scaled_norms(
+        self, tensors: Sequence[torch.Tensor], p: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(‖g_i‖_p computed as m_i·‖g_i/m_i‖_p, m_i = max|g_i|, and the m_i), global.
+
+        Every term of the scaled sums is at most 1, so no sum overflows (an entry of 1e19
+        squared is 1e38, near float32's largest number) or underflows to 0 (|g|^20 for
+        |g| = 0.01); the product is inf only if the norm itself is not representable. m_i is
+        NaN or inf exactly when the gradient holds a NaN or an inf, and so then is the norm.
+        Copies the gradients (in float32 at least) once, with no host read.
+        """
+        peaks = self._global(self._local_norms(tensors, math.inf), math.inf)
+        scales = safe_scale(peaks)
+        scaled = []
+        for i, t in enumerate(tensors):
+            dense = t.coalesce().values() if t.is_sparse else t
+            wide = norm_dtype(t.dtype)
+            scaled.append(dense.to(wide) / scales[i].to(t.device, wide))
+        ratios = self._global(GradSet(scaled, self.foreach)._local_norms(scaled, p), p)
+        return torch.where(torch.isfinite(peaks), ratios * scales, peaks), peaks
 
     def exact_norms(self, idx: Sequence[int], p: float) -> tuple[torch.Tensor, torch.Tensor]:
         """The p-norms of the gradients at ``idx`` computed so that no sum can overflow, and their
-        largest |g| (both 1-D, global over shards).
+        largest |g| (both 1-D, global over shards): see :meth:`_scaled_norms`.
 
-        ‖g‖_p = m·‖g/m‖_p with m = max|g|: every term of the scaled sum is at most 1, so it
-        stays finite where the plain Σ|g|^p overflows (an entry of 1e19 squared is 1e38, near
-        float32's largest number); the product is inf only if the norm itself is not
-        representable. m is NaN or inf exactly when the gradient holds a NaN or an inf, and so
-        then is the norm. Copies the gradients (and reads the peaks back once): for the rare
-        path that follows an infinite fast norm, never for a healthy step. Under sharding every
-        rank must pass the same sharded gradients, as for :meth:`norms`.
+        For the path that follows an infinite fused norm, never for a healthy step. Under
+        sharding every rank must pass the same sharded gradients, as for :meth:`norms`.
         """
-        sub = GradSet([self.grads[i] for i in idx], foreach=True)
-        peaks = sub.norms(math.inf)
-        scales = [m if math.isfinite(m) and m > 0 else 1.0 for m in peaks.tolist()]
-        scaled = [g.to(norm_dtype(g.dtype)) / m for g, m in zip(sub.grads, scales, strict=True)]
-        ratio = GradSet(scaled, foreach=True).norms(p)
-        factors = torch.tensor(scales, dtype=ratio.dtype).to(ratio.device, non_blocking=True)
-        return ratio * factors, peaks
+        sub = GradSet([self.grads[i] for i in idx], foreach=self.foreach)
+        tensors = [measurable(g) for g in sub.grads] if sub.sharded else sub.locals
+        return sub._scaled_norms(tensors, p)
 
     def _reduce(self, norms: torch.Tensor, p: float) -> torch.Tensor:
         by_key: dict[ShardKey, list[int]] = {}
@@ -244,10 +277,29 @@ class GradSet:
             t.mul_((coef[i] if per_grad else coef).to(t.device))
 
     def clamp_(self, bound: float) -> None:
-        """Clamp every gradient element to [-bound, bound] in place."""
-        for idx in self.groups.values():
+        """Clamp every gradient element to [-bound, bound] in place.
+
+        A bound beyond a gradient dtype's range is that dtype's bound as rounding makes it:
+        its largest finite value when ``bound`` rounds to it, else nothing to clamp (±inf).
+        """
+        for (_, dtype), idx in self.groups.items():
+            limit = _bound_in(bound, dtype)
+            if limit is None:
+                continue
             members = [self.locals[i] for i in idx]
-            torch._foreach_clamp_min_(members, -bound)
-            torch._foreach_clamp_max_(members, bound)
+            torch._foreach_clamp_min_(members, -limit)
+            torch._foreach_clamp_max_(members, limit)
         for i in self.others:
-            self.locals[i].clamp_(-bound, bound)
+            limit = _bound_in(bound, self.locals[i].dtype)
+            if limit is not None:
+                self.locals[i].clamp_(-limit, limit)
+
+
+def _bound_in(bound: float, dtype: torch.dtype) -> float | None:
+    """``bound`` as a clamp limit for ``dtype``: itself when representable, the largest finite
+    value when it rounds to it, None when it rounds to inf (clamping changes nothing)."""
+    largest = torch.finfo(dtype).max
+    if bound <= largest:
+        return bound
+    rounded = float(torch.tensor(bound, dtype=torch.float64).to(dtype))
+    return largest if math.isfinite(rounded) else None

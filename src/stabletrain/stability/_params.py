@@ -15,6 +15,26 @@ Parameters: TypeAlias = (
 NAMED_AT_MOST = 5  # parameters listed in an error message
 
 
+GRAD_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_grad_dtype(grad: torch.Tensor, name: str, *, where: str) -> None:
+    """Raise ``TypeError`` unless ``grad`` is real floating point: a norm of an integer or bool
+    gradient, or of a complex one clipped as a whole, is not what a clipping rule is about."""
+    if grad.dtype in GRAD_DTYPES:
+        return
+    fix = (
+        "clip its real view instead (torch.view_as_real(p.grad))"
+        if grad.dtype.is_complex
+        else "gradients of trainable parameters are floating point; cast the tensor with .float()"
+    )
+    valid = ", ".join(str(d).removeprefix("torch.") for d in GRAD_DTYPES)
+    raise TypeError(
+        f"{where}: the gradient of {name} has dtype {grad.dtype}; supported dtypes are {valid}: "
+        f"{fix}."
+    )
+
+
 class NonFiniteGradError(RuntimeError):
     """A gradient norm is NaN or infinite and ``error_if_nonfinite=True`` was asked for."""
 
@@ -63,10 +83,16 @@ class Params:
                 self._names.append(name)
 
     def with_grads(self) -> tuple[list[int], list[torch.Tensor]]:
-        """Positions of the parameters that have a gradient, and the gradients."""
+        """Positions of the parameters that have a gradient, and the gradients.
+
+        Raises:
+            TypeError: a gradient is not real floating point (integer, bool, complex).
+        """
         idx, grads = [], []
         for i, t in enumerate(self.tensors):
             if t.grad is not None:
+                if t.grad.dtype not in GRAD_DTYPES:  # names only on the error path
+                    check_grad_dtype(t.grad, self.names([i])[0], where=self.where)
                 idx.append(i)
                 grads.append(t.grad)
         return idx, grads

@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_real
+from stabletrain._norms import vector_norm
 from stabletrain._units import CONV_TRANSPOSE, Units, is_hf_conv1d
-from stabletrain.stability._distributed import is_dtensor, norm_dtype
+from stabletrain.stability._distributed import is_dtensor
 from stabletrain.stability._params import NAMED_AT_MOST, Parameters, Params, raise_nonfinite
 
 __all__ = ["UnitDims", "adaptive_clip_grad_"]
@@ -101,9 +102,11 @@ def adaptive_clip_grad_(
     parameters), values the output-unit dim or None for one unit, e.g.
     ``unit_dims={MyTransposedLinear: 1, "head.scale": None}``.
 
-    A unit whose gradient norm is non-finite is left unchanged. No host sync (unless
-    ``error_if_nonfinite``); one norm pair per parameter. Sharded (DTensor) parameters are
-    handled by DTensor's own ops.
+    A unit whose gradient norm is non-finite is left unchanged. On the CPU a norm whose sum of
+    squares overflowed float32 (entries near 1e19) is recomputed scaled by the largest entry, so
+    finite gradients always get their finite norm and are clipped. No host sync on an
+    accelerator (unless ``error_if_nonfinite``); one norm pair per parameter. Sharded (DTensor)
+    parameters are handled by DTensor's own ops.
 
     Args:
         parameters_or_module: a model (recommended), tensors or ``(name, tensor)`` pairs.
@@ -144,9 +147,9 @@ def adaptive_clip_grad_(
             raise TypeError(f"{where}: {name} has a sparse gradient; AGC needs dense ones.")
         w = params.tensors[i].detach()
         units = _units(w, name, module, dims, where=where)
-        gv, red, dtype = units.view(g), units.reduce_dims(w.dim()), norm_dtype(g.dtype)
-        w_norm = torch.linalg.vector_norm(units.view(w), 2, dim=red, keepdim=True, dtype=dtype)
-        g_norm = torch.linalg.vector_norm(gv, 2, dim=red, keepdim=True, dtype=dtype)
+        gv, red = units.view(g), units.reduce_dims(w.dim())
+        w_norm = vector_norm(units.view(w), 2, red, keepdim=True)
+        g_norm = vector_norm(gv, 2, red, keepdim=True)
         measured.append((name, gv, w_norm, g_norm, units.dim is None))
     if error_if_nonfinite and measured:
         finite = torch.stack([torch.isfinite(m[3]).all() for m in measured]).tolist()
@@ -177,6 +180,8 @@ def _agc_scales(
     w_norms: torch.Tensor, g_norms: torch.Tensor, lam: float, floor: float
 ) -> torch.Tensor:
     """λ·max(‖W_i‖, ε)/‖G_i‖ where that is < 1 and ‖G_i‖ is finite, else 1."""
-    allowed = lam * w_norms.clamp_min(floor)
+    if lam * floor >= torch.finfo(g_norms.dtype).max:  # no finite norm exceeds λ·ε
+        return torch.ones_like(g_norms)
+    allowed = (lam * w_norms).clamp_min(lam * floor)  # ε alone may lie beyond the norms' dtype
     clip = torch.isfinite(g_norms) & (g_norms > allowed)
     return torch.where(clip, allowed / g_norms, torch.ones_like(g_norms))

@@ -10,13 +10,15 @@ Conventions shared by every function here:
   float64 gradients; fp16/bf16 gradients are measured in float32 so their norm cannot overflow).
 - **Finite gradients have a finite norm wherever the norm is representable.** The per-gradient
   norms are combined scaled by their largest, m·‖(‖g_i‖/m)_i‖_p, so norms of 1e19 each do not
-  overflow when summed (``torch.nn.utils.get_total_norm`` returns inf there). A single gradient
-  whose own Σ|g|^p overflows in the fused kernel (entries near 1e19 in float32) comes back
-  inf from it; telling that from a real inf needs one host read, so it is resolved — norm
-  recomputed as max|g|·‖g/max|g|‖_p — whenever the call reads the host anyway: with
-  ``sync=True`` or ``error_if_nonfinite=True`` here, and at every step of
-  :class:`~stabletrain.stability.StepGuard`. Without a read the norm stays inf and the
-  gradients are left as they are (below).
+  overflow when summed (``torch.nn.utils.get_total_norm`` returns inf there). Each gradient's
+  own norm is computed as max|g|·‖g/max|g|‖_p (no sum of p-th powers can overflow or
+  underflow) always for p > 2, and for p <= 2 whenever the fused kernel's Σ|g|^p overflowed
+  (entries near 1e19 in float32) and that can be seen: on the CPU, where reading it back is
+  free, at every call; on an accelerator with ``sync=True`` or ``error_if_nonfinite=True``
+  here, and at every step of :class:`~stabletrain.stability.StepGuard`. Without a read on an
+  accelerator the norm stays inf and the gradients are left as they are (below).
+- **Gradients are real floating point** (float16, bfloat16, float32, float64): an integer,
+  bool or complex gradient raises ``TypeError`` naming the parameter.
 - **Fused and asynchronous**: one ``torch._foreach_norm`` per (device, dtype) group measures every
   gradient, one ``torch._foreach_mul_`` per group rescales them. Nothing is read back to the
   host unless ``sync=True`` or ``error_if_nonfinite=True`` (one transfer each call).
@@ -36,12 +38,14 @@ Conventions shared by every function here:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Literal, overload
 
 import torch
 
 from stabletrain._checks import check_real
+from stabletrain._norms import safe_scale
 from stabletrain.stability._distributed import (
     GradSet,
     index_tensor,
@@ -67,10 +71,17 @@ _EPS = 1e-6  # the clip coefficient is max_norm / (norm + _EPS), as in torch's c
 
 
 def check_norm_type(norm_type: float, *, where: str) -> float:
-    """``norm_type`` as a float p > 0 (``inf`` allowed)."""
-    if isinstance(norm_type, bool) or not isinstance(norm_type, int | float):
-        raise TypeError(f"{where}: norm_type must be a number, got {type(norm_type).__name__}.")
-    p = float(norm_type)
+    """``norm_type`` as a float p > 0 (``inf`` allowed): any real number (Python, NumPy or a
+    one-element real tensor), not a bool."""
+    value: object = norm_type
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
+        value = value.item() if value.dtype != torch.bool else value
+    if isinstance(value, bool | torch.Tensor) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{where}: norm_type must be a real number such as 2.0 or float('inf'), got "
+            f"{type(norm_type).__name__}."
+        )
+    p = float(value)
     if math.isnan(p) or p <= 0:
         raise ValueError(
             f"{where}: norm_type must be > 0 or float('inf'), got {norm_type!r}; use 2.0 for "
@@ -88,11 +99,6 @@ def use_foreach(foreach: bool | None, *, where: str) -> bool:
     return foreach
 
 
-def _safe_scale(peak: torch.Tensor) -> torch.Tensor:
-    """``peak`` where it is finite and > 0, else 1: a divisor that changes nothing it cannot."""
-    return torch.where(torch.isfinite(peak) & (peak > 0), peak, torch.ones_like(peak))
-
-
 def total_norm(norms: torch.Tensor, p: float) -> torch.Tensor:
     """‖(‖g_1‖, …, ‖g_n‖)‖_p, which equals the p-norm of all the gradients together.
 
@@ -105,7 +111,7 @@ def total_norm(norms: torch.Tensor, p: float) -> torch.Tensor:
     peak = norms.amax()
     if p == math.inf:
         return peak
-    scale = _safe_scale(peak)
+    scale = safe_scale(peak)
     scaled = torch.linalg.vector_norm(norms / scale, p) * scale
     return torch.where(torch.isfinite(peak), scaled, peak)
 
@@ -163,7 +169,7 @@ def _layer_norms(
     peak = zeros.scatter_reduce(0, where, norms, reduce="amax", include_self=True)
     if p == math.inf:
         return list(layers), peak, where
-    scale = _safe_scale(peak)  # as total_norm: each layer's sum scaled by its largest norm
+    scale = safe_scale(peak)  # as total_norm: each layer's sum scaled by its largest norm
     out = zeros.index_add(0, where, (norms / scale[where]).pow(p)).pow(1.0 / p) * scale
     return list(layers), torch.where(torch.isfinite(peak), out, peak), where
 

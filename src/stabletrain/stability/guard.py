@@ -16,10 +16,12 @@ One call replaces ``clip_grad_norm_(...); optimizer.step(); scheduler.step()``:
 
 Finite gradients whose norm overflows. The fused norm sums |g|^p in float32 (for float32,
 bfloat16 and float16 gradients), so entries near 1e19 give a norm of inf although nothing is
-NaN or inf. An infinite norm sends the step down the fault path, which recomputes the norm of
-each gradient whose fused norm was inf as max|g|·‖g/max|g|‖ (no sum can overflow) and so tells
-the two apart. A gradient that holds NaN/inf: ``nonfinite_grad``, naming only those parameters.
-Only finite gradients: their norm is finite (or not representable at all), and
+NaN or inf. On the CPU the norm is recomputed at once as max|g|·‖g/max|g|‖ (no sum can
+overflow); on an accelerator an infinite norm sends the step down the fault path, which does the
+same for each gradient whose fused norm was inf and so tells the two apart. A gradient that holds
+NaN/inf: ``nonfinite_grad``, naming only those parameters. Only finite gradients whose float32
+norm is above 1.8e19 (there its square overflows; float64 gradients are exempt): their norm is
+finite (or not representable at all), and
 
 - with ``max_norm``, the step is clipped with that norm and taken (unless the spike test, if on,
   calls the norm a spike, as it would any other): the clipped update has norm ``max_norm``
@@ -57,6 +59,7 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_choice, check_positive_int, check_real
+from stabletrain._wrappers import unwrap_model
 from stabletrain.stability._distributed import GradSet, all_reduce_mean
 from stabletrain.stability._guard_state import check_state
 from stabletrain.stability._spikes import SPIKE_METRICS, SpikeMetric, Window
@@ -103,9 +106,13 @@ _LOSS_NONFINITE = 2
 _LOSS_SPIKE = 4
 _NORM_SPIKE = 8
 _NORM_NAN = 16
-_LOSS_NEGATIVE = 32  # tested only when the loss spike test is on
+_LOSS_NEGATIVE = 32  # tested only when the loss spike test is on (finite losses: -inf skips)
+_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 _LOSS_RECORDABLE = 64  # finite and > 0: enters the loss window if the step is taken
 _NORM_RECORDABLE = 128
+_NORM_HUGE = 256  # a finite float32 norm whose square overflows float32: see the module docstring
+_HUGE_NORM = math.sqrt(torch.finfo(torch.float32).max)  # 1.8e19
+_BITS = 9
 
 _ADVICE: dict[SkipReason, str] = {
     "nonfinite_grad": (
@@ -302,8 +309,11 @@ class StepGuard:
             if max_consecutive_skips is None
             else check_positive_int("max_consecutive_skips", max_consecutive_skips, where=where)
         )
-        self._names = _parameter_names(model, where=where)
+        self._names = _parameter_names(
+            unwrap_model(model) if isinstance(model, nn.Module) else model, where=where
+        )
         self.process_group = process_group
+        use_foreach(foreach, where=where)  # checked here, not at the first step
         self.foreach = foreach
         self._windows = {m: Window(self.window, self.min_history) for m in SPIKE_METRICS}
         self._steps = 0
@@ -359,9 +369,13 @@ class StepGuard:
         all without.
 
         Raises:
-            ValueError: the loss is negative while the loss spike test is on (nothing was done).
+            TypeError: the loss is not a real number or a real tensor (a complex loss, say).
+            ValueError: the loss is finite and negative while the loss spike test is on (nothing
+                was done); a loss of -inf is not finite and skips the step as any other.
             ConsecutiveSkipsError: ``max_consecutive_skips`` skips in a row.
         """
+        if loss is not None:
+            self._check_loss(loss)
         scaler = self.scaler if self.scaler is not None and self.scaler.is_enabled() else None
         if scaler is not None:
             self._unscale(scaler)
@@ -391,7 +405,7 @@ class StepGuard:
                 "loss spike test compares log(loss). Watch the gradient norm only "
                 "(spike_on=('grad_norm',)) or shift the loss to be >= 0."
             )
-        overflowed = bad is not None and not code & _NORM_NAN
+        overflowed = bool(code & _NORM_HUGE) or (bad is not None and not code & _NORM_NAN)
         spike: SkipReason | None = None
         if code & (_LOSS_SPIKE | _NORM_SPIKE) and not code & (_NORM_NONFINITE | _LOSS_NONFINITE):
             spike = "loss_spike" if code & _LOSS_SPIKE else "grad_norm_spike"
@@ -455,18 +469,29 @@ class StepGuard:
         for found_inf in state.get("found_inf_per_device", {}).values():
             found_inf.fill_(1.0)
 
-    def _loss(self, loss: torch.Tensor | float, device: torch.device) -> torch.Tensor:
+    @staticmethod
+    def _check_loss(loss: torch.Tensor | float) -> None:
+        """Raise before anything is done if ``loss`` is not a real scalar."""
         if isinstance(loss, torch.Tensor):
+            if not (loss.is_floating_point() or loss.dtype in _INTEGER_DTYPES):
+                raise TypeError(
+                    f"StepGuard.step: loss must be a real tensor, got dtype {loss.dtype}; "
+                    "pass the real-valued loss that backward() was called on (for a complex "
+                    "objective, its real part or its absolute value)."
+                )
             if loss.numel() != 1:
                 raise ValueError(
                     f"StepGuard.step: loss must be a scalar, got shape {tuple(loss.shape)}; "
                     "pass the reduced loss (loss.mean())."
                 )
-            return loss.detach().reshape(()).to(device=device, dtype=torch.float32)
-        if isinstance(loss, bool) or not isinstance(loss, int | float):
+        elif isinstance(loss, bool) or not isinstance(loss, int | float):
             raise TypeError(
                 f"StepGuard.step: loss must be a tensor or a number, got {type(loss).__name__}."
             )
+
+    def _loss(self, loss: torch.Tensor | float, device: torch.device) -> torch.Tensor:
+        if isinstance(loss, torch.Tensor):
+            return loss.detach().reshape(()).to(device=device, dtype=torch.float32)
         return torch.tensor(float(loss), dtype=torch.float32, device=device)
 
     def _decision(self, norm: torch.Tensor, loss: torch.Tensor | None) -> torch.Tensor:
@@ -478,11 +503,13 @@ class StepGuard:
             _NORM_NAN: torch.isnan(norm),
             _NORM_RECORDABLE: torch.isfinite(norm) & (norm > 0),
         }
+        if norm.dtype != torch.float64:
+            flags[_NORM_HUGE] = torch.isfinite(norm) & (norm > _HUGE_NORM)
         if loss is not None:
             flags[_LOSS_NONFINITE] = ~torch.isfinite(loss)
             flags[_LOSS_RECORDABLE] = torch.isfinite(loss) & (loss > 0)
             if testing and "loss" in self.spike_on:
-                flags[_LOSS_NEGATIVE] = loss < 0
+                flags[_LOSS_NEGATIVE] = torch.isfinite(loss) & (loss < 0)  # -inf: non-finite
         tests: tuple[tuple[int, SpikeMetric, torch.Tensor | None], ...] = (
             (_LOSS_SPIKE, "loss", loss),
             (_NORM_SPIKE, "grad_norm", norm),
@@ -493,8 +520,10 @@ class StepGuard:
                 if z is not None and self.spike_zscore is not None:
                     flags[bit] = z > self.spike_zscore
         if norm.device not in self._bits:
-            self._bits[norm.device] = torch.tensor([1 << i for i in range(8)], device=norm.device)
-        stacked = torch.stack([flags.get(1 << i, none) for i in range(8)])
+            self._bits[norm.device] = torch.tensor(
+                [1 << i for i in range(_BITS)], device=norm.device
+            )
+        stacked = torch.stack([flags.get(1 << i, none) for i in range(_BITS)])
         return (stacked.to(torch.long) * self._bits[norm.device]).sum()
 
     def _grad_names(self) -> list[str]:
@@ -594,7 +623,15 @@ def _parameter_names(
 ) -> dict[int, str]:
     if model is None:
         return {}
-    pairs = model.named_parameters() if isinstance(model, nn.Module) else model
+    if isinstance(model, nn.Module):
+        pairs: Iterable[Any] = model.named_parameters()
+    elif isinstance(model, Iterable) and not isinstance(model, str | bytes | torch.Tensor):
+        pairs = model
+    else:
+        raise TypeError(
+            f"{where}: model must be an nn.Module or (name, parameter) pairs as from "
+            f"model.named_parameters(), got {type(model).__name__}."
+        )
     names: dict[int, str] = {}
     for item in pairs:
         if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):

@@ -46,6 +46,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from stabletrain._wrappers import unwrap_model
 from stabletrain.diagnostics.lint._context import LintContext, Source
 from stabletrain.diagnostics.lint._decay import check_param_groups, decay_on_norm_or_bias
 from stabletrain.diagnostics.lint._depth import deep_plain_stack, deep_post_ln, deep_saturating
@@ -167,6 +168,7 @@ def lint(
         >>> print(lint(model, torch.randn(4, 8))[1].fix)  # doctest: +ELLIPSIS
         build 0 with bias=False (nn.Linear(..., bias=False); ...
     """
+    model = unwrap_model(model)
     if not isinstance(model, nn.Module):
         raise TypeError(f"lint: expected an nn.Module, got {type(model).__name__}.")
     if thresholds is None:

@@ -71,6 +71,14 @@ def _apply_role(
 ) -> tuple[bool, str] | None:
     """The role schemes: (whether ``p`` was drawn, what decided), or None where the role is
     absent (a plain output layer: not logits over two or more classes)."""
+    if scheme == "norm_weight":
+        if p.numel() and not bool(p.detach().any()):
+            return False, (
+                "zero-initialized by the model: the residual branch it ends starts as the "
+                "identity (Goyal et al. 2017), kept"
+            )
+        constant_(p, 1.0)
+        return True, "1"
     if scheme == "logits":
         role = roles.logits.get(name)
         if role is None:
@@ -175,7 +183,8 @@ def apply_rule(
         decided = _apply_role(rule.scheme, name, p, roles, stream_std, generator)
         if decided is not None:
             applied, why = decided
-            return None, rule.scheme if applied else "keep", f"{rule.name}: {why}"
+            drawn = "ones" if rule.scheme == "norm_weight" else rule.scheme
+            return None, drawn if applied else "keep", f"{rule.name}: {why}"
         gain = _apply(rule, module, pname, p, act_gain, generator, ops)
         return gain, "xavier_uniform", f"{rule.name}: not logits over 2+ classes, Xavier"
     return _apply(rule, module, pname, p, act_gain, generator, ops), rule.scheme, rule.name

@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from stabletrain._checks import check_choice, check_not_meta, check_real
+from stabletrain._wrappers import unwrap_model
 from stabletrain.graph import SnapshotDevice, check_example_input, trace, transaction
+from stabletrain.init._replicas import replicate_from_rank0
 from stabletrain.init.policy._apply import following_of
 from stabletrain.init.policy._report import InitReport
 from stabletrain.init.policy._rules import Rule, check_rules, default_rules
@@ -54,14 +56,18 @@ def auto_init(
 
     Roles read from the graph decide where a layer type alone cannot (see
     :mod:`stabletrain.init.policy._roles`): a layer whose result is the model's output or goes
-    into a softmax (a classifier or LM head, an MoE router) starts with logits of std
-    ``sqrt(0.08·ln C)``, so the step-0 loss is within about 4% of ``ln C``; a table that is both
+    into a softmax (a classifier or LM head, an MoE router) is fitted on ``example_input`` so
+    the cross-entropy of its logits against uniform random targets is ``1.04·ln C`` (logits
+    of std ``sqrt(0.08·ln C)`` where they are Gaussian); a table that is both
     the input embedding and the LM head (tied weights) is initialized for that output role;
     tables feeding a residual stream get ``N(0, 1/dim)`` (or the tied table's std), tables
     followed by a normalization keep their scale; in Pre-LN Transformers each branch's last
     layer is fitted to ``1/sqrt(N)`` of the stream it adds into (``N`` branches; GPT-2's
     ``1/sqrt(2·n_layer)``); a query projection whose scores reach the softmax without
-    ``1/sqrt(d)`` takes that factor (T5). Frozen parameters are never touched by default.
+    ``1/sqrt(d)`` takes that factor (T5); a normalization weight the model set to zero (the
+    last BatchNorm of a timm ResNet block) is kept. Frozen parameters are never touched by
+    default. Under an initialized process group every rank ends with rank 0's parameters
+    (broadcast after the init), and the report says so.
 
     The whole operation is a transaction: if anything raises (the model on the example batch,
     a layer that cannot be fitted), every parameter, buffer, gradient and mode is restored and
@@ -103,6 +109,7 @@ def auto_init(
         >>> report["2.weight"].scheme
         'logits'
     """
+    model = unwrap_model(model)
     if not isinstance(model, nn.Module):
         raise TypeError(f"auto_init: expected an nn.Module, got {type(model).__name__}.")
     check_not_meta(model, "auto_init")
@@ -127,4 +134,4 @@ def auto_init(
             calibrate_stage(model, example_input, graph, plan, factors, target_std, residual)
         state.stage = "writing the report"
         finish(model, graph, plan, residual, factors)
-    return plan.report
+    return replicate_from_rank0(model, plan.report)

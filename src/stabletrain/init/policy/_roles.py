@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+import torch
 from torch import nn
 
 from stabletrain._units import is_hf_conv1d
@@ -64,6 +65,54 @@ def logit_std(classes: int, excess: float = LOGIT_LOSS_EXCESS) -> float:
     return math.sqrt(2 * excess * math.log(classes))
 
 
+# rows of logits the step-0 loss fit reads (a sample: the loss is a mean over rows)
+_FIT_ROWS = 8192
+
+
+def fitted_logit_std(
+    logits: torch.Tensor, classes: int, excess: float = LOGIT_LOSS_EXCESS, per_class: bool = False
+) -> float:
+    """The std to scale ``logits`` to so their cross-entropy against uniform random targets
+    is ``(1 + excess) · ln C``, or NaN where ``logits`` are not over ``classes`` classes or
+    are constant. ``per_class``: each class's mean over the rows is removed first (the
+    layer's bias will take it, see :func:`stabletrain.init._calibrate.calibrate`'s ``centre``).
+
+    With ``z`` the logits centred per row, the expected loss of a uniform target is
+    ``mean_rows logsumexp(s·z)``: 0 extra at ``s = 0``, increasing and convex in ``s``, so
+    bisection finds the scale ``s``. Measuring the loss instead of assuming
+    ``E[logsumexp] ≈ ln C + σ²/2`` is exact where logits are not Gaussian: the input token's
+    own logit of a tied LM head, per-class offsets of pooled ReLU features.
+
+    Example:
+        >>> z = torch.randn(4096, 10, generator=torch.Generator().manual_seed(0))
+        >>> s = fitted_logit_std(z, 10) / float(z.std())
+        >>> loss = torch.logsumexp(s * (z - z.mean(-1, keepdim=True)), -1).mean()
+        >>> round(float(loss) / math.log(10), 3)
+        1.04
+    """
+    if logits.dim() == 0 or logits.shape[-1] != classes or classes < 2:
+        return math.nan
+    z = logits.detach().double().reshape(-1, classes)[:_FIT_ROWS]
+    if per_class:
+        z = z - z.mean(0, keepdim=True)
+    z = z - z.mean(-1, keepdim=True)
+    spread = float(z.std()) if z.numel() > 1 else 0.0
+    if not 0 < spread < math.inf:
+        return math.nan
+    goal = (1 + excess) * math.log(classes)
+
+    def loss(s: float) -> float:
+        return float(torch.logsumexp(s * z, -1).mean())
+
+    lo, hi = 0.0, 1.0 / spread
+    while loss(hi) < goal and hi < 1e12:
+        lo, hi = hi, 2 * hi
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if loss(mid) < goal else (lo, mid)
+    return (lo + hi) / 2 * float(logits.detach().double().std())
+
+
 @dataclass(frozen=True)
 class Logits:
     """A parameter (or layer) that produces logits over ``classes`` classes."""
@@ -84,8 +133,8 @@ class Logits:
         what = "router logits (softmax)" if self.kind == "router" else "output logits"
         tied = ", tied: also the input embedding" if self.tied else ""
         return (
-            f"{what} over {self.classes} classes{tied}: std {self.std:.3g} so the step-0 loss "
-            f"≈ {1 + (TIED_LOGIT_LOSS_EXCESS if self.tied else LOGIT_LOSS_EXCESS):g}·ln C"
+            f"{what} over {self.classes} classes{tied}: drawn at std {self.std:.3g}, fitted on "
+            f"the example batch to a step-0 loss of {1 + LOGIT_LOSS_EXCESS:g}·ln C"
         )
 
 

@@ -46,7 +46,7 @@ VARIANCE_SCHEMES = (
     "lecun_uniform",
 )
 # schemes decided by the parameter's role in the traced graph (see _roles.py)
-ROLE_SCHEMES = ("logits", "embedding")
+ROLE_SCHEMES = ("logits", "embedding", "norm_weight")
 SCHEMES = (
     *VARIANCE_SCHEMES,
     *ROLE_SCHEMES,
@@ -152,9 +152,12 @@ def default_rules(*, output: str = "logits", forget_bias: float | None = 1.0) ->
     ReLU family -> He (exact gain); GELU/SiLU/Mish/ELU/... -> He with their own exact gain;
     tanh/sigmoid -> Xavier (gain 1, the documents' rule); recurrent weights -> orthogonal per
     gate (hidden-to-hidden) and Xavier per gate (input-to-hidden); biases 0 (an LSTM's forget
-    gate ``forget_bias``, Jozefowicz et al. 2015); normalization weight 1, bias 0; the output
+    gate ``forget_bias``, Jozefowicz et al. 2015); normalization weight 1 (``"norm_weight"``:
+    one the model set to zero, the last norm of a residual branch as in timm's ResNets, is
+    kept: the branch starts as the identity, Goyal et al. 2017), bias 0; the output
     layer (and a tied table that is also the LM head, and a router before a softmax)
-    ``"logits"``: logits of std ``sqrt(0.08·ln C)`` so the step-0 loss is ``≈ 1.04 ln C`` (or
+    ``"logits"``: fitted so the step-0 loss is ``1.04 ln C`` (logits of std
+    ``sqrt(0.08·ln C)`` where Gaussian) (or
     ``output="xavier_uniform"``, ``"zeros"``); embedding and position tables ``"embedding"``,
     by what consumes them (a normalization: the model's own scale is kept; a residual stream:
     ``N(0, 1/dim)``, or the tied table's std); a layer followed by no activation Xavier.
@@ -163,7 +166,7 @@ def default_rules(*, output: str = "logits", forget_bias: float | None = 1.0) ->
     layers are covered and positional or layer-scale parameters are left to their module.
     """
     return (
-        Rule("normalization: weight 1", "ones", module=NORM_TYPES, param="weight"),
+        Rule("normalization: weight", "norm_weight", module=NORM_TYPES, param="weight"),
         Rule("normalization: bias 0", "zeros", module=NORM_TYPES, param="bias"),
         Rule(
             "LSTM bias: forget gate",

@@ -3,8 +3,9 @@ by measurement, report. Each stage reads the plan the previous ones wrote."""
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from stabletrain.init.policy._apply import (
     std_of,
 )
 from stabletrain.init.policy._report import InitReport, ParamRecord
-from stabletrain.init.policy._roles import Roles, find_roles
+from stabletrain.init.policy._roles import Roles, find_roles, fitted_logit_std
 from stabletrain.init.policy._rules import CATEGORIES, Rule
 from stabletrain.init.residual import (
     ResidualMode,
@@ -178,16 +179,24 @@ def calibrate_stage(
     post = {n: f for n, f in factors.items() if n in layers}
     relative: dict[str, tuple[nn.Module, float]] = {}
     own: dict[str, list[nn.Parameter]] = {}
+    goal_of: dict[str, Callable[[torch.Tensor], float]] = {}
+    centre: set[str] = set()
     exact = True  # each layer called once, linear in its parameters, no tied reuse
     drawn = {r.layer for r in plan.report.params if r.scheme == "logits"}
     for name, role in plan.roles.logits.items():
         owner = name.rpartition(".")[0]
         if owner not in drawn or role.layer not in graph.layers:
             continue  # not drawn as logits (another rule, looks-linear, frozen)
-            layers[role.layer] = model.get_submodule(role.layer)
-            post[role.layer] = role.std / target_std
-            plan.fitted[role.layer] = "logits"
-            exact = exact and not role.tied
+        layers[role.layer] = model.get_submodule(role.layer)
+        own.setdefault(role.layer, []).append(model.get_parameter(name))  # its weight only
+        bias = getattr(layers[role.layer], "bias", None)
+        if not role.tied and isinstance(bias, torch.Tensor) and bias.shape == (role.classes,):
+            centre.add(role.layer)  # no class preferred at step 0: the bias takes the means
+        goal_of[role.layer] = functools.partial(
+            fitted_logit_std, classes=role.classes, per_class=role.layer in centre
+        )
+        plan.fitted[role.layer] = "logits"
+        exact = exact and not role.tied
     tails = plan.roles.prenorm_tails if residual is None else {}
     for tail, norm in tails.items():
         if tail in layers or tail in plan.frozen_layers or tail not in graph.layers:
@@ -211,6 +220,8 @@ def calibrate_stage(
         post_scale=post,
         relative=relative,
         params=own,
+        goal_of=goal_of,
+        centre=centre,
     )
     plan.report.forward_passes += passes
     for record in plan.report.params:
@@ -240,8 +251,9 @@ def calibrate_stage(
         )
     if any(v == "logits" for v in plan.fitted.values()):
         plan.report.notes.append(
-            "logits layers fitted on example_input to logit std √(0.08·ln C): the step-0 loss "
-            "starts within about 4% of ln C"
+            "logits layers fitted on example_input so the step-0 loss against uniform random "
+            "targets is 1.04·ln C: the largest logits the 5% bound allows; a logits bias takes "
+            "minus each class's mean logit on the batch, so no class is preferred at step 0"
         )
 
 
