@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stabletrain._wrappers import unwrap_model
 from stabletrain.monitoring import MemorySink, TrainingMonitor, every
-from stabletrain.monitoring._wrappers import is_compiled, unwrap_model, unwrap_optimizer
+from stabletrain.monitoring._wrappers import is_compiled
 
 
 def mlp() -> nn.Sequential:
@@ -27,17 +28,6 @@ def test_data_parallel_is_unwrapped_and_the_layers_keep_their_names() -> None:
     assert mon.layers == ("0", "2")
 
 
-def test_an_optimizer_wrapper_is_unwrapped_to_the_optimizer_that_steps() -> None:
-    opt = torch.optim.SGD(mlp().parameters(), lr=0.1)
-
-    class Wrapper:  # how LightningOptimizer and AcceleratedOptimizer hold it
-        optimizer = opt
-
-    assert unwrap_optimizer(Wrapper()) is opt
-    assert unwrap_optimizer(opt) is opt
-    assert unwrap_optimizer(None) is None
-
-
 def test_a_module_compiled_in_place_counts_as_compiled() -> None:
     model = mlp()
     model._compiled_call_impl = model._call_impl  # what model.compile() sets, without dynamo
@@ -46,8 +36,6 @@ def test_a_module_compiled_in_place_counts_as_compiled() -> None:
 
 
 @pytest.mark.slow
-# a global module hook left by another test or a framework import makes dynamo warn: not ours
-@pytest.mark.filterwarnings("ignore:Using `torch.compile\\(module\\)` when there are global hooks")
 def test_a_monitor_attached_after_compiled_steps_warns_that_no_activation_was_seen() -> None:
     torch.manual_seed(0)
     model = mlp()

@@ -55,6 +55,7 @@ from torch import nn
 
 from stabletrain._checks import check_choice
 from stabletrain._render import render_text
+from stabletrain._wrappers import unwrap_model, unwrap_optimizer
 from stabletrain.graph import Graph, trace
 from stabletrain.monitoring._hooks import ActivationProbe, GradCapture, or_empty
 from stabletrain.monitoring._layers import LayerSpec, discover
@@ -64,7 +65,7 @@ from stabletrain.monitoring._params import ParamSet
 from stabletrain.monitoring._ranks import WRITE_RANKS, WriteRanks, for_ranks, is_writer
 from stabletrain.monitoring._sinkset import SinkSet
 from stabletrain.monitoring._summary import findings_renderable
-from stabletrain.monitoring._wrappers import is_compiled, unwrap_model, unwrap_optimizer
+from stabletrain.monitoring._wrappers import is_compiled
 from stabletrain.monitoring.metrics import (
     histogram,
     max_row_cosine,
@@ -267,7 +268,8 @@ class TrainingMonitor:
             raise TypeError(f"{where}: model must be an nn.Module, got {type(model).__name__}.")
         self._compiled = is_compiled(model)
         model = unwrap_model(model)  # DDP, torch.compile: the user's module, its names
-        optimizer = unwrap_optimizer(optimizer)
+        if optimizer is not None:
+            optimizer = unwrap_optimizer(optimizer)  # accelerate's, Lightning's
         if not any(True for _ in model.parameters()):
             raise ValueError(f"{where}: the model has no parameters to monitor.")
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
@@ -426,7 +428,9 @@ class TrainingMonitor:
         self._grads = GradCapture(self._gradset, self._scale)
         self._grads.install(self._stack)
         self._floors = self._ratio_floors()
-        counted = self.optimizer or unwrap_optimizer(getattr(self.guard, "optimizer", None))
+        counted = self.optimizer or getattr(self.guard, "optimizer", None)
+        if counted is not None:
+            counted = unwrap_optimizer(counted)
         if isinstance(counted, torch.optim.Optimizer):
             self._opt_steps = 0
             handle = counted.register_step_post_hook(self._count_step)
