@@ -20,6 +20,7 @@ This file sits at the root, not in ``tests/``, because the suite also runs the d
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 from collections.abc import Iterator
@@ -30,6 +31,13 @@ import torch
 from hypothesis import settings
 
 SEED = 0
+
+# the doctests of an integration import its framework, an optional extra
+collect_ignore = [
+    f"src/stabletrain/integrations/{name}.py"
+    for name in ("lightning", "transformers")
+    if importlib.util.find_spec(name) is None
+]
 
 pytest_plugins = ("pytester",)  # tests/test_conftest.py runs this file in an inner pytest
 

@@ -9,6 +9,7 @@ from torch import nn
 
 from stabletrain.init.gain import quick_gelu
 from stabletrain.monitoring._activations import (
+    DEAD_REGION,
     RECTIFIERS,
     SATURATING,
     activation_kind,
@@ -79,8 +80,20 @@ def test_every_rectifier_is_positive_exactly_where_its_input_is(name: str) -> No
     assert torch.equal(y > 0, Z > 0)
     kind = activation_kind(name, {}, level=LEVEL, space="output")
     assert kind is not None
-    assert kind.rectifier
+    assert kind.rectifier is (name in DEAD_REGION)  # dead units only where the slope is 0
     assert not kind.saturating
+
+
+def test_only_relu_and_relu6_have_a_dead_region() -> None:
+    assert {"relu", "relu6"} == DEAD_REGION
+    assert DEAD_REGION <= RECTIFIERS
+    z = torch.linspace(-4.0, -0.01, 50, requires_grad=True)
+    for name in sorted(RECTIFIERS):
+        (slope,) = torch.autograd.grad(FUNCTIONS[name](z).sum(), z)
+        if name in DEAD_REGION:
+            assert torch.all(slope == 0), name
+        else:  # a unit below zero still learns, except hardswish below -3
+            assert torch.any(slope != 0), name
 
 
 def test_other_activations_support_neither_test() -> None:
@@ -92,9 +105,9 @@ def test_other_activations_support_neither_test() -> None:
     [
         (nn.ReLU(), "relu", True),
         (nn.ReLU6(), "relu6", True),
-        (nn.RReLU(), "leaky_relu", True),
-        (nn.PReLU(), "leaky_relu", True),
-        (nn.GELU(approximate="tanh"), "gelu_tanh", True),
+        (nn.RReLU(), "leaky_relu", False),
+        (nn.PReLU(), "leaky_relu", False),
+        (nn.GELU(approximate="tanh"), "gelu_tanh", False),
         (nn.Tanh(), "tanh", False),
         (nn.Hardtanh(-2, 2), "hardtanh", False),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 
 from stabletrain.monitoring._hooks import ActivationProbe, GradCapture
 from stabletrain.monitoring._layers import discover
+from stabletrain.monitoring._params import ParamSet
 
 
 def probe_stats(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[float, int, str | None]]:
@@ -105,23 +107,67 @@ def test_closing_the_stack_removes_every_hook() -> None:
     layers = discover(model, None, level=0.99)
     with contextlib.ExitStack() as stack:
         ActivationProbe(model, layers, level=0.99).install(stack)
-        GradCapture(list(model.parameters())).install(stack)
+        GradCapture(_param_set(model)).install(stack)
         assert model[0]._forward_hooks
         assert model[1]._forward_hooks
     assert all(not m._forward_hooks for m in model.modules())
     assert all(not p._post_accumulate_grad_hooks for p in model.parameters())
 
 
+def _param_set(model: nn.Module) -> ParamSet:
+    params = list(model.parameters())
+    return ParamSet(params, list(range(len(params))), len(params), torch.device("cpu"))
+
+
 def test_grad_capture_keeps_the_gradient_that_zero_grad_dropped() -> None:
     layer = nn.Linear(3, 1)
-    capture = GradCapture(list(layer.parameters()))
+    capture = GradCapture(_param_set(layer))
     with contextlib.ExitStack() as stack:
         capture.install(stack)
         capture.collect = True
         layer(torch.ones(2, 3)).sum().backward()
         want = layer.weight.grad.clone()  # type: ignore[union-attr]
         layer.zero_grad(set_to_none=True)
-        got = capture.read()
-    assert got[0] is not None
-    assert torch.equal(got[0], want)
-    assert capture.read() == [None, None]  # read once, then dropped
+        sums, _, present, grads = capture.read()
+    assert grads[0] is not None
+    assert torch.equal(grads[0], want)
+    assert present == [True, True]
+    assert sums is not None
+    assert sums[0].item() == pytest.approx(want.double().square().sum().item(), rel=1e-6)
+    assert capture.read()[0] is None  # read once, then dropped
+
+
+def test_grad_capture_measures_the_norms_before_clipping() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+    capture = GradCapture(_param_set(model))
+    with contextlib.ExitStack() as stack:
+        capture.install(stack)
+        capture.collect = True
+        (model(torch.randn(16, 4)) * 1e3).sum().backward()
+        before = [p.grad.double().square().sum().item() for p in model.parameters()]  # type: ignore[union-attr]
+        total = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        sums, probes, _, grads = capture.read()
+    assert sums is not None
+    assert sums.tolist() == pytest.approx(before, rel=1e-6)
+    assert math.sqrt(sum(before)) == pytest.approx(total.item(), rel=1e-6)
+    after = sum(g.double().square().sum().item() for g in grads if g is not None)
+    assert math.sqrt(after) == pytest.approx(1.0, rel=1e-5)  # the gradients as clipped
+    assert probes is not None  # one probe per layer (here one parameter each): scaled alike
+    now = capture.probe_now(grads)
+    assert (now / probes).tolist() == pytest.approx([1.0 / total.item() ** 2] * 4, rel=1e-5)
+
+
+def test_grad_capture_divides_the_norms_by_a_loss_scale() -> None:
+    layer = nn.Linear(3, 1)
+    scale = torch.tensor(1024.0)
+    capture = GradCapture(_param_set(layer), lambda: scale)
+    with contextlib.ExitStack() as stack:
+        capture.install(stack)
+        capture.collect = True
+        (layer(torch.ones(2, 3)).sum() * scale).backward()
+        sums, _, _, grads = capture.read()
+    assert sums is not None
+    assert grads[1] is not None
+    assert sums[1].item() == pytest.approx((grads[1] / 1024).double().square().sum().item())
+    assert sums[1].item() == pytest.approx(4.0)  # d(sum over 2 rows)/d(bias) = 2

@@ -5,7 +5,6 @@ model."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -159,6 +158,7 @@ def test_every_fix_names_a_stabletrain_call_or_setting() -> None:
         },
         window_batches=T.dead_window,
         losses=tuple([1.0] * T.loss_window),
+        clip_ratios=tuple([0.5] * T.clip_window),
     )
     fired = {name: rule(m, T) for name, rule in R.RULES.items()}
     for name, found in fired.items():
@@ -178,7 +178,6 @@ def train(
     steps: int = 3,
     lr: float = 0.01,
     adam: bool = False,
-    inject: Callable[[nn.Module], None] | None = None,
     thresholds: Thresholds = T,
     x: torch.Tensor | None = None,
     **kwargs: Any,
@@ -206,8 +205,6 @@ def train(
             loss = F.mse_loss(model(x), y)
             opt.zero_grad()
             loss.backward()
-            if inject is not None:
-                inject(model)
             opt.step()
             mon.step(loss)
     return mon.findings(), sink
@@ -294,10 +291,10 @@ def test_a_nan_injected_into_one_gradient_is_found_in_that_layer_only() -> None:
         nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1)
     )
 
-    def poison(m: nn.Module) -> None:
-        m[2].weight.grad[3, 4] = math.nan  # type: ignore[index]
-
-    findings, _ = train(model, steps=1, inject=poison)
+    bad = torch.zeros_like(model[2].weight)
+    bad[3, 4] = math.nan
+    model[2].weight.register_hook(lambda g: g + bad)  # the NaN is born in backward
+    findings, _ = train(model, steps=1)
     nonfinite = [f for f in findings if f.rule == "nonfinite"]
     assert {f.layer for f in nonfinite} == {"2"}
     assert {f.metric for f in nonfinite} == {"grad_nonfinite", "weight_nonfinite"}
@@ -370,3 +367,13 @@ def test_merged_keeps_the_first_step_and_takes_the_latest_values() -> None:
         "raise lr",
         "error",
     )
+
+
+def test_clipping_fires_when_most_steps_of_a_full_window_were_clipped() -> None:
+    t = Thresholds(clip_window=4, clip_fraction=0.5)
+    (found,) = R.clipping(metrics({}, clip_ratios=(1.0, 0.2, 0.1, 0.3)), t)
+    assert found.rule == "clipping"
+    assert found.value == pytest.approx(0.2)  # the median ratio of the clipped steps
+    assert "75%" in found.message
+    assert R.clipping(metrics({}, clip_ratios=(1.0, 1.0, 0.1, 0.3)), t) == []  # half: not most
+    assert R.clipping(metrics({}, clip_ratios=(0.1, 0.1, 0.1)), t) == []  # window not full

@@ -6,8 +6,11 @@ activation's output (an activation module, hooked) or its input, the layer's out
 functional activation seen by :func:`stabletrain.graph.trace`); both tests below are given in
 both spaces and agree exactly:
 
-- **dead** (rectifiers): a unit is alive on a batch when some output is > 0; for every rectifier
-  here ``f(z) > 0`` if and only if ``z > 0``, so the test is the same in both spaces.
+- **dead** (activations with a dead region, :data:`DEAD_REGION`: ReLU, ReLU6): a unit is alive on
+  a batch when some output is > 0; ``f(z) > 0`` if and only if ``z > 0``, so the test is the
+  same in both spaces. Smooth rectifiers (SiLU, GELU, Mish, ELU, leaky ReLU...) have a non-zero
+  slope below 0: a unit at or below zero still gets a gradient and can recover, so it is never
+  dead and is not tested.
 - **saturated** (bounded activations): ``|y - c| > level * h`` for an output range centred on
   ``c`` with half-width ``h`` (tanh: ``|y| > 0.99``; sigmoid: ``y`` within 0.5% of 0 or 1 at the
   default ``level = 0.99``), or the equivalent ``|z - c'| > t`` on the input: tanh
@@ -43,6 +46,8 @@ RECTIFIERS = frozenset(
         "hardswish",
     }
 )
+DEAD_REGION = frozenset({"relu", "relu6"})
+"""Rectifiers whose slope is exactly 0 for every input <= 0: their units can die."""
 SATURATING = frozenset({"tanh", "sigmoid", "hardtanh", "hardsigmoid", "softsign"})
 
 
@@ -52,7 +57,7 @@ class ActivationKind:
 
     name: str
     space: Space
-    rectifier: bool
+    rectifier: bool  # has a dead region: dead units are measured
     center: float = 0.0  # saturated where |v - center| > threshold
     threshold: float = math.inf
 
@@ -67,7 +72,7 @@ def activation_kind(
 ) -> ActivationKind | None:
     """The tests for activation ``name`` observed in ``space``; None when it supports neither."""
     if name in RECTIFIERS:
-        return ActivationKind(name, space, rectifier=True)
+        return ActivationKind(name, space, rectifier=name in DEAD_REGION)
     if name not in SATURATING:
         return None
     if name == "hardtanh":

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -35,6 +35,7 @@ from torch import nn
 
 from stabletrain.monitoring._activations import ActivationKind, module_kind
 from stabletrain.monitoring._layers import LayerSpec
+from stabletrain.monitoring._params import ParamSet
 from stabletrain.monitoring.metrics import (
     dead_units,
     moments,
@@ -192,17 +193,55 @@ class ActivationProbe:
 
 
 class GradCapture:
-    """Keeps a reference to each parameter's gradient when backward finishes accumulating it.
+    """Measures every layer's gradient norm where the gradient is born: when backward ends.
 
-    So the gradient of a logged step can be read even after ``optimizer.zero_grad()`` (which
-    sets ``.grad`` to None) ran before ``monitor.step``. Only on steps that will be logged;
-    the references are dropped once read.
+    A post-accumulate-grad hook on each parameter keeps a reference to its gradient; the first
+    one of a backward pass queues a callback on the autograd engine, which runs when the pass has
+    finished. That callback queues itself once more, so that it runs after the callbacks queued
+    later in the same pass: DistributedDataParallel's, which waits for the all-reduce and writes
+    the averaged gradients. It then computes the per-layer sums of squares of all gradients in
+    the monitor's fused passes (``ParamSet.layer_sums``), on the device, without a sync.
+
+    The norms are therefore those before anything touches the gradients after backward:
+    clipping (``StepGuard``, :func:`stabletrain.stability.clip_grad_norm_`,
+    ``torch.nn.utils.clip_grad_norm_`` called by a framework), unscaling, the optimizer step,
+    ``zero_grad``. Under gradient accumulation every backward pass of a logged step is measured
+    and the last one, the accumulated gradient, is kept. With a ``GradScaler`` the gradients of
+    backward are scaled: ``scale()`` returns the scale (a tensor), and the sums are divided by
+    its square. Only on steps that will be logged (``collect``); the references are dropped
+    once read.
+
+    What happened to the gradients after backward (clipping) is read from one *probe* per layer,
+    its smallest parameter: its squared norm at the end of backward (``probe_sums``) against its
+    squared norm when the step is logged (:meth:`probe_now`). Clipping by the global norm or by
+    each layer's norm scales every gradient of a layer alike, so the probe gives that layer's
+    clip coefficient exactly, for the price of a pass over a few small tensors instead of all
+    the gradients.
     """
 
-    def __init__(self, params: Sequence[torch.Tensor]) -> None:
-        self.params = list(params)
-        self.grads: list[torch.Tensor | None] = [None] * len(self.params)
+    def __init__(
+        self, params: ParamSet, scale: Callable[[], torch.Tensor | None] | None = None
+    ) -> None:
+        self.set = params
+        self.params = params.params
+        self.scale = scale
+        self.refs: list[torch.Tensor | None] = [None] * len(self.params)
+        self.sums: torch.Tensor | None = None  # (n_layers,) squared norms at the end of backward
+        self.probe_sums: torch.Tensor | None = None  # (n_layers,) the probes' squared norms then
+        smallest: dict[int, int] = {}
+        for i, (p, owner) in enumerate(zip(self.params, params.owners, strict=True)):
+            if owner not in smallest or p.numel() < self.params[smallest[owner]].numel():
+                smallest[owner] = i
+        self.probe_index = sorted(smallest.values())
+        self.probes = ParamSet(
+            [self.params[i] for i in self.probe_index],
+            [params.owners[i] for i in self.probe_index],
+            params.n_layers,
+            params.device,
+        )
+        self.present: list[bool] = [False] * params.n_layers
         self.collect = False
+        self._queued = False
 
     def install(self, stack: contextlib.ExitStack) -> None:
         """Register a post-accumulate-grad hook on every parameter; handles go on ``stack``."""
@@ -212,18 +251,72 @@ class GradCapture:
             stack.callback(handle.remove)
 
     def _hook(self, i: int, param: torch.Tensor) -> None:
-        if self.collect:
-            self.grads[i] = param.grad
+        if not self.collect:
+            return
+        self.refs[i] = param.grad
+        if not self._queued:
+            self._queued = True
+            _engine().queue_callback(self._requeue)
 
-    def read(self) -> list[torch.Tensor | None]:
+    def _requeue(self) -> None:
+        _engine().queue_callback(self._measure)
+
+    def _measure(self) -> None:
+        self._queued = False
+        grads = self.current()
+        present = [False] * self.set.n_layers
+        for g, owner in zip(grads, self.set.owners, strict=True):
+            if g is not None:
+                present[owner] = True
+        with torch.no_grad():
+            sums = self.set.layer_sums(or_empty(self.params, grads))
+            probes = self.probes.layer_sums(self._probe_grads(grads))
+            scale = self.scale() if self.scale is not None else None
+            if scale is not None:
+                square = scale.to(sums.device, torch.float64).square()
+                sums, probes = sums / square, probes / square
+        self.sums, self.probe_sums, self.present = sums, probes, present
+
+    def _probe_grads(self, grads: Sequence[torch.Tensor | None]) -> list[torch.Tensor]:
+        return or_empty(self.probes.params, [grads[i] for i in self.probe_index])
+
+    def probe_now(self, grads: Sequence[torch.Tensor | None]) -> torch.Tensor:
+        """The probes' squared norms in ``grads`` (the gradients now), per layer."""
+        with torch.no_grad():
+            return self.probes.layer_sums(self._probe_grads(grads))
+
+    def current(self) -> list[torch.Tensor | None]:
         """Each parameter's gradient now, or the one captured at the end of backward."""
-        grads = [
-            p.grad if p.grad is not None else g
-            for p, g in zip(self.params, self.grads, strict=True)
+        return [
+            p.grad if p.grad is not None else g for p, g in zip(self.params, self.refs, strict=True)
         ]
-        self.grads = [None] * len(self.params)
-        return grads
+
+    def read(
+        self,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[bool], list[torch.Tensor | None]]:
+        """``(sums, probe_sums, present, grads)``: the per-layer squared norms measured at the
+        end of the last backward and its probes' (None if no backward pass was seen since the
+        last read), which layers had a gradient then, and the gradients now (after clipping, if
+        any). Forgets them."""
+        sums, probes, present, grads = self.sums, self.probe_sums, self.present, self.current()
+        self.clear()
+        return sums, probes, present, grads
 
     def clear(self) -> None:
-        """Drop every captured reference."""
-        self.grads = [None] * len(self.params)
+        """Drop every captured reference and measurement."""
+        self.refs = [None] * len(self.params)
+        self.sums = None
+        self.probe_sums = None
+        self.present = [False] * self.set.n_layers
+        self._queued = False
+
+
+def _engine() -> Any:
+    return torch.autograd.Variable._execution_engine
+
+
+def or_empty(
+    params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None]
+) -> list[torch.Tensor]:
+    """The gradients, an empty tensor where a parameter has none (it adds 0 to the sums)."""
+    return [p.new_empty(0) if g is None else g for p, g in zip(params, grads, strict=True)]

@@ -12,8 +12,10 @@ Cost design (see ``benchmarks/monitor_overhead.py`` for the measured overhead):
   step is still reported, with its own step number: the ring is checked at the next logged
   step, from that step's one copy (see :mod:`stabletrain.monitoring._losses`).
 - On a logged step every quantity is computed on the device in fused passes
-  (``torch._foreach_norm`` over all gradients, over all weights, over all weight changes), and
-  everything is stacked into one tensor copied to the host once. A second copy happens only on a
+  (``torch._foreach_norm`` over all gradients, at the end of each backward pass of the step,
+  see :class:`~stabletrain.monitoring._hooks.GradCapture`; over all weights, over all weight
+  changes; over one small probe parameter per layer for the clip ratio), and everything is
+  stacked into one tensor copied to the host once. A second copy happens only on a
   step whose norms are non-finite, to count the NaN/inf entries of the layers concerned.
 - Update ratios ``‖θ_t − θ_{t−1}‖ / ‖θ_t‖`` need the weights before the step: at the end of
   ``step(t − 1)`` (or on entering), if step ``t`` will be logged, the monitor copies the
@@ -40,6 +42,8 @@ import contextlib
 import math
 import numbers
 import sys
+import warnings
+from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, replace
 from types import TracebackType
@@ -51,14 +55,17 @@ from torch import nn
 
 from stabletrain._checks import check_choice
 from stabletrain._render import render_text
+from stabletrain._wrappers import unwrap_model, unwrap_optimizer
 from stabletrain.graph import Graph, trace
-from stabletrain.monitoring._hooks import ActivationProbe, GradCapture
+from stabletrain.monitoring._hooks import ActivationProbe, GradCapture, or_empty
 from stabletrain.monitoring._layers import LayerSpec, discover
 from stabletrain.monitoring._losses import LossRing
 from stabletrain.monitoring._pack import Pack
 from stabletrain.monitoring._params import ParamSet
+from stabletrain.monitoring._ranks import WRITE_RANKS, WriteRanks, for_ranks, is_writer
 from stabletrain.monitoring._sinkset import SinkSet
 from stabletrain.monitoring._summary import findings_renderable
+from stabletrain.monitoring._wrappers import is_compiled
 from stabletrain.monitoring.metrics import (
     histogram,
     max_row_cosine,
@@ -100,6 +107,37 @@ class SkipCounter(Protocol):
         ...
 
 
+def _mean_loss(values: list[torch.Tensor | float]) -> torch.Tensor | float | None:
+    """The mean of the losses of one optimizer step's micro-batches (NaN and inf propagate)."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    if all(isinstance(v, float) for v in values):
+        return math.fsum(float(v) for v in values) / len(values)
+    device = next(v.device for v in values if isinstance(v, torch.Tensor))
+    return torch.stack(
+        [torch.as_tensor(v, dtype=torch.float64, device=device).reshape(()) for v in values]
+    ).mean()
+
+
+def _check_step(step: Any, last: int) -> int | None:
+    if step is None:
+        return None
+    if not isinstance(step, numbers.Integral) or isinstance(step, bool):
+        raise TypeError(
+            f"TrainingMonitor.step: step must be an int (the framework's optimizer step, e.g. "
+            f"trainer.global_step) or None, got {type(step).__name__}."
+        )
+    if step < last:
+        raise ValueError(
+            f"TrainingMonitor.step: step={step} goes back from the last recorded step {last}; "
+            "pass the number of optimizer steps taken so far (it never decreases), or None to "
+            "let the monitor count."
+        )
+    return int(step)
+
+
 def _check_loss(loss: Any) -> torch.Tensor | float | None:
     if loss is None:
         return None
@@ -123,8 +161,27 @@ def _check_loss(loss: Any) -> torch.Tensor | float | None:
 class TrainingMonitor:
     """Watch a model's training health, layer by layer; a context manager.
 
-    Call :meth:`step` once per training step, after ``optimizer.step()``. Gradients are read at
-    that moment, or, if ``optimizer.zero_grad()`` already ran, as backward left them.
+    Use it as ``with TrainingMonitor(...) as mon:``, or call :meth:`start` and :meth:`close`
+    (what a framework callback does). Call :meth:`step` after each optimizer step (after
+    ``optimizer.step()`` or ``guard.step(loss)``), or after every micro-batch: the monitor
+    counts optimizer steps, not calls.
+
+    Gradients are measured where they are born, at the end of backward (post-accumulate-grad
+    hooks, one fused pass; under DDP after the all-reduce): before any clipping, whoever clips
+    (:class:`~stabletrain.StepGuard`, :func:`stabletrain.stability.clip_grad_norm_`, a framework
+    calling ``torch.nn.utils.clip_grad_norm_``) and whether ``zero_grad()`` ran before
+    :meth:`step` or not. The logged ``grad_norm`` is therefore the norm the guard or the
+    framework reports as its pre-clip norm; the gradients as the optimizer saw them give the
+    ``clip_ratio`` row and the ``clipping`` finding.
+
+    Optimizer steps, not calls. When the monitor knows the optimizer (``optimizer``, or the
+    ``guard``'s), a :meth:`step` call with no optimizer step since the last one is a
+    micro-batch of gradient accumulation: its loss is kept, and the step is recorded, with the
+    mean loss of its micro-batches, at the call that follows the optimizer step. A step the
+    guard skipped counts as a step (no update ratio is measured on it). Frameworks pass their
+    own count, ``step(loss, step=trainer.global_step)``: then calls with the same number are
+    micro-batches of the step that number ends. Without either, every call is a step. A step
+    whose update changed no weight at all (a ``GradScaler`` skipped it) reports no update ratio.
 
     Presets, by cost (each includes the ones before):
 
@@ -154,7 +211,15 @@ class TrainingMonitor:
             functional activations (``F.relu(self.fc(x))``), whose dead units and saturation
             are then measured too. Without it: registration order, and activation modules only.
         guard: an object with ``skipped_steps`` (``stabletrain.StepGuard``), reported as the
-            ``skipped_steps`` metric; update ratios are not measured on a skipped step.
+            ``skipped_steps`` metric; update ratios are not measured on a skipped step. Its
+            ``optimizer`` (if the monitor has none) tells optimizer steps from micro-batches,
+            and its ``scaler`` unscales the measured norms.
+        scaler: the ``torch.amp.GradScaler`` scaling the loss, if not the guard's: the norms
+            measured at the end of backward are divided by its scale.
+        write_ranks: under ``torch.distributed``, ``"zero"`` (default) writes the rows and
+            prints the summary on global rank 0 only (every rank measures the same global
+            numbers); ``"each"`` lets every rank write, a :class:`JSONLSink` to its path with
+            ``.rank<r>`` before the suffix (``rows.rank1.jsonl``).
         summary: print the findings when the ``with`` block ends (to stderr, or ``console``).
         console: the rich console for the summary.
 
@@ -193,12 +258,18 @@ class TrainingMonitor:
         thresholds: Thresholds | None = None,
         example_input: Any = None,
         guard: SkipCounter | None = None,
+        scaler: Any = None,
+        write_ranks: WriteRanks = "zero",
         summary: bool = True,
         console: Console | None = None,
     ) -> None:
         where = "TrainingMonitor"
         if not isinstance(model, nn.Module):
             raise TypeError(f"{where}: model must be an nn.Module, got {type(model).__name__}.")
+        self._compiled = is_compiled(model)
+        model = unwrap_model(model)  # DDP, torch.compile: the user's module, its names
+        if optimizer is not None:
+            optimizer = unwrap_optimizer(optimizer)  # accelerate's, Lightning's
         if not any(True for _ in model.parameters()):
             raise ValueError(f"{where}: the model has no parameters to monitor.")
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
@@ -224,8 +295,17 @@ class TrainingMonitor:
             )
         if console is not None and not isinstance(console, Console):
             raise TypeError(f"{where}: console must be a rich Console, got {type(console)}.")
+        if scaler is not None and not callable(getattr(scaler, "is_enabled", None)):
+            raise TypeError(
+                f"{where}: scaler must be a torch.amp.GradScaler or None, got "
+                f"{type(scaler).__name__}."
+            )
+        self.write_ranks: WriteRanks = check_choice(
+            "write_ranks", write_ranks, WRITE_RANKS, where=where
+        )
         self.model = model
         self.optimizer = optimizer
+        self.scaler = scaler if scaler is not None else getattr(guard, "scaler", None)
         self.sinks = list(sinks)
         self._out = SinkSet(self.sinks)
         self.thresholds = thresholds or Thresholds()
@@ -240,6 +320,27 @@ class TrainingMonitor:
         self._findings: dict[FindingKey, Finding] = {}
         self._layers: list[LayerSpec] = []
         self._snapshot: list[torch.Tensor] | None = None
+        self._pending: list[torch.Tensor | float] = []  # the losses of this step's micro-batches
+        self._opt_steps: int | None = None  # optimizer steps seen by the hook, None: no hook
+        self._opt_seen = 0
+        self._clip_ratios: deque[float] = deque(maxlen=self.thresholds.clip_window)
+        self._warned_compiled = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> TrainingMonitor:
+        """Start watching (what entering the ``with`` block does); returns the monitor.
+
+        For framework callbacks, whose start and end are two separate calls; pair it with
+        :meth:`close`, in a ``finally`` where possible.
+        """
+        return self.__enter__()
+
+    def close(self) -> None:
+        """Stop watching: remove every hook, report pending losses, close the sinks and print
+        the summary (what leaving the ``with`` block does). A second call does nothing."""
+        if self._active:
+            self.__exit__(None, None, None)
 
     # ------------------------------------------------------------------ context
 
@@ -276,8 +377,12 @@ class TrainingMonitor:
             finally:
                 try:
                     self._out.close()
+                    for sink in self.sinks:  # not written on this rank: release what it holds
+                        if not any(sink is s for s in self._out.live + self._out.dropped):
+                            with contextlib.suppress(Exception):
+                                sink.close()
                 finally:
-                    if self.summary:
+                    if self.summary and self._writer:
                         self.print_summary()
 
     def _pending_losses(self, *, failing: bool) -> list[tuple[int, float]]:
@@ -290,6 +395,8 @@ class TrainingMonitor:
             return []  # the device may be what failed: keep the original error
 
     def _setup(self) -> None:
+        self._writer = is_writer(self.write_ranks)
+        self._out = SinkSet(for_ranks(self.sinks, self.write_ranks))
         graph = self._trace() if self.example_input is not None else None
         t = self.thresholds
         self._layers = discover(self.model, graph, level=t.saturation_level)
@@ -318,8 +425,16 @@ class TrainingMonitor:
         self._layer_has_update = [False] * n
         for k in updated:
             self._layer_has_update[owners[k]] = True
-        self._grads = GradCapture(self._gradset.params)
+        self._grads = GradCapture(self._gradset, self._scale)
         self._grads.install(self._stack)
+        self._floors = self._ratio_floors()
+        counted = self.optimizer or getattr(self.guard, "optimizer", None)
+        if counted is not None:
+            counted = unwrap_optimizer(counted)
+        if isinstance(counted, torch.optim.Optimizer):
+            self._opt_steps = 0
+            handle = counted.register_step_post_hook(self._count_step)
+            self._stack.callback(handle.remove)
         self._probe: ActivationProbe | None = None
         if self.preset != "minimal":
             self._probe = ActivationProbe(self.model, self._layers, level=t.saturation_level)
@@ -349,6 +464,40 @@ class TrainingMonitor:
         )
         with torch.random.fork_rng(devices=devices):
             return trace(self.model, self.example_input)
+
+    def _scale(self) -> torch.Tensor | None:
+        """The GradScaler's current scale (a device tensor, no sync), None without one."""
+        scaler = self.scaler
+        if scaler is None or not scaler.is_enabled():
+            return None
+        scale = getattr(scaler, "_scale", None)
+        return scale if isinstance(scale, torch.Tensor) else None
+
+    def _count_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if self._opt_steps is not None:
+            self._opt_steps += 1
+
+    def _ratio_floors(self) -> list[float]:
+        """Per layer, the least squared norm an update is divided by: ``n · zero_init_scale²``
+        for a layer whose updated weights start at (or near) zero, 0 for the others.
+
+        A zero-initialized weight (the last BatchNorm gain of a residual block, a layer-scale
+        gamma of 1e-6) has no scale of its own: any first update is infinitely large relative
+        to it. Its update is judged against the scale it grows to instead (one host read, here).
+        """
+        t = self.thresholds
+        upd = self._updateset
+        if not upd.params:
+            return [0.0] * len(self._layers)
+        with torch.no_grad():
+            sums = upd.layer_sums([p.detach() for p in upd.params]).tolist()
+        sizes = [0] * len(self._layers)
+        for p, owner in zip(upd.params, upd.owners, strict=True):
+            sizes[owner] += p.numel()
+        return [
+            n * t.zero_init_scale**2 if n and sq < n * t.zero_init_rms**2 else 0.0
+            for sq, n in zip(sums, sizes, strict=True)
+        ]
 
     def _optimized_ids(self) -> set[int] | None:
         if self.optimizer is None:
@@ -392,26 +541,52 @@ class TrainingMonitor:
         """How many of those steps the schedule logged."""
         return self._logged
 
-    def step(self, loss: torch.Tensor | float | None = None) -> None:
-        """Record one training step; on a logged step, measure, write rows, apply the rules.
+    def step(self, loss: torch.Tensor | float | None = None, *, step: int | None = None) -> None:
+        """Record one optimizer step; on a logged step, measure, write rows, apply the rules.
+
+        A call that follows no optimizer step is a micro-batch (see the class docstring): its
+        loss joins the step's mean, and nothing else happens.
 
         A NaN or inf loss is reported on any step, logged or not, with its own step number: a
         ``loss`` row and a ``nonfinite`` finding. On an unlogged step a tensor loss is checked
         without a device synchronization, at the next logged step (or when the block ends).
 
         Args:
-            loss: the step's loss (a scalar tensor or a number), or None.
+            loss: the step's (or micro-batch's) loss (a scalar tensor or a number), or None.
+            step: the framework's count of optimizer steps taken so far (``global_step``);
+                None: the monitor counts.
 
         Raises:
-            RuntimeError: called outside the ``with`` block.
+            RuntimeError: called outside the ``with`` block (or before :meth:`start`).
+            ValueError: ``step`` is below the last recorded step.
         """
         if not self._active:
             raise RuntimeError(
                 "TrainingMonitor.step: the monitor is not active; call it inside "
-                "`with TrainingMonitor(model, ...) as mon:`."
+                "`with TrainingMonitor(model, ...) as mon:` or after mon.start()."
             )
         value = _check_loss(loss)
-        self._steps += 1
+        number = _check_step(step, self._steps)
+        skipped = self._read_skipped()
+        was_skipped = skipped is not None and self._skipped is not None and skipped > self._skipped
+        if number is not None:
+            micro = number == self._steps
+        else:
+            micro = (
+                self._opt_steps is not None
+                and self._opt_steps == self._opt_seen
+                and not was_skipped
+            )
+        if micro:
+            if value is not None:
+                self._pending.append(value)
+            return
+        if value is not None:
+            self._pending.append(value)
+        value, self._pending = _mean_loss(self._pending), []
+        advanced = None if self._opt_steps is None else self._opt_steps > self._opt_seen
+        self._opt_seen = self._opt_steps or 0
+        self._steps = number if number is not None else self._steps + 1
         step = self._steps
         slot = None
         if value is not None:
@@ -421,11 +596,11 @@ class TrainingMonitor:
             if not self._log_next and isinstance(value, float) and not math.isfinite(value):
                 found.append((step, value))
             self._report_losses(found)
-        skipped = self._read_skipped()
-        was_skipped = skipped is not None and self._skipped is not None and skipped > self._skipped
         log_next = bool(self.schedule(step + 1))  # asked once per step: schedules may be stateful
         if self._log_next:
-            self._log(step, slot, skipped, was_skipped, refresh=self._wants_snapshot(log_next))
+            self._log(
+                step, slot, skipped, was_skipped, advanced, refresh=self._wants_snapshot(log_next)
+            )
         self._skipped = skipped
         self._prepare(step + 1, log_next)
 
@@ -466,21 +641,29 @@ class TrainingMonitor:
             self._out.write_findings(step, events)
 
     def _log(
-        self, step: int, slot: int | None, skipped: int | None, was_skipped: bool, refresh: bool
+        self,
+        step: int,
+        slot: int | None,
+        skipped: int | None,
+        was_skipped: bool,
+        advanced: bool | None,
+        refresh: bool,
     ) -> None:
         self._logged += 1
         pack = Pack(self._device)
-        grads = self._grads.read()
+        born, probes, present, grads = self._grads.read()
+        tensors = or_empty(self._gradset.params, grads)
         has_grad = [False] * len(self._layers)
-        tensors = []
-        for p, g, owner in zip(self._gradset.params, grads, self._gradset.owners, strict=True):
-            if g is None:
-                tensors.append(p.new_empty(0))
-            else:
-                tensors.append(g)
-                has_grad[owner] = True
+        for g, owner in zip(grads, self._gradset.owners, strict=True):
+            has_grad[owner] = has_grad[owner] or g is not None
         with torch.no_grad():
-            pack.add("grad", self._gradset.layer_sums(tensors))
+            if born is None or probes is None:  # no backward seen while armed: as they are now
+                pack.add("grad", self._gradset.layer_sums(tensors))
+            else:  # measured at the end of backward; the probes tell what happened since
+                pack.add("grad", born)
+                pack.add("probe_born", probes)
+                pack.add("probe_now", self._grads.probe_now(grads))
+                has_grad = present
             valid = self._snapshot is not None and self._snapshot_step == step - 1
             if valid and was_skipped:
                 self._snapshot_step = step  # the guard skipped the update: θ is unchanged
@@ -518,13 +701,51 @@ class TrainingMonitor:
                 hists, wanting = [], []
         values = pack.read()
         self._report_losses(self._ring.nonfinite(values["ring"]))  # of the unlogged steps before
-        rows = self._rows_of(step, values, has_grad, slot, skipped, acts)
+        rows = self._rows_of(step, values, has_grad, slot, skipped, acts, advanced)
+        ratio = self._clip_ratio(values, was_skipped)
+        if ratio is not None:
+            rows.append(Row(step, None, "clip_ratio", ratio))
+            self._clip_ratios.append(ratio)
+        if self._probe is not None and not acts and any(has_grad):
+            self._warn_compiled()
         self._count_nonfinite(step, rows, tensors)
         self._out.write(step, rows)
         if hists:
             histograms = [self._histogram(step, key, num, values[key]) for key, num in hists]
             self._out.write_histograms(step, histograms, wanting)
         self._apply_rules(step, rows, values)
+
+    def _clip_ratio(self, values: dict[Hashable, list[float]], was_skipped: bool) -> float | None:
+        """``‖g as stepped‖ / ‖g at the end of backward‖``: below 1 when the gradients were
+        clipped. Each layer's gradient is taken as scaled by its probe's ratio (exact for
+        clipping by the global or per-layer norm). None when not measurable (no backward seen, a
+        skipped or non-finite step, or gradients zeroed in place before :meth:`step`)."""
+        if "probe_now" not in values or was_skipped:
+            return None
+        before = after = 0.0
+        for sq, born, now in zip(
+            values["grad"], values["probe_born"], values["probe_now"], strict=True
+        ):
+            if born > 0 and math.isfinite(born) and math.isfinite(now):
+                before += sq
+                after += sq * now / born
+        if not math.isfinite(before) or before <= 0 or after <= 0:
+            return None
+        return min(math.sqrt(after / before), 1.0)
+
+    def _warn_compiled(self) -> None:
+        if self._warned_compiled or not self._compiled:
+            return
+        self._warned_compiled = True
+        warnings.warn(
+            "TrainingMonitor: the model trained but no activation was recorded: it is compiled "
+            "(torch.compile), and a graph compiled before the monitor's forward hooks were "
+            "registered never calls them. Gradient and weight metrics are unaffected. For "
+            "activation statistics, create the monitor before the first compiled step (or call "
+            "torch._dynamo.reset() after creating it), or use preset='minimal' to silence this.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
     def _queue_histograms(
         self, pack: Pack, grads: list[torch.Tensor]
@@ -566,18 +787,23 @@ class TrainingMonitor:
         slot: int | None,
         skipped: int | None,
         acts: list[tuple[int, int, int]],
+        advanced: bool | None,
     ) -> list[Row]:
         rows: list[Row] = []
         grad_sq, weight_sq = values["grad"], values["weight"]
         updated, delta = values.get("updated"), values.get("delta")
+        # an update was made: the optimizer stepped (when it is known), else some weight moved
+        moved = advanced if advanced is not None else delta is not None and math.fsum(delta) != 0
         for i, layer in enumerate(self._layers):
             name = layer.name
             if has_grad[i]:
                 rows.append(Row(step, name, "grad_norm", math.sqrt(grad_sq[i])))
             rows.append(Row(step, name, "weight_norm", math.sqrt(weight_sq[i])))
-            measured = updated is not None and delta is not None and self._layer_has_update[i]
-            if measured and updated is not None and delta is not None and updated[i] > 0:
-                rows.append(Row(step, name, "update_ratio", math.sqrt(delta[i] / updated[i])))
+            if not (moved and updated is not None and delta is not None):
+                continue
+            scale = max(updated[i], self._floors[i])
+            if self._layer_has_update[i] and scale > 0:
+                rows.append(Row(step, name, "update_ratio", math.sqrt(delta[i] / scale)))
         act = values.get("act", [])
         for k, (i, n, units) in enumerate(acts):
             total, squares, dead, saturated = act[4 * k : 4 * k + 4]
@@ -658,6 +884,7 @@ class TrainingMonitor:
             losses,
             self._probe.batches if self._probe is not None else 0,
             self._lr(),
+            tuple(self._clip_ratios),
         )
         events = [
             replace(finding, rule=name, step=step, last_step=step)

@@ -13,14 +13,19 @@ Rules (severity in brackets; every threshold is a field of :class:`Thresholds`):
   vanish (or explode) with depth.
 - ``vanishing`` [warning]: a weight layer's gradient norm < ``vanishing_ratio`` x the median
   over the weight layers.
-- ``dead_units`` [warning]: > ``dead_fraction`` of a ReLU-like layer's units were never
-  positive over the last ``dead_window`` logged batches.
+- ``dead_units`` [warning]: > ``dead_fraction`` of a ReLU/ReLU6 layer's units were never
+  positive over the last ``dead_window`` logged batches (smooth rectifiers such as SiLU and
+  GELU have no dead region and are not tested).
 - ``saturation`` [warning]: > ``saturation_fraction`` of a bounded activation's outputs lie
   within 1% of a bound.
 - ``symmetric_units`` [error]: two rows of a weight matrix have cosine similarity >=
   ``symmetric_cosine``.
 - ``update_ratio`` [warning]: ``‖Δθ‖/‖θ‖`` above ``update_ratio_high`` or below
-  ``update_ratio_low``.
+  ``update_ratio_low`` (for a layer whose weights start at zero, ``‖θ‖`` is at least the scale
+  ``zero_init_scale`` per entry: see :class:`Thresholds`).
+- ``clipping`` [warning]: gradient clipping scaled the gradients down on more than
+  ``clip_fraction`` of the last ``clip_window`` logged steps; the finding quotes the median
+  clip ratio ``‖g clipped‖ / ‖g‖``.
 - ``loss_plateau`` [info]: the mean loss of the last ``loss_window / 2`` steps is not below
   that of the ``loss_window / 2`` steps before.
 
@@ -48,6 +53,7 @@ __all__ = [
     "Severity",
     "StepMetrics",
     "Thresholds",
+    "clipping",
     "dead_units",
     "depth_trend",
     "exploding",
@@ -95,6 +101,17 @@ class Thresholds:
             kept, in a ring buffer); the rule waits for a full window.
         loss_min_decrease: the relative decrease of the mean loss from the first half of the
             window to the second half below which the loss is not decreasing.
+        zero_init_rms: a layer whose trainable weights have an RMS below this when the monitor
+            starts is zero-initialized by design (the last BatchNorm gain of a residual block,
+            layer-scale gammas of 1e-6): its update ratio is ``‖Δθ‖ / max(‖θ‖, √n ·
+            zero_init_scale)``, as any update of a weight at zero is infinitely large
+            relative to it.
+        zero_init_scale: the per-entry scale such a layer is judged against until its weights
+            grow past it.
+        clip_window: the clipping rule looks at the clip ratios of this many logged steps and
+            waits for a full window.
+        clip_fraction: clipping is reported when it was active on more than this fraction of
+            them.
 
     Example:
         >>> Thresholds(dead_fraction=0.1).dead_fraction
@@ -115,20 +132,31 @@ class Thresholds:
     update_ratio_high: float = 1e-1
     loss_window: int = 100
     loss_min_decrease: float = 0.0
+    zero_init_rms: float = 1e-3
+    zero_init_scale: float = 0.1
+    clip_window: int = 10
+    clip_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         where = "Thresholds"
-        for name in ("vanishing_ratio", "depth_ratio", "exploding_norm", "update_ratio_high"):
+        for name in (
+            "vanishing_ratio",
+            "depth_ratio",
+            "exploding_norm",
+            "update_ratio_high",
+            "zero_init_scale",
+        ):
             check_real(name, getattr(self, name), where=where, positive=True)
         check_real("update_ratio_low", self.update_ratio_low, where=where, non_negative=True)
+        check_real("zero_init_rms", self.zero_init_rms, where=where, non_negative=True)
         check_real("loss_min_decrease", self.loss_min_decrease, where=where, non_negative=True)
-        for name in ("min_depth", "dead_window", "symmetric_rows"):
+        for name in ("min_depth", "dead_window", "symmetric_rows", "clip_window"):
             check_positive_int(name, getattr(self, name), where=where)
         if check_positive_int("loss_window", self.loss_window, where=where) < 2:
             raise ValueError(f"{where}: loss_window must be >= 2, got {self.loss_window}.")
         if self.symmetric_rows < 2:
             raise ValueError(f"{where}: symmetric_rows must be >= 2, got {self.symmetric_rows}.")
-        for name in ("dead_fraction", "saturation_fraction", "saturation_level"):
+        for name in ("dead_fraction", "saturation_fraction", "saturation_level", "clip_fraction"):
             value = check_real(name, getattr(self, name), where=where)
             if not 0 < value < 1:
                 raise ValueError(f"{where}: {name} must be in (0, 1), got {value}.")
@@ -258,7 +286,8 @@ class StepMetrics:
 
     ``values`` maps ``(layer, metric)`` to a float (layer None: the whole model); ``losses`` are
     the most recent per-step losses, oldest first; ``window_batches`` how many logged batches
-    the dead-unit window holds; ``lr`` the optimizer's first learning rate, if known.
+    the dead-unit window holds; ``lr`` the optimizer's first learning rate, if known;
+    ``clip_ratios`` the clip ratios of the latest logged steps, oldest first.
     """
 
     step: int
@@ -267,6 +296,7 @@ class StepMetrics:
     losses: tuple[float, ...] = ()
     window_batches: int = 0
     lr: float | None = None
+    clip_ratios: tuple[float, ...] = ()
 
     def get(self, layer: str | None, metric: str) -> float | None:
         """The value of ``metric`` for ``layer``, None if it was not measured."""
@@ -599,6 +629,37 @@ def update_ratio(m: StepMetrics, t: Thresholds) -> list[Finding]:
     return found
 
 
+_CLIPPED = 1.0 - 1e-6  # a clip ratio below this: the gradients were scaled down
+
+
+def clipping(m: StepMetrics, t: Thresholds) -> list[Finding]:
+    """Gradient clipping active on most of the recent logged steps."""
+    ratios = m.clip_ratios[-t.clip_window :]
+    if len(ratios) < t.clip_window:
+        return []
+    clipped = [r for r in ratios if r < _CLIPPED]
+    share = len(clipped) / len(ratios)
+    if share <= t.clip_fraction:
+        return []
+    median = statistics.median(clipped)
+    return [
+        Finding(
+            "warning",
+            None,
+            "clip_ratio",
+            median,
+            t.clip_fraction,
+            f"Gradient clipping is active on {share:.0%} of the last {len(ratios)} logged steps, "
+            f"scaling the gradients by {median:.2g} (median): the clipping threshold, not the "
+            "learning rate, sets the step size.",
+            f"lower the learning rate{_lr_text(m)} until clipping is rare; if the gradient norms "
+            "are healthy, raise max_norm (StepGuard(opt, max_norm=...)); see the exploding and "
+            "depth findings",
+            "clipping",
+        )
+    ]
+
+
 def loss_plateau(m: StepMetrics, t: Thresholds) -> list[Finding]:
     """The loss does not decrease over the last ``loss_window`` steps."""
     losses = [v for v in m.losses[-t.loss_window :] if math.isfinite(v)]
@@ -633,6 +694,7 @@ RULES: dict[str, Rule] = {
     "saturation": saturation,
     "symmetric_units": symmetric_units,
     "update_ratio": update_ratio,
+    "clipping": clipping,
     "loss_plateau": loss_plateau,
 }
 """Every rule, by name, in the order the monitor runs them."""

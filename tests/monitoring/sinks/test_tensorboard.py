@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
-from stabletrain.monitoring import TensorBoardSink, TrainingMonitor, every
+from stabletrain.monitoring import Row, TensorBoardSink, TrainingMonitor, every
 
 
 def test_the_monitor_writes_an_event_file_with_scalars_and_histograms(tmp_path: Path) -> None:
@@ -61,3 +61,19 @@ def test_histograms_can_be_turned_off(tmp_path: Path) -> None:
     sink = TensorBoardSink(tmp_path, histograms=None)
     assert not sink.wants_histograms(100)
     sink.close()
+
+
+def test_a_sink_from_an_existing_writer_writes_to_its_file_and_leaves_it_open(
+    tmp_path: Path,
+) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path))
+    sink = TensorBoardSink.from_writer(writer)
+    sink.write(3, [Row(3, None, "loss", 0.5)])
+    sink.close()
+    writer.add_scalar("after", 1.0, 4)  # still open: its owner closes it
+    writer.close()
+    assert len(list(tmp_path.glob("events.out.tfevents*"))) == 1
+    with pytest.raises(TypeError, match="SummaryWriter"):
+        TensorBoardSink.from_writer(object())

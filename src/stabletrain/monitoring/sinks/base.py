@@ -6,7 +6,7 @@ metrics of the whole model (``loss``, total ``grad_norm``, ``skipped_steps``). T
 =======================  =======================================================  ========
 metric                   value                                                    preset
 =======================  =======================================================  ========
-``grad_norm``            ‖∂L/∂θ‖ over the layer's parameters (None layer: all)    minimal
+``grad_norm``            ‖∂L/∂θ‖ before clipping (None layer: all parameters)     minimal
 ``weight_norm``          ‖θ‖ over the layer's parameters                          minimal
 ``grad_nonfinite``       number of NaN/±inf gradient entries                      minimal
 ``weight_nonfinite``     number of NaN/±inf weight entries                        minimal
@@ -18,6 +18,7 @@ metric                   value                                                  
 ``dead_fraction``        fraction of units never > 0 over the window (ReLU-like)  standard
 ``saturation_fraction``  fraction of outputs within 1% of a bound (tanh-like)     standard
 ``max_row_cosine``       largest cosine similarity of two weight rows (units)     full
+``clip_ratio``           ‖g as stepped‖ / ‖g after backward‖ (None layer)        minimal
 =======================  =======================================================  ========
 
 Histograms (preset ``full``, for sinks that ask for them) are of each layer's main weight
@@ -52,6 +53,7 @@ METRICS: tuple[str, ...] = (
     "dead_fraction",
     "saturation_fraction",
     "max_row_cosine",
+    "clip_ratio",
 )
 
 

@@ -70,6 +70,38 @@ class TensorBoardSink(Sink):
             None if histograms is None else check_schedule(histograms, where="TensorBoardSink")
         )
         self._writer = _summary_writer()(log_dir=self.log_dir, flush_secs=flush_secs)
+        self._owned = True
+
+    @classmethod
+    def from_writer(
+        cls, writer: Any, *, histograms: Schedule | None = _EVERY_100
+    ) -> TensorBoardSink:
+        """A sink writing through an existing ``SummaryWriter`` (a framework logger's, e.g.
+        Lightning's ``TensorBoardLogger.experiment``), so the run keeps one event file.
+        :meth:`close` only flushes it: its owner closes it.
+
+        Example:
+            >>> import tempfile
+            >>> from torch.utils.tensorboard import SummaryWriter
+            >>> writer = SummaryWriter(tempfile.mkdtemp())
+            >>> sink = TensorBoardSink.from_writer(writer)
+            >>> sink.write(1, [Row(1, None, "loss", 0.5)])
+            >>> sink.close()
+            >>> writer.close()
+        """
+        if not callable(getattr(writer, "add_scalar", None)):
+            raise TypeError(
+                f"TensorBoardSink.from_writer: writer must be a SummaryWriter, got "
+                f"{type(writer).__name__}."
+            )
+        sink = cls.__new__(cls)
+        sink.log_dir = os.fspath(getattr(writer, "log_dir", "") or "")
+        sink._histograms = (
+            None if histograms is None else check_schedule(histograms, where="TensorBoardSink")
+        )
+        sink._writer = writer
+        sink._owned = False
+        return sink
 
     def __repr__(self) -> str:
         return f"TensorBoardSink({self.log_dir!r})"
@@ -97,4 +129,5 @@ class TensorBoardSink(Sink):
 
     def close(self) -> None:
         self._writer.flush()
-        self._writer.close()
+        if self._owned:
+            self._writer.close()
