@@ -381,7 +381,9 @@ def test_fix_moves_the_forward_ratios_of_a_shifted_init_toward_one() -> None:
     assert d.before is not None
 
     def worst(diagnosis: Diagnosis) -> float:
-        return max(abs(math.log(x.forward_ratio)) for x in diagnosis.layers)
+        # the hidden layers: auto_init fits the head to a step-0 loss with its bias taking each
+        # class's mean (ReLU features have one), which the zero-mean theory does not model
+        return max(abs(math.log(x.forward_ratio)) for x in diagnosis.layers if x.name != "head")
 
     assert worst(d.before) > math.log(2)
     assert "propagation_theory_mismatch" in {f.rule for f in d.before.findings}

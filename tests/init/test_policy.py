@@ -346,7 +346,7 @@ def test_logits_layers_are_fitted_to_their_std_whatever_scale_reaches_them(
 def test_a_logits_bias_centres_every_class_so_none_is_preferred_at_step_0() -> None:
     # ReLU features pooled over positions have a positive mean, so W·mean(h) gives each class a
     # fixed offset: the bias takes it, and the loss of any labels (here all one class) starts
-    # at the fitted 1.04·ln C, not above it
+    # at the fitted 1.025·ln C, not above it
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
     model.append(nn.Linear(64, 10))

@@ -57,8 +57,8 @@ def auto_init(
     Roles read from the graph decide where a layer type alone cannot (see
     :mod:`stabletrain.init.policy._roles`): a layer whose result is the model's output or goes
     into a softmax (a classifier or LM head, an MoE router) is fitted on ``example_input`` so
-    the cross-entropy of its logits against uniform random targets is ``1.04·ln C`` (logits
-    of std ``sqrt(0.08·ln C)`` where they are Gaussian); a table that is both
+    the cross-entropy of its logits against uniform random targets is ``1.025·ln C`` (logits
+    of std ``sqrt(0.05·ln C)`` where they are Gaussian); a table that is both
     the input embedding and the LM head (tied weights) is initialized for that output role;
     tables feeding a residual stream get ``N(0, 1/dim)`` (or the tied table's std), tables
     followed by a normalization keep their scale; in Pre-LN Transformers each branch's last

@@ -156,8 +156,8 @@ def default_rules(*, output: str = "logits", forget_bias: float | None = 1.0) ->
     one the model set to zero, the last norm of a residual branch as in timm's ResNets, is
     kept: the branch starts as the identity, Goyal et al. 2017), bias 0; the output
     layer (and a tied table that is also the LM head, and a router before a softmax)
-    ``"logits"``: fitted so the step-0 loss is ``1.04 ln C`` (logits of std
-    ``sqrt(0.08·ln C)`` where Gaussian) (or
+    ``"logits"``: fitted so the step-0 loss is ``1.025 ln C`` (logits of std
+    ``sqrt(0.05·ln C)`` where Gaussian) (or
     ``output="xavier_uniform"``, ``"zeros"``); embedding and position tables ``"embedding"``,
     by what consumes them (a normalization: the model's own scale is kept; a residual stream:
     ``N(0, 1/dim)``, or the tied table's std); a layer followed by no activation Xavier.

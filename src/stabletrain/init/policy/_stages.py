@@ -252,8 +252,8 @@ def calibrate_stage(
     if any(v == "logits" for v in plan.fitted.values()):
         plan.report.notes.append(
             "logits layers fitted on example_input so the step-0 loss against uniform random "
-            "targets is 1.04·ln C: the largest logits the 5% bound allows; a logits bias takes "
-            "minus each class's mean logit on the batch, so no class is preferred at step 0"
+            "targets is 1.025·ln C (the 5% bound, less what other batches add); a logits "
+            "bias takes minus each class's mean logit on the batch: no class is preferred"
         )
 
 
