@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 from types import ModuleType
 
@@ -48,9 +49,7 @@ def test_the_plain_pytorch_example_counts_optimizer_steps_and_writes_a_report(
     assert (tmp_path / "report" / "report.md").exists()
 
 
-# Each takes 3-5 s on a free CPU, ~3x under load: slow; tests/integrations/ checks the same
-# callbacks quickly.
-@pytest.mark.slow
+# Each takes 3-5 s on a free CPU: every example runs in CI.
 def test_the_lightning_example_runs(tmp_path: Path) -> None:
     pytest.importorskip("lightning")
     pytest.importorskip("sklearn")
@@ -59,10 +58,18 @@ def test_the_lightning_example_runs(tmp_path: Path) -> None:
     assert callback.init_report is not None
 
 
-@pytest.mark.slow
 def test_the_hugging_face_example_runs(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     pytest.importorskip("accelerate")
     callback = load("hf_trainer").main(STEPS, tmp_path)
     assert callback.monitor.steps == STEPS
     assert [r.step for r in read_jsonl(tmp_path / "run.jsonl") if r.metric == "loss"] == [5]
+
+
+def test_the_char_gpt_example_starts_near_ln_vocab_and_learns(tmp_path: Path) -> None:
+    example = load("char_gpt")
+    start, final = example.main(25, tmp_path)  # one logged step: every(25)
+    vocab = len(example.CHARS)
+    assert start == pytest.approx(math.log(vocab), rel=0.05)  # the tied head, fitted
+    assert final < 0.8 * start
+    assert [r.step for r in read_jsonl(tmp_path / "run.jsonl") if r.metric == "loss"]
