@@ -55,12 +55,11 @@ def test_a_tied_table_is_initialized_once_for_its_output_role(name: str) -> None
     record = tied[0]
     assert record.scheme == "logits"
     assert [r.name for r in report.params].count(record.name) == 1
-    # logits h·Eᵀ with unit-rms h (a final norm): std(E)·√d ≈ √(0.02·ln V), 1% of excess since
-    # a tied table's own token starts larger; up to the calibration on the batch
-    dim = record.shape[1]
-    sigma = math.sqrt(0.02 * math.log(spec.classes))
-    assert record.std_after * math.sqrt(dim) == pytest.approx(sigma, rel=0.3)
-    assert _loss(spec, model, inputs, targets) <= 1.05 * math.log(spec.classes)
+    # fitted on the batch to a step-0 loss of 1.025·ln V against uniform targets: the batch's
+    # own targets land between ln V and the 5% bound
+    assert "fitted on the example batch" in record.rule
+    loss = _loss(spec, model, inputs, targets)
+    assert math.log(spec.classes) < loss <= 1.05 * math.log(spec.classes)
 
 
 @pytest.mark.parametrize("name", ["hf-gpt2", "hf-whisper", "hf-mixtral", "nanogpt"])
