@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 from stabletrain.diagnostics.diagnosis import LayerStats
 from stabletrain.monitoring._activations import RECTIFIERS
@@ -58,7 +59,9 @@ def _fitted_change(values: Sequence[float]) -> float:
     return math.exp(statistics.median(slopes) * (len(values) - 1))
 
 
-def _trend(layers: Sequence[LayerStats], weight_layers: set[str], backward: bool) -> list[Finding]:
+def _trend(
+    layers: Sequence[LayerStats], weight_layers: AbstractSet[str], backward: bool
+) -> list[Finding]:
     attr = "grad_out_std" if backward else "out_std"
     seq = [
         (x.name, getattr(x, attr))
@@ -179,18 +182,27 @@ def _mismatch(layers: Sequence[LayerStats]) -> list[Finding]:
 
 
 def propagation_findings(
-    layers: Sequence[LayerStats], weight_layers: set[str], restarted: set[str]
+    layers: Sequence[LayerStats],
+    weight_layers: set[str],
+    restarted: set[str],
+    stream_layers: AbstractSet[str] = frozenset(),
 ) -> list[Finding]:
     """Every propagation finding of one diagnosis, errors first.
 
     ``weight_layers`` are the Linear/Conv-like layers the depth trends fit over, less those in
     ``restarted`` (where the theory's chain restarted: their values come through attention or
     other ops off the depth path, e.g. the tiny gradients of a query projection).
+    ``stream_layers``: the last layers of residual branches, whose output gradient is the
+    residual stream's at their depth. Where there are :data:`MIN_DEPTH` of them, the backward
+    trend is fitted over them alone: inside a branch a layer's gradient is scaled by the
+    branch's own weights (a ViT's ``fc1`` gets ``0.02×`` the stream's), which alternates along
+    the execution order and is no trend with depth.
     """
     chained = weight_layers - restarted
+    stream = stream_layers & weight_layers
     found = _nonfinite(layers)
     found += _trend(layers, chained, backward=False)
-    found += _trend(layers, chained, backward=True)
+    found += _trend(layers, stream if len(stream) >= MIN_DEPTH else chained, backward=True)
     found += _activations(layers)
     found += _mismatch(layers)
     return found

@@ -361,7 +361,8 @@ def _diagnose_once(
     graph, loss_text = run.measure(loss_fn, target, seed)
     diagnosis = run.assemble(graph, loss_text)
     weight_layers = {n for n, s in run.specs.items() if s.kind == "linear"}
-    findings = propagation_findings(diagnosis.layers, weight_layers, run.restarted)
+    stream = {b.last_layer for b in graph.residuals if b.last_layer is not None}
+    findings = propagation_findings(diagnosis.layers, weight_layers, run.restarted, stream)
     if lint:
         from stabletrain.diagnostics.lint import lint as lint_model
 
