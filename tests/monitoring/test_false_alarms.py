@@ -3,6 +3,9 @@ BatchNorm gain per block, ConvNeXt's layer-scale gammas) or use smooth rectifier
 
 from __future__ import annotations
 
+import math
+import statistics
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -128,3 +131,50 @@ def test_relu_units_below_zero_are_still_reported_dead() -> None:
         block.act = nn.ReLU()
     mon = healthy_run(model)
     assert {f.layer for f in mon.findings() if f.rule == "dead_units"} == {"1.conv", "2.conv"}
+
+
+@pytest.mark.parametrize("name", ["hf-distilbert", "hf-vit", "nanogpt"])
+def test_a_healthy_transformer_trains_50_steps_with_no_warning(name: str) -> None:
+    # the family's own init at its usual rate (AdamW 1e-3); query/key projections get
+    # gradients 100x smaller than the MLP's of the same block, at every depth: no depth trend
+    from tests.benchmarks._run import load_benchmark
+
+    zoo = load_benchmark("_zoo")
+    spec = zoo.ZOO[name]
+    if zoo.unavailable(spec) is not None:
+        pytest.skip(zoo.unavailable(spec))
+    torch.manual_seed(0)
+    model = spec.build().train()
+    data = torch.Generator().manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    with TrainingMonitor(model, opt, preset="standard", summary=False) as mon:
+        for _ in range(50):
+            loss = spec.loss(model, *spec.batch(data, 16))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+    assert not [f for f in mon.findings() if f.severity != "info"], mon.findings()
+
+
+def test_the_depth_fit_sees_a_trend_across_blocks_and_not_a_rise_inside_one() -> None:
+    # the like-for-like fit still sees a real trend: each block's layers 0.3x the next one's
+    metrics_names = [f"blocks.{b}.{layer}" for b in range(6) for layer in ("q", "mlp")]
+    from stabletrain.monitoring.rules import _like_for_like_slopes
+
+    xs = [float(i) for i in range(len(metrics_names))]
+    ys = [
+        b * math.log10(1 / 0.3) + (0.0 if layer == "mlp" else -2.0)
+        for b in range(6)
+        for layer in ("q", "mlp")
+    ]
+    slopes = _like_for_like_slopes(metrics_names, xs, ys)
+    assert statistics.median(slopes) == pytest.approx(math.log10(1 / 0.3) / 2)
+    # no trend across two blocks, but a rise of 2 decades inside each (DistilBERT at init:
+    # q/k 1e-4 ... MLP 2e-2): one pool of every layer reads it as a trend, like for like not
+    names = [f"layer.{b}.{k}" for b in range(2) for k in ("q", "k", "v", "o", "fc1", "fc2")]
+    rise = [-4.0, -4.0, -2.5, -2.5, -1.7, -1.7]
+    xs, ys = [float(i) for i in range(12)], rise + rise
+    assert statistics.median(_like_for_like_slopes(names, xs, ys)) == 0.0
+    flat = _like_for_like_slopes([f"l{i}" for i in range(12)], xs, ys)
+    assert statistics.median(flat) > 0.1

@@ -435,21 +435,62 @@ def _weight_layer_norms(m: StepMetrics) -> list[tuple[LayerMeta, float]]:
     return sorted(pairs, key=lambda p: p[0].depth or 0)
 
 
+_TREND_POINTS = 64  # at most this many layers (evenly spaced) in the pairwise fit
+
+
+def _pairwise_slopes(xs: Sequence[float], ys: Sequence[float]) -> list[float]:
+    step = max(1, math.ceil(len(xs) / _TREND_POINTS))
+    px, py = xs[::step], ys[::step]
+    return [
+        (py[j] - py[i]) / (px[j] - px[i])
+        for i in range(len(px))
+        for j in range(i + 1, len(px))
+        if px[j] != px[i]
+    ]
+
+
+def _like_for_like_slopes(
+    names: Sequence[str], xs: Sequence[float], ys: Sequence[float]
+) -> list[float]:
+    """The pairwise slopes between the same layer of repeated blocks (names equal up to their
+    numeric path parts: ``layer.0.attention.q_lin`` and ``layer.1.attention.q_lin``) where
+    such repeats cover most layers; else between every two layers. Within a block the layers'
+    gradients differ by design (a query projection's is 100x smaller than the MLP's): that
+    is no trend with depth."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        key = ".".join("#" if part.isdigit() else part for part in name.split("."))
+        groups.setdefault(key, []).append(i)
+    repeated = [g for g in groups.values() if len(g) >= 2]
+    if sum(len(g) for g in repeated) * 2 < len(names) or len(repeated) == 1:
+        return _pairwise_slopes(xs, ys)  # no repeated blocks (or one repeated layer: a chain)
+    return [
+        slope
+        for g in repeated
+        for slope in _pairwise_slopes([xs[i] for i in g], [ys[i] for i in g])
+    ]
+
+
 def depth_trend(m: StepMetrics, t: Thresholds) -> list[Finding]:
     """Gradient norms decaying (or growing) geometrically from the output back to the input.
 
-    Least squares of ``log10 ‖g_l‖`` on the depth ``l`` of the weight layers with a positive
-    norm; the fitted change from the last layer to the first, ``10^(−slope·(l_last − l_first))``,
-    is the value; the finding names the first weight layer, where the gradient is extreme.
+    The Theil–Sen slope (the median of the pairwise slopes, Sen 1968) of ``log10 ‖g_l‖`` on the
+    depth ``l`` of the weight layers with a positive norm; the fitted change from the last
+    layer to the first, ``10^(−slope·(l_last − l_first))``, is the value; the finding names the
+    first weight layer, where the gradient is extreme. The median, not least squares: a
+    Transformer's query/key projections get gradients 100x smaller than the other layers of
+    their block at every depth, which is no trend, but their first one pulls a least-squares
+    line (a healthy DistilBERT read as "vanishing").
     """
     pairs = [(layer, g) for layer, g in _weight_layer_norms(m) if g > 0]
     if len(pairs) < t.min_depth:
         return []
     xs = [float(layer.depth or 0) for layer, _ in pairs]
     ys = [math.log10(g) for _, g in pairs]
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    slopes = _like_for_like_slopes([layer.name for layer, _ in pairs], xs, ys)
+    if not slopes:
+        return []
+    slope = statistics.median(slopes)
     ratio = 10 ** (-slope * (xs[-1] - xs[0]))  # first layer's norm / last layer's, fitted
     first = pairs[0][0].name
     if ratio < 1 / t.depth_ratio:
