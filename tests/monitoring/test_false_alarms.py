@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stabletrain.diagnostics import diagnose
 from stabletrain.monitoring import MemorySink, Thresholds, TrainingMonitor, every
 
 STEPS = 50
@@ -133,8 +134,12 @@ def test_relu_units_below_zero_are_still_reported_dead() -> None:
     assert {f.layer for f in mon.findings() if f.rule == "dead_units"} == {"1.conv", "2.conv"}
 
 
-@pytest.mark.parametrize("name", ["hf-distilbert", "hf-vit", "nanogpt"])
-def test_a_healthy_transformer_trains_50_steps_with_no_warning(name: str) -> None:
+HEALTHY = ["hf-distilbert", "hf-vit", "nanogpt", "hf-gpt2", "hf-llama", "hf-t5", "hf-mixtral"]
+HEALTHY += ["timm-resnet18", "timm-convnext", "timm-vit-tiny", "timm-efficientnet-b0"]
+
+
+@pytest.mark.parametrize("name", HEALTHY)
+def test_a_healthy_real_model_trains_50_steps_with_no_warning(name: str) -> None:
     # the family's own init at its usual rate (AdamW 1e-3); query/key projections get
     # gradients 100x smaller than the MLP's of the same block, at every depth: no depth trend
     from tests.benchmarks._run import load_benchmark
@@ -155,6 +160,10 @@ def test_a_healthy_transformer_trains_50_steps_with_no_warning(name: str) -> Non
             opt.step()
             mon.step(loss)
     assert not [f for f in mon.findings() if f.severity != "info"], mon.findings()
+    torch.manual_seed(0)  # and diagnose, on the model as its family builds it
+    inputs, _ = spec.batch(torch.Generator().manual_seed(1), 16)
+    diagnosis = diagnose(spec.build(), inputs)
+    assert not [f for f in diagnosis.findings if f.severity != "info"], diagnosis.findings
 
 
 def test_the_depth_fit_sees_a_trend_across_blocks_and_not_a_rise_inside_one() -> None:
