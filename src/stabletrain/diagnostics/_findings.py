@@ -23,6 +23,7 @@ import statistics
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 
+from stabletrain._stats import pairwise_slopes
 from stabletrain.diagnostics.diagnosis import LayerStats
 from stabletrain.monitoring._activations import RECTIFIERS
 from stabletrain.monitoring.rules import Finding
@@ -51,11 +52,8 @@ def _fitted_change(values: Sequence[float]) -> float:
     whose query/key projections get gradients 1000x smaller than its other layers, at every
     depth, is no trend, and the median ignores it (at most :data:`_FIT_POINTS` points, evenly
     spaced, keep the pairs few)."""
-    step = max(1, math.ceil(len(values) / _FIT_POINTS))
-    ys = [math.log(v) for v in values[::step]]
-    slopes = [
-        (ys[j] - ys[i]) / ((j - i) * step) for i in range(len(ys)) for j in range(i + 1, len(ys))
-    ]
+    ys = [math.log(v) for v in values]
+    slopes = pairwise_slopes(range(len(ys)), ys, _FIT_POINTS)
     return math.exp(statistics.median(slopes) * (len(values) - 1))
 
 

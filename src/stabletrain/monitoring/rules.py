@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from stabletrain._checks import check_positive_int, check_real
+from stabletrain._stats import pairwise_slopes
 
 __all__ = [
     "RULES",
@@ -438,17 +439,6 @@ def _weight_layer_norms(m: StepMetrics) -> list[tuple[LayerMeta, float]]:
 _TREND_POINTS = 64  # at most this many layers (evenly spaced) in the pairwise fit
 
 
-def _pairwise_slopes(xs: Sequence[float], ys: Sequence[float]) -> list[float]:
-    step = max(1, math.ceil(len(xs) / _TREND_POINTS))
-    px, py = xs[::step], ys[::step]
-    return [
-        (py[j] - py[i]) / (px[j] - px[i])
-        for i in range(len(px))
-        for j in range(i + 1, len(px))
-        if px[j] != px[i]
-    ]
-
-
 def _like_for_like_slopes(
     names: Sequence[str], xs: Sequence[float], ys: Sequence[float]
 ) -> list[float]:
@@ -463,11 +453,13 @@ def _like_for_like_slopes(
         groups.setdefault(key, []).append(i)
     repeated = [g for g in groups.values() if len(g) >= 2]
     if sum(len(g) for g in repeated) * 2 < len(names) or len(repeated) == 1:
-        return _pairwise_slopes(xs, ys)  # no repeated blocks (or one repeated layer: a chain)
+        return pairwise_slopes(
+            xs, ys, _TREND_POINTS
+        )  # no repeated blocks (or one repeated layer: a chain)
     return [
         slope
         for g in repeated
-        for slope in _pairwise_slopes([xs[i] for i in g], [ys[i] for i in g])
+        for slope in pairwise_slopes([xs[i] for i in g], [ys[i] for i in g], _TREND_POINTS)
     ]
 
 
