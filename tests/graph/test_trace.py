@@ -87,6 +87,42 @@ def test_residual_branches_are_found_with_their_last_layer_norm_and_shortcut() -
     assert g.residual_of("1.fc1") == second
 
 
+class ParallelBlock(nn.Module):
+    """Phi / GPT-J: ``x + attn(ln(x)) + mlp(ln(x))``, two sub-branches summed into one add."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.ln = nn.LayerNorm(d)
+        self.q, self.v, self.out = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.fc1, self.fc2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.ln(x)
+        scores = torch.softmax(self.q(h) @ h.transpose(-1, -2), -1)
+        attn = self.out(scores @ self.v(h))
+        return attn + self.fc2(F.gelu(self.fc1(h))) + x
+
+
+def test_a_pre_ln_branch_of_parallel_sub_branches_ends_in_each_of_their_last_layers() -> None:
+    model = nn.Sequential(ParallelBlock(8), ParallelBlock(8))
+    g = trace(model, torch.randn(2, 5, 8))
+    pre_ln = [b for b in g.residuals if b.pre_norm is not None]
+    assert [b.pre_norm for b in pre_ln] == ["0.ln", "1.ln"]
+    assert [b.ends for b in pre_ln] == [("0.out", "0.fc2"), ("1.out", "1.fc2")]
+    assert pre_ln[0].last_layer == "0.fc2"  # the last one executed: what Fixup-style modes scale
+
+
+def test_auto_init_fits_every_end_of_parallel_sub_branches_to_the_stream() -> None:
+    from stabletrain import auto_init
+
+    torch.manual_seed(0)
+    model = nn.Sequential(ParallelBlock(16), ParallelBlock(16))
+    report = auto_init(model, torch.randn(8, 5, 16), generator=torch.Generator().manual_seed(0))
+    ends = [r.name for r in report.params if "Pre-LN branch end" in r.rule]
+    assert ends == ["0.out.weight", "0.fc2.weight", "1.out.weight", "1.fc2.weight"]
+    assert all("stream std/√4" in r.rule for r in report.params if r.name in ends)
+
+
 def test_no_residual_without_a_layer_on_the_branch() -> None:
     class Twice(nn.Module):
         def __init__(self) -> None:

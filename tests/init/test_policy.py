@@ -8,10 +8,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy import stats
 from torch import nn
 
 from stabletrain.init import Rule, auto_init, default_rules, gain
-from stabletrain.init.policy._roles import LOGIT_LOSS_EXCESS
+from stabletrain.init.policy._roles import LOGIT_LOSS_EXCESS, TIED_FIT_EXCESS
 from stabletrain.models import cnn, mlp, rnn, transformer
 
 TOL = 0.20  # output std within 20% of the scheme's target
@@ -54,7 +55,9 @@ def test_every_mlp_layer_gets_the_documented_scheme_and_hits_its_target_std(
     torch.manual_seed(0)
     model = mlp(32, 10, depth=6, width=128, activation=activation, norm=norm)
     report = auto_init(model, torch.randn(256, 32), generator=torch.Generator().manual_seed(0))
-    expected = "xavier_uniform" if activation == "tanh" else "he_normal"
+    # a BatchNorm after the layer: He with fan_out and the gain of the activation after the norm
+    fan_out = norm == "batch"
+    expected = "xavier_uniform" if activation == "tanh" and not fan_out else "he_normal"
     for i in range(1, 7):
         record = report[f"linear{i}.weight"]
         assert record.scheme == expected, record
@@ -70,7 +73,7 @@ def test_every_mlp_layer_gets_the_documented_scheme_and_hits_its_target_std(
         else:  # Var(z) = fan_in · Var(w) · E[x²] with the scheme's Var(w) (claim I5)
             g = gain(activation) if expected == "he_normal" else 1.0
             var_w = (
-                g**2 / (32 if i == 1 else 128)
+                g**2 / (128 if fan_out else 32 if i == 1 else 128)
                 if expected == "he_normal"
                 else 2 / ((32 if i == 1 else 128) + 128)
             )
@@ -200,6 +203,48 @@ class _ZeroGammaBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x + self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+
+
+def test_weights_read_only_by_a_batchnorm_get_he_fan_out_as_in_torchvision() -> None:
+    # torchvision's and timm's ResNets: kaiming_normal_(mode="fan_out", nonlinearity="relu")
+    # on every conv; the branch's last conv (BatchNorm, then the residual addition) included
+    torch.manual_seed(0)
+    width = 32
+    model = nn.Sequential(_ZeroGammaBlock(width), _ZeroGammaBlock(width))
+    report = auto_init(model, torch.randn(8, width, 6, 6))
+    fan_out = width * 9
+    for i in (0, 1):
+        for conv in ("conv1", "conv2"):
+            record = report[f"{i}.{conv}.weight"]
+            assert record.scheme == "he_normal"
+            assert record.rule == "BatchNorm follows: He, fan_out"
+            assert record.gain == pytest.approx(math.sqrt(2))
+            w = model[i].get_submodule(conv).weight.detach().flatten()
+            # N(0, 2/fan_out): KS test of w / std against N(0, 1) (9216 draws)
+            result = stats.kstest((w / math.sqrt(2 / fan_out)).numpy(), "norm")
+            assert result.pvalue > 1e-3, (i, conv, result)
+
+
+def test_the_batchnorm_rule_takes_the_gain_of_the_activation_after_the_norm() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16), nn.Tanh(), nn.Flatten())
+    report = auto_init(model, torch.randn(8, 3, 6, 6), calibrate_layers=False)
+    assert report["0.weight"].rule == "BatchNorm follows: He, fan_out"
+    assert report["0.weight"].gain == pytest.approx(gain("tanh"))
+
+
+def test_a_layer_whose_output_also_goes_elsewhere_is_not_read_only_by_its_norm() -> None:
+    class Both(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(16, 16)
+            self.bn = nn.BatchNorm1d(16)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.fc(x)
+            return self.bn(h) + h
+
+    report = auto_init(Both(), torch.randn(32, 16), calibrate_layers=False)
+    assert report["fc.weight"].rule != "BatchNorm follows: He, fan_out"
 
 
 def test_a_norm_weight_the_model_zero_initialized_is_kept_and_others_start_at_one() -> None:
@@ -340,7 +385,9 @@ def test_logits_layers_are_fitted_to_their_std_whatever_scale_reaches_them(
     assert report["emb.weight" if tied else "head.weight"].scheme == "logits"
     with torch.no_grad():
         loss = uniform_target_loss(model(torch.randint(0, 50, (256, 16))))  # a fresh batch
-    assert loss == pytest.approx((1 + LOGIT_LOSS_EXCESS) * math.log(50), rel=0.01)
+    # a tied table takes the largest logits the 5% bound allows (it is also the input's scale)
+    excess = TIED_FIT_EXCESS if tied else LOGIT_LOSS_EXCESS
+    assert loss == pytest.approx((1 + excess) * math.log(50), rel=0.01)
 
 
 def test_a_logits_bias_centres_every_class_so_none_is_preferred_at_step_0() -> None:

@@ -106,6 +106,10 @@ class ResidualBranch:
     last_norm: str | None  # a normalization after the last weight layer, if any
     tail_activation: str | None = None  # an activation between those layers and the addition
     pre_norm: str | None = None  # the normalization the branch starts with (Pre-LN), if any
+    # the weight layers whose output reaches the addition through no other weight layer: the
+    # last layer, or several where parallel sub-branches are summed (Phi, GPT-J, GPT-NeoX:
+    # x + attn(ln(x)) + mlp(ln(x))); computed for Pre-LN branches, else ``(last_layer,)``
+    ends: tuple[str, ...] = ()
 
     @property
     def last_layer(self) -> str | None:
@@ -328,12 +332,41 @@ def _residuals(index: DataflowIndex, calls: list[Call], model: nn.Module) -> lis
             ),
             None,
         )
+        ends = (
+            _branch_ends(index, [c for c in branch if c.module in weights], op.index)
+            if pre_norm is not None
+            else (last,)
+            if last
+            else ()
+        )
         branches.append(
             ResidualBranch(
-                op.index, names, tuple(weights), shortcut_names, last_norm, tail_act, pre_norm
+                op.index,
+                names,
+                tuple(weights),
+                shortcut_names,
+                last_norm,
+                tail_act,
+                pre_norm,
+                ends,
             )
         )
     return branches
+
+
+def _branch_ends(index: DataflowIndex, calls: list[Call], add: int) -> tuple[str, ...]:
+    """The layers among ``calls`` whose output reaches op ``add`` without passing through
+    another of the ``calls``' layers, in execution order."""
+    ends = []
+    for call in sorted(calls, key=lambda c: c.order):
+        if not call.outputs:
+            continue
+        reached = index.descendants(call.outputs[0], until=add)
+        if not any(
+            other.module != call.module and not reached.isdisjoint(other.inputs) for other in calls
+        ):
+            ends.append(call.module)
+    return tuple(dict.fromkeys(ends))
 
 
 def _reads(

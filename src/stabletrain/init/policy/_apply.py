@@ -107,7 +107,9 @@ def _apply(
     """Initialize ``p`` by ``rule``; returns the gain used, if the scheme has one."""
     opts = dict(rule.options)
     g = opts.pop("gain", 1.0)
-    g = (act_gain if act_gain is not None else 1.0) if g == "auto" else float(g)
+    if g in ("auto", "auto_relu"):
+        g = act_gain if act_gain is not None else (1.0 if g == "auto" else math.sqrt(2.0))
+    g = float(g)
     fans = _fans(module, pname, p, ops)
     s = "xavier_uniform" if rule.scheme in ("logits", "embedding") else rule.scheme
     if s in VARIANCE_SCHEMES:

@@ -59,7 +59,7 @@ SCHEMES = (
     "standard",
     "keep",
 )
-RULE_KEYS = ("name", "scheme", "module", "param", "following", "dims", "op", "options")
+RULE_KEYS = ("name", "scheme", "module", "param", "following", "dims", "op", "norm", "options")
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,11 @@ class Rule:
         dims: number of dims the parameter must have (``1`` for biases and gains).
         op: the operation(s) that read the parameter in the forward pass must include one of
             these (e.g. :data:`LINEAR_OPS`: used as a linear map's weight).
+        norm: the layer's output must go into this normalization op (or one of these:
+            ``"batch_norm"``, ``"layer_norm"``, ...) and nowhere else.
         options: keyword options of the scheme (``std``, ``value``, ``mode``, ``gain``; ``gain``
-            ``"auto"`` is the following activation's exact gain).
+            ``"auto"`` is the following activation's exact gain, ``"auto_relu"`` the same or
+            ReLU's ``sqrt(2)`` where no activation follows).
 
     Example:
         >>> Rule("GELU layers: trunc normal", "trunc_normal", module=nn.Linear,
@@ -92,6 +95,7 @@ class Rule:
     following: str | None = None
     dims: int | None = None
     op: str | tuple[str, ...] | None = None
+    norm: str | tuple[str, ...] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -111,12 +115,23 @@ class Rule:
                 )
 
     def matches(
-        self, module: nn.Module, param: str, dims: int, following: str, ops: tuple[str, ...] = ()
+        self,
+        module: nn.Module,
+        param: str,
+        dims: int,
+        following: str,
+        ops: tuple[str, ...] = (),
+        norm: str | None = None,
     ) -> bool:
-        """Whether this rule applies to ``module``'s parameter ``param``."""
+        """Whether this rule applies to ``module``'s parameter ``param`` (``norm``: the
+        normalization op that alone consumes the layer's output, if one does)."""
         if self.op is not None:
             wanted = (self.op,) if isinstance(self.op, str) else self.op
             if not set(wanted) & set(ops):
+                return False
+        if self.norm is not None:
+            norms = (self.norm,) if isinstance(self.norm, str) else self.norm
+            if norm not in norms:
                 return False
         if self.module is not None and not isinstance(module, self.module):
             return False
@@ -160,7 +175,12 @@ def default_rules(*, output: str = "logits", forget_bias: float | None = 1.0) ->
     ``sqrt(0.05·ln C)`` where Gaussian) (or
     ``output="xavier_uniform"``, ``"zeros"``); embedding and position tables ``"embedding"``,
     by what consumes them (a normalization: the model's own scale is kept; a residual stream:
-    ``N(0, 1/dim)``, or the tied table's std); a layer followed by no activation Xavier.
+    ``N(0, 1/dim)``, or the tied table's std); a weight whose output goes only into a
+    BatchNorm: He normal with ``fan_out`` and the gain of the activation after the norm (ReLU's
+    where the norm feeds a residual addition), the convention of torchvision's and timm's
+    CNNs (He et al. 2015, section 2.2: either fan keeps the signal; the norm fixes the forward
+    scale, so the weight's scale only sets its effective step size, and the families' learning
+    rates are tuned for this one); a layer followed by no activation Xavier.
     Rules by activation apply to
     parameters the forward pass used as a linear map's weight (:data:`LINEAR_OPS`), so custom
     layers are covered and positional or layer-scale parameters are left to their module.
@@ -200,6 +220,13 @@ def default_rules(*, output: str = "logits", forget_bias: float | None = 1.0) ->
             "xavier_uniform",
             module=nn.MultiheadAttention,
             param="*proj_weight",
+        ),
+        Rule(
+            "BatchNorm follows: He, fan_out",
+            "he_normal",
+            norm="batch_norm",
+            op=LINEAR_OPS,
+            options={"mode": "fan_out", "gain": "auto_relu"},
         ),
         Rule(
             "ReLU family: He",

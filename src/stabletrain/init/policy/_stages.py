@@ -62,6 +62,14 @@ def _calibrates(
     )
 
 
+def _sole_norm(seen: Any) -> str | None:
+    """The normalization op that alone consumes a layer's output (every use goes into it)."""
+    ops = {f.op for f in seen or ()}
+    if seen and len(ops) == 1 and all(f.kind == "norm" for f in seen):
+        return next(iter(ops))
+    return None
+
+
 def initialize(
     model: nn.Module,
     graph: Graph,
@@ -95,7 +103,10 @@ def initialize(
         seen = use.following if use else (info.following if info else None)
         following, act_gain, described = following_of(seen)
         ops = use.ops if use else ()
-        rule = next((r for r in rules if r.matches(module, pname, p.dim(), following, ops)), None)
+        norm = _sole_norm(seen)
+        rule = next(
+            (r for r in rules if r.matches(module, pname, p.dim(), following, ops, norm)), None
+        )
         record = ParamRecord(
             name,
             layer,
@@ -193,7 +204,10 @@ def calibrate_stage(
         if not role.tied and isinstance(bias, torch.Tensor) and bias.shape == (role.classes,):
             centre.add(role.layer)  # no class preferred at step 0: the bias takes the means
         goal_of[role.layer] = functools.partial(
-            fitted_logit_std, classes=role.classes, per_class=role.layer in centre
+            fitted_logit_std,
+            classes=role.classes,
+            excess=role.fit_excess,
+            per_class=role.layer in centre,
         )
         plan.fitted[role.layer] = "logits"
         exact = exact and not role.tied
