@@ -64,9 +64,9 @@ def _calibrates(
 
 def _sole_norm(seen: Any) -> str | None:
     """The normalization op that alone consumes a layer's output (every use goes into it)."""
-    ops = {f.op for f in seen or ()}
+    ops: set[str] = {f.op for f in seen or ()}
     if seen and len(ops) == 1 and all(f.kind == "norm" for f in seen):
-        return next(iter(ops))
+        return ops.pop()
     return None
 
 
