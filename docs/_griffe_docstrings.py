@@ -30,7 +30,8 @@ def _roles(text: str, module: griffe.Module) -> str:
         if not target.startswith("stabletrain."):  # a name of the docstring's module
             head, _, rest = target.partition(".")
             member = module.members.get(head)
-            base = member.target_path if isinstance(member, griffe.Alias) else f"{module.path}.{head}"
+            alias = isinstance(member, griffe.Alias)
+            base = member.target_path if alias else f"{module.path}.{head}"
             target = f"{base}.{rest}"
         return f"[`{shown}`][{target}]"
 
