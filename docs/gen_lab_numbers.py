@@ -87,10 +87,12 @@ def claim_page(result: dict[str, Any], figures: list[str]) -> str:
         ]
     for table in result["tables"]:
         lines += _table(table)
-    for path, figure in zip(figures, result["figures"], strict=True):
-        lines += [f"![{figure['title']}]({LINK_PREFIX}{path})", ""]
-    if result["figures"] and not figures:
-        lines += [f"({len(result['figures'])} figures: install matplotlib to draw them.)", ""]
+    if figures:
+        for path, figure in zip(figures, result["figures"], strict=True):
+            lines += [f"![{figure['title']}]({LINK_PREFIX}{path})", ""]
+    elif result["figures"]:
+        n = len(result["figures"])
+        lines += [f"({n} figure{'s' * (n > 1)} in the lab's report; not drawn here.)", ""]
     return "\n".join(lines)
 
 
