@@ -60,7 +60,7 @@ $(DOCS_STAMP): $(STAMP) pyproject.toml
 # --quick` run's results.json); the includes and figures are rebuilt from it every time.
 docs: $(DOCS_STAMP)
 	$(BIN)/python docs/gen_lab_numbers.py
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 docs-serve: $(DOCS_STAMP)
 	$(BIN)/mkdocs serve
