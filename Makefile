@@ -63,7 +63,8 @@ docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 docs-serve: $(DOCS_STAMP)
-	$(BIN)/mkdocs serve
+	$(BIN)/python docs/gen_lab_numbers.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 # Build the wheel and run `stabletrain diagnose` from a clean venv with no extras.
 wheel-check: $(STAMP)

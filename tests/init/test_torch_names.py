@@ -43,6 +43,25 @@ def test_calculate_gain_exact_convention_is_stabletrain_gain(name: str, exact: f
     assert init.calculate_gain(name, convention="exact") == st.gain(name)
 
 
+@pytest.mark.parametrize(
+    ("activation", "torch_name", "param"),
+    [
+        (nn.Tanh(), "tanh", None),
+        (nn.Sigmoid(), "sigmoid", None),
+        (nn.LeakyReLU(0.2), "leaky_relu", 0.2),
+        (nn.Identity(), "linear", None),
+        ("Tanh", "tanh", None),
+        ("SELU", "selu", None),
+    ],
+    ids=["Tanh()", "Sigmoid()", "LeakyReLU(0.2)", "Identity()", "'Tanh'", "'SELU'"],
+)
+def test_calculate_gain_follows_torch_for_modules_and_spellings_of_its_names(
+    activation: object, torch_name: str, param: float | None
+) -> None:
+    expected = torch.nn.init.calculate_gain(torch_name, param)  # type: ignore[arg-type]
+    assert init.calculate_gain(activation) == pytest.approx(expected, rel=1e-12)  # type: ignore[arg-type]
+
+
 def test_calculate_gain_gives_the_exact_gain_where_torch_has_none() -> None:
     assert init.calculate_gain("gelu") == pytest.approx(1.5335, abs=1e-4)
     assert init.calculate_gain(nn.SiLU()) == pytest.approx(1.6765, abs=1e-4)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from stabletrain._checks import check_choice
-from stabletrain.init.gain import ActivationLike, GainConvention, gain
+from stabletrain.init.gain import ActivationLike, GainConvention, activation_name, gain
 from stabletrain.init.schemes import FanMode, he_normal_, he_uniform_
 
 __all__ = ["TORCH_NONLINEARITIES", "calculate_gain", "kaiming_normal_", "kaiming_uniform_"]
@@ -57,9 +57,11 @@ def calculate_gain(
     """``torch.nn.init.calculate_gain`` with the same signature and, by default, the same values.
 
     Args:
-        nonlinearity: an activation name, module or callable. torch's names
-            (:data:`TORCH_NONLINEARITIES`) give torch's value under ``convention="torch"``; any
-            other activation gives its exact forward gain (torch has none for it).
+        nonlinearity: an activation name, module or callable. Under ``convention="torch"``,
+            torch's names (:data:`TORCH_NONLINEARITIES`, in any case) and the modules and
+            functions of those activations (``nn.Tanh()``, ``nn.LeakyReLU(0.2)``, ``F.relu``)
+            give torch's value; any other activation gives its exact forward gain (torch has
+            none for it).
         param: leaky ReLU's negative slope (default 0.01), as in torch; ignored by the other
             names under ``convention="torch"``, like torch does.
         convention: ``"torch"`` (default: torch's table, for ported code) or ``"exact"``
@@ -76,12 +78,16 @@ def calculate_gain(
         1.5335
     """
     check_choice("convention", convention, ("torch", "exact"), where="calculate_gain")
-    if (
-        convention == "torch"
-        and isinstance(nonlinearity, str)
-        and (nonlinearity in TORCH_NONLINEARITIES)
-    ):
-        return float(torch.nn.init.calculate_gain(nonlinearity, param))  # type: ignore[arg-type]
+    if convention == "torch":
+        if isinstance(nonlinearity, str):
+            name = activation_name(nonlinearity)  # "Tanh", "conv2d", "identity" → torch's names
+            if name in TORCH_NONLINEARITIES:
+                return float(torch.nn.init.calculate_gain(name, param))  # type: ignore[arg-type]
+        else:
+            try:  # a module or function torch has a value for (nn.Tanh(), nn.LeakyReLU(0.2))
+                return gain(nonlinearity, convention="torch")
+            except ValueError:
+                pass  # torch has no value for it: the exact gain below
     leaky = isinstance(nonlinearity, str) and nonlinearity.lower() == "leaky_relu"
     if leaky and param is not None:
         if isinstance(param, bool) or not isinstance(param, int | float):
