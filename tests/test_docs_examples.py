@@ -15,6 +15,7 @@ optional packages a page needs (the test is skipped without them, and CI install
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,4 +116,9 @@ def test_every_python_block_of_the_page_runs(
         if importlib.util.find_spec(name) is None:
             pytest.skip(f"needs {name} (pip install 'stabletrain[all,hf,lightning]')")
     monkeypatch.chdir(tmp_path)  # whatever a block writes lands here
-    run_page(page, blocks)
+    environ = dict(os.environ)  # a page may set variables (the DDP page sets RANK, WORLD_SIZE)
+    try:
+        run_page(page, blocks)
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
