@@ -43,7 +43,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks conftest.py docs/*.py
 	$(BIN)/mypy
 
-# `make bench`: every benchmark at its quick (smoke) settings, a few minutes in all;
+# `make bench`: every benchmark at its quick (smoke) settings, about 7 minutes on 2 loaded cores;
 # `make bench-full`: the full-size runs behind the README's tables (about an hour on 2 cores).
 bench: $(STAMP)
 	@set -e; for script in $(BENCHES); do echo "== $$script --quick"; $(BIN)/python $$script --quick; done
