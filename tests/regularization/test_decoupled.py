@@ -361,6 +361,16 @@ def test_optimizers_that_already_decouple_are_refused_to_avoid_double_decay(
     assert not opt._optimizer_step_pre_hooks
 
 
+def test_group_dicts_reused_from_an_adamw_are_named_as_the_cause() -> None:
+    groups = [{"params": list(_model().parameters()), "weight_decay": 0.1}]
+    torch.optim.AdamW(groups, lr=1e-3)  # writes decoupled_weight_decay=True into the dict
+    opt = torch.optim.Adam(groups, lr=1e-3)
+    with pytest.raises(ValueError, match=r"same group dicts were passed to torch\.optim\.AdamW"):
+        decouple_weight_decay(opt)
+    fresh = torch.optim.Adam([{"params": list(_model().parameters()), "weight_decay": 0.1}])
+    decouple_weight_decay(fresh).remove()
+
+
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [

@@ -44,12 +44,19 @@ from stabletrain.init.schemes import (
     xavier_uniform_,
     zeros_,
 )
+from stabletrain.init.torch_names import (
+    TORCH_NONLINEARITIES,
+    calculate_gain,
+    kaiming_normal_,
+    kaiming_uniform_,
+)
 
 __all__ = [
     "ACTIVATIONS",
     "DISTRIBUTIONS",
     "FAN_MODES",
     "RESIDUAL_MODES",
+    "TORCH_NONLINEARITIES",
     "ActivationLike",
     "Distribution",
     "FanMode",
@@ -61,6 +68,7 @@ __all__ = [
     "Rule",
     "activation_name",
     "auto_init",
+    "calculate_gain",
     "compute_fans",
     "constant_",
     "default_rules",
@@ -70,6 +78,8 @@ __all__ = [
     "he_uniform_",
     "identity_",
     "init_residual_",
+    "kaiming_normal_",
+    "kaiming_uniform_",
     "layer_fans",
     "lecun_normal_",
     "lecun_uniform_",

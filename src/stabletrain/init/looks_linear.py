@@ -28,10 +28,12 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from stabletrain._checks import check_float_tensor, check_generator, check_real
+from stabletrain._checks import check_float_tensor, check_generator
 from stabletrain.graph import Graph
 from stabletrain.graph._ops import LINEAR_OPS, TRANSPARENT_OPS
+from stabletrain.init.gain import ActivationLike
 from stabletrain.init.schemes import orthogonal_
+from stabletrain.init.schemes._core import gain_value
 
 __all__ = ["looks_linear_", "relu_chains"]
 
@@ -43,7 +45,7 @@ def looks_linear_(
     *,
     mirror_in: bool,
     mirror_out: bool,
-    gain: float = 1.0,
+    gain: float | ActivationLike = 1.0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Fill a Linear or ConvNd weight with the looks-linear pattern, in place.
@@ -64,7 +66,7 @@ def looks_linear_(
     where = "looks_linear_"
     check_float_tensor(weight, where=where)
     check_generator(generator, weight.device, where=where)
-    gain = check_real("gain", gain, where=where, fits=weight.dtype)
+    gain = gain_value(gain, where=where, fits=weight.dtype)
     if weight.dim() < 2:
         raise ValueError(f"{where}: needs a weight with >= 2 dims, got {tuple(weight.shape)}.")
     rows, cols = weight.shape[0], weight.shape[1]

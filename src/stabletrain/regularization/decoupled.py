@@ -69,6 +69,16 @@ def _refuse_double_decay(optimizer: Optimizer) -> None:
             "another optimizer with coupled decay) and decouple that."
         )
     if any(group.get("decoupled_weight_decay") is True for group in optimizer.param_groups):
+        if optimizer.defaults.get("decoupled_weight_decay") is not True:
+            # torch fills each group dict it is given with its defaults, in place: dicts first
+            # given to AdamW carry decoupled_weight_decay=True into the next optimizer.
+            raise ValueError(
+                f"{_WHERE}: this {name}'s param groups hold decoupled_weight_decay=True though "
+                f"the {name} was built without it: the same group dicts were passed to "
+                "torch.optim.AdamW (or another optimizer with decoupled decay) before, and torch "
+                "writes its options into the dicts it is given. Build fresh groups for each "
+                "optimizer (call st.param_groups(model, ...) again), then decouple."
+            )
         raise ValueError(
             f"{_WHERE}: this {name} was built with decoupled_weight_decay=True, so its decay is "
             "already decoupled; adding decoupled decay would decay twice. Build it with "

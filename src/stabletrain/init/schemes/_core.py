@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import sys
 from collections.abc import Callable
 from typing import Concatenate, Literal, ParamSpec
@@ -15,8 +16,10 @@ from stabletrain._checks import (
     check_float_tensor,
     check_generator,
     check_positive_int,
+    check_real,
 )
 from stabletrain.init.fans import Fans, compute_fans
+from stabletrain.init.gain import ActivationLike, gain
 
 P = ParamSpec("P")
 Initializer = Callable[Concatenate[torch.Tensor, P], torch.Tensor]
@@ -41,6 +44,20 @@ def initializer(fn: Initializer[P]) -> Initializer[P]:
             return fn(tensor, *args, **kwargs)
 
     return wrapper
+
+
+def gain_value(
+    value: float | ActivationLike,
+    *,
+    where: str,
+    positive: bool = False,
+    fits: torch.dtype | None = None,
+) -> float:
+    """A ``gain=`` argument as a number: a number (of any kind: numpy, 0-d tensor) is the gain
+    itself; an activation (name, module or callable) gives its exact forward gain."""
+    if isinstance(value, int | float | numbers.Real | torch.Tensor):
+        return check_real("gain", value, where=where, positive=positive, fits=fits)
+    return check_real("gain", gain(value), where=where, fits=fits)
 
 
 def resolve_fans(tensor: torch.Tensor, fans: Fans | tuple[int, int] | None, where: str) -> Fans:

@@ -6,14 +6,15 @@ import math
 
 import torch
 
-from stabletrain._checks import check_positive_int, check_real
-from stabletrain.init.schemes._core import LOW_PRECISION, initializer
+from stabletrain._checks import check_positive_int
+from stabletrain.init.gain import ActivationLike
+from stabletrain.init.schemes._core import LOW_PRECISION, gain_value, initializer
 
 
 @initializer
 def orthogonal_(
     tensor: torch.Tensor,
-    gain: float = 1.0,
+    gain: float | ActivationLike = 1.0,
     *,
     blocks: int = 1,
     generator: torch.Generator | None = None,
@@ -30,6 +31,9 @@ def orthogonal_(
     ``(4·hidden, hidden)`` matrix, as ``torch.nn.init.orthogonal_`` does, leaves each gate's
     block with singular values well below 1.
 
+    ``gain`` is a number or an activation (name, module or callable: its exact forward gain,
+    see :func:`stabletrain.init.gain`), so ``orthogonal_(w, gain="tanh")`` scales by 1.5925.
+
     Example:
         >>> w = orthogonal_(torch.empty(4 * 8, 8), blocks=4,
         ...                 generator=torch.Generator().manual_seed(0))
@@ -38,7 +42,7 @@ def orthogonal_(
         True
     """
     where = "orthogonal_"
-    gain = check_real("gain", gain, where=where, fits=tensor.dtype)
+    g = gain_value(gain, where=where, fits=tensor.dtype)
     blocks = check_positive_int("blocks", blocks, where=where)
     if tensor.dim() < 2:
         raise ValueError(
@@ -61,44 +65,48 @@ def orthogonal_(
     q *= torch.diagonal(r, dim1=-2, dim2=-1).sign().unsqueeze(-2)
     if rows < cols:
         q = q.mT
-    return tensor.copy_(q.reshape(tensor.shape).mul_(gain))
+    return tensor.copy_(q.reshape(tensor.shape).mul_(g))
 
 
 @initializer
-def identity_(tensor: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+def identity_(tensor: torch.Tensor, gain: float | ActivationLike = 1.0) -> torch.Tensor:
     """Fill a 2-D ``tensor`` with ``gain`` times the identity (ones on the diagonal), in place.
 
     A layer initialized this way passes its input through unchanged: the init of IRNN's
     recurrent weights (Le et al. 2015) and of blocks meant to start as identity maps.
+    ``gain`` is a number or an activation name, module or callable (its exact forward gain).
 
     >>> identity_(torch.empty(2, 3)).tolist()
     [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     """
-    gain = check_real("gain", gain, where="identity_", fits=tensor.dtype)
+    g = gain_value(gain, where="identity_", fits=tensor.dtype)
     if tensor.dim() != 2:
         raise ValueError(
             f"identity_: needs a 2-D tensor, got shape {tuple(tensor.shape)}; for convolution "
             "weights (3 to 5 dims) use dirac_."
         )
     tensor.zero_()
-    tensor.diagonal().fill_(gain)
+    tensor.diagonal().fill_(g)
     return tensor
 
 
 @initializer
-def dirac_(tensor: torch.Tensor, groups: int = 1, gain: float = 1.0) -> torch.Tensor:
+def dirac_(
+    tensor: torch.Tensor, groups: int = 1, gain: float | ActivationLike = 1.0
+) -> torch.Tensor:
     """Fill a convolution weight with a Dirac delta, so the convolution is the identity map.
 
     For ``(out, in/groups, *kernel)`` weights: in each group, output channel ``d`` copies input
     channel ``d`` at the kernel's centre, times ``gain``. Used to start residual-free deep
-    CNNs as identities (Zagoruyko & Komodakis 2017, DiracNets).
+    CNNs as identities (Zagoruyko & Komodakis 2017, DiracNets). ``gain`` is a number or an
+    activation name, module or callable (its exact forward gain).
 
     >>> w = dirac_(torch.empty(2, 2, 3))
     >>> w[0, 0].tolist(), w[0, 1].tolist()
     ([0.0, 1.0, 0.0], [0.0, 0.0, 0.0])
     """
     where = "dirac_"
-    gain = check_real("gain", gain, where=where, fits=tensor.dtype)
+    g = gain_value(gain, where=where, fits=tensor.dtype)
     groups = check_positive_int("groups", groups, where=where)
     if tensor.dim() not in (3, 4, 5):
         raise ValueError(
@@ -115,7 +123,7 @@ def dirac_(tensor: torch.Tensor, groups: int = 1, gain: float = 1.0) -> torch.Te
         return tensor
     diag = torch.arange(min(per_group, tensor.shape[1]), device=tensor.device)
     centre = tuple(k // 2 for k in tensor.shape[2:])
-    for g in range(groups):
-        index: tuple[torch.Tensor | int, ...] = (g * per_group + diag, diag, *centre)
-        tensor[index] = gain
+    for group in range(groups):
+        index: tuple[torch.Tensor | int, ...] = (group * per_group + diag, diag, *centre)
+        tensor[index] = g
     return tensor

@@ -9,7 +9,6 @@ normal variant ``N(0, σ²)`` have the same variance (claim I8).
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Literal
 
 import torch
@@ -22,6 +21,7 @@ from stabletrain.init.schemes._core import (
     FanMode,
     check_draws_fit,
     fan,
+    gain_value,
     initializer,
     resolve_fans,
     std_for,
@@ -122,11 +122,7 @@ def _xavier(
     generator: torch.Generator | None,
     where: str,
 ) -> torch.Tensor:
-    g = (  # a number of any kind (numpy, 0-d tensor) is the gain itself
-        check_real("gain", gain_, where=where, positive=True)
-        if isinstance(gain_, int | float | numbers.Real | torch.Tensor)
-        else gain(gain_)
-    )
+    g = gain_value(gain_, where=where, positive=True)
     return _variance_scaling(tensor, g * g, "fan_avg", distribution, fans, generator, where)
 
 
