@@ -286,6 +286,6 @@ def add_report_options(parser: argparse.ArgumentParser, default_out: str) -> Non
 
 
 def print_written(console: Console, paths: dict[str, Path]) -> None:
-    """One line per report written: its format and path."""
+    """One line per report written: its format and path (never wrapped, so it can be copied)."""
     for fmt, path in paths.items():
-        console.print(f"{fmt} report: {path}")
+        console.print(f"{fmt} report: {path}", soft_wrap=True, markup=False, highlight=False)

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.table import Table as RichTable
 from rich.text import Text
 
 from stabletrain import __version__
+from stabletrain._fit import Col, FitTable
 from stabletrain.diagnostics.report.html import load_template
 from stabletrain.diagnostics.report.markdown import escape_markdown
 from stabletrain.lab.claims import GROUPS, SEEDS, get_claim
@@ -333,24 +333,31 @@ def results_json(
 
 def verdict_table(
     results: Sequence[Result], *, experiments: Mapping[str, Experiment] | None = None
-) -> RichTable:
-    """The verdict table for the terminal: ID, claim, verdict (coloured), key number, seconds."""
+) -> FitTable:
+    """The verdict table for the terminal: ID, claim, verdict (coloured), key number, seconds.
+
+    It fits the terminal (:class:`~stabletrain._fit.FitTable`): the claim and the key number
+    wrap at word boundaries; on a narrow terminal each claim becomes a block.
+    """
     known = REGISTRY if experiments is None else experiments
-    table = RichTable(title="stabletrain lab: verdicts")
-    table.add_column("ID", no_wrap=True)
-    table.add_column("claim")
-    table.add_column("verdict", no_wrap=True)
-    table.add_column("key number")
-    table.add_column("s", justify="right", no_wrap=True)
-    for r in results:
-        table.add_row(  # Text, not markup: "[a, b]" in a key number is shown as it is
+    columns = (
+        Col("ID", justify="left", key=True),
+        Col("claim", justify="left", wrap=True, min_width=30, short=""),
+        Col("verdict", justify="left"),
+        Col("key number", justify="left", wrap=True, min_width=24, short=""),
+        Col("s", drop=1),
+    )
+    rows = [
+        [  # Text, not markup: "[a, b]" in a key number is shown as it is
             Text(r.claim_id),
             Text(_about(r.claim_id, known).title),
             Text(r.status, style=_STATUS_STYLE[r.status]),
             Text(r.error or r.key_number),
-            f"{r.seconds:.1f}",
-        )
-    return table
+            Text(f"{r.seconds:.1f}"),
+        ]
+        for r in results
+    ]
+    return FitTable(columns, rows, title="stabletrain lab: verdicts")
 
 
 def write_reports(
