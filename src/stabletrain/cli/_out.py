@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from stabletrain.cli._load import CLIError
 
-__all__ = ["check_out_dir", "check_report_extra", "writing_into"]
+__all__ = ["check_out_dir", "check_report_extra", "print_json", "writing_into"]
 
 REPORT_EXTRA = ("matplotlib", "jinja2")
 
@@ -81,3 +83,18 @@ def check_report_extra(formats: Sequence[str]) -> None:
             f"the HTML report needs {' and '.join(missing)} (not installed): "
             "pip install 'stabletrain[report]', or write the other reports with --format md,json."
         )
+
+
+def print_json(data: object) -> None:
+    """``data`` as indented JSON on stdout (``--json``): NaN and infinities written as null."""
+    sys.stdout.write(json.dumps(_finite(data), indent=2) + "\n")
+
+
+def _finite(data: object) -> object:
+    if isinstance(data, float):
+        return data if data == data and abs(data) != float("inf") else None
+    if isinstance(data, dict):
+        return {str(k): _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
