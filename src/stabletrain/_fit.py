@@ -126,7 +126,7 @@ class FitTable:
                 justify=col.justify,
                 no_wrap=not col.wrap,
                 min_width=self._natural(i, short=compact),
-                overflow="fold" if col.wrap else "ignore",
+                overflow="fold",  # never "…"; widths are set so that nothing folds
             )
         for row in self.rows:
             table.add_row(*(row[i] for i in visible))

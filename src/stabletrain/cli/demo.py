@@ -28,7 +28,7 @@ from rich.table import Table
 from torch import nn
 
 from stabletrain.cli._load import FORMATS, CLIError, check_int, check_seed
-from stabletrain.cli._out import check_out_dir, check_report_extra, writing_into
+from stabletrain.cli._out import check_kind, check_out_dir, check_report_extra, mark, writing_into
 from stabletrain.models import mlp
 from stabletrain.monitoring import Finding, JSONLSink, TrainingMonitor, every
 
@@ -130,8 +130,10 @@ def run(args: argparse.Namespace) -> int:
     check_seed(args.seed)
     check_report_extra(FORMATS)
     out = check_out_dir(args.out)
+    check_kind(out, "demo", force=args.force)
     data = load_digits(args.seed)
     with writing_into(out):
+        mark(out, "demo")
         return _run(args, data, out)
 
 
@@ -159,7 +161,8 @@ def _run(args: argparse.Namespace, data: Digits, out: Path) -> int:
     log = out / "run.jsonl"
     log.unlink(missing_ok=True)
     runs = [(untouched, None, "default init"), (model, log, "stabletrain (monitored)")]
-    with Progress(console=console, transient=False) as progress:
+    # the bar goes to stderr: in a pipe stdout stays clean and the run is still visible
+    with Progress(console=Console(stderr=True), transient=False) as progress:
         findings = [
             train(
                 net,
@@ -219,4 +222,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--out", default="stabletrain-demo", help="report folder (default stabletrain-demo)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of data split, model, batches")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even if it holds another kind of report (replacing it)",
+    )
     parser.set_defaults(handler=run)

@@ -9,6 +9,7 @@ from rich.text import Text
 
 from stabletrain._fit import Col, FitTable
 from stabletrain.cli._load import CLIError
+from stabletrain.cli._out import add_output_options, print_json
 from stabletrain.init.gain import ACTIVATIONS, gain
 
 
@@ -46,8 +47,31 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(
             f"unknown activation(s) {', '.join(unknown)}{hint}; valid: {', '.join(ACTIVATIONS)}."
         )
-    Console().print(gain_table(tuple(args.activations) or ACTIVATIONS))
+    names = tuple(args.activations) or ACTIVATIONS
+    if args.json:
+        print_json(gains_json(names))
+    else:
+        Console(quiet=args.quiet).print(gain_table(names))
     return 0
+
+
+def gains_json(activations: tuple[str, ...]) -> list[dict[str, object]]:
+    """``--json``: per activation its forward, backward and torch gain (None: torch has none)."""
+    rows = []
+    for name in activations:
+        try:
+            torch_gain: float | None = gain(name, convention="torch")
+        except ValueError:
+            torch_gain = None
+        rows.append(
+            {
+                "activation": name,
+                "forward": gain(name),
+                "backward": gain(name, "backward"),
+                "torch": torch_gain,
+            }
+        )
+    return rows
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,4 +83,5 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="ACTIVATION",
         help=f"activation names (default: all of {', '.join(ACTIVATIONS)})",
     )
+    add_output_options(parser, json_help="the gains as JSON on stdout")
     parser.set_defaults(handler=run)

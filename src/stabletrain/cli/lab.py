@@ -24,7 +24,7 @@ from rich.text import Text
 
 from stabletrain._fit import Cell, Col, FitTable
 from stabletrain.cli._load import INTERRUPTED, CLIError, check_int, check_seed
-from stabletrain.cli._out import check_out_dir, print_json, writing_into
+from stabletrain.cli._out import check_kind, check_out_dir, mark, print_json, writing_into
 from stabletrain.lab.claims import CLAIM_IDS, CLAIMS, PUBLISHED_IDS, TUTORIAL_IDS, sort_ids
 
 if TYPE_CHECKING:  # the runner, the reports and the experiments load only when the lab runs
@@ -82,6 +82,7 @@ def _write(results: list[Result], out: Path, args: argparse.Namespace, seconds: 
     from stabletrain.lab.report import write_reports
 
     with writing_into(out):
+        mark(out, "lab")
         try:
             paths = write_reports(
                 results, out, quick=not args.full, seed=args.seed, seconds=seconds
@@ -136,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise CLIError(str(err).removeprefix("run: ")) from err
     out = check_out_dir(args.out)
+    check_kind(out, "lab", force=args.force)
     start = time.perf_counter()
     try:
         results = run_lab(
@@ -193,6 +195,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument(
         "--quiet", action="store_true", help="no table and no progress bar; reports still written"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even if it holds another kind of report (replacing it)",
     )
     parser.add_argument(
         "--threads",
