@@ -24,9 +24,12 @@ import pkgutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stabletrain.lab import experiments as _package
-from stabletrain.lab.experiment import REGISTRY, Experiment
+
+if TYPE_CHECKING:  # the experiments' building blocks import torch: only when one is loaded
+    from stabletrain.lab.experiment import Experiment
 
 __all__ = ["LOAD_ERRORS", "Entry", "index", "load", "load_all"]
 
@@ -94,6 +97,8 @@ def load(ids: Iterable[str]) -> dict[str, Experiment]:
     """Import the modules that hold the experiments of ``ids``; return ``{ID: Experiment}``
     for those registered (IDs without an experiment are left out; a module that fails to
     import is recorded in :data:`LOAD_ERRORS`)."""
+    from stabletrain.lab.experiment import REGISTRY
+
     wanted = list(ids)
     entries = index()
     for module in dict.fromkeys(entries[i].module for i in wanted if i in entries):
@@ -107,6 +112,8 @@ def load_all() -> dict[str, Experiment]:
     A module that fails to import does not stop the others: its error is kept in
     :data:`LOAD_ERRORS` and its claims have no experiment (the runner reports them as errors).
     """
+    from stabletrain.lab.experiment import REGISTRY
+
     for info in pkgutil.iter_modules(_package.__path__):
         _import(f"{_package.__name__}.{info.name}")
     return dict(REGISTRY)
