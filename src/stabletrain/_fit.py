@@ -163,7 +163,7 @@ class FitTable:
             key=lambda i: (self.columns[i].drop, i),
             reverse=True,
         )
-        while kept and self._width(kept, compact=True) + 2 > width and drops:
+        while kept and drops and self._block_width(keys, kept, prose=bool(prose)) > width:
             kept.remove(drops.pop(0))
         parts: list[RenderableType] = []
         if self.title:
@@ -173,7 +173,7 @@ class FitTable:
         for row in self.rows:
             if prose:  # a record: the short fields in column order on one line, prose below
                 line = sorted([*keys, *kept])
-                parts.append(Text("  ").join(row[i] for i in line if row[i].plain))
+                parts.append(Text("  ").join(self._field(i, row[i]) for i in line if row[i].plain))
                 for i in prose:
                     if row[i].plain:
                         label = self.columns[i].short
@@ -189,6 +189,26 @@ class FitTable:
         if self.caption is not None:
             parts.append(_text(self.caption) if isinstance(self.caption, str) else self.caption)
         return Group(*parts)
+
+    def _block_width(self, keys: list[int], kept: list[int], *, prose: bool) -> int:
+        """The widest line of the blocks: the numbers' grid, or (with prose) a record line."""
+        if not prose:
+            return self._width(kept, compact=True) + 2
+        line = sorted([*keys, *kept])
+        return max(
+            (
+                sum(len(self._field(i, row[i])) + 2 for i in line if row[i].plain) - 2
+                for row in self.rows
+            ),
+            default=0,
+        )
+
+    def _field(self, i: int, cell: Text) -> Text:
+        """A record's field: names and words as they are, numbers after their header."""
+        col = self.columns[i]
+        if col.key or col.justify == "left":
+            return cell
+        return Text(f"{col.short or col.header} ", style="dim") + cell
 
     def _grid(self, visible: Sequence[int], row: Sequence[Text] | None, *, header: bool) -> Table:
         grid = Table.grid(padding=(0, 1))

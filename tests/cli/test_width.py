@@ -108,3 +108,16 @@ def test_report_at_80_columns_fits_and_names_the_files(
     assert str(out_dir / "report.json") in out  # a path is never wrapped
     layers = json.loads((out_dir / "report.json").read_text())
     assert "model.layers.1.mlp.down_proj" in json.dumps(layers)
+
+
+def test_printed_reports_at_80_columns_keep_parameter_names_whole() -> None:
+    import stabletrain as st
+
+    torch.manual_seed(0)
+    model = LongNames()
+    params = [name for name, _ in model.named_parameters()]
+    groups = st.explain_param_groups(model, weight_decay=0.05)
+    assert_fits(str(groups), WIDTH, params)
+    assert "weight: Linear weight" in str(groups)  # the reason wraps whole, not a word a line
+    assert_fits(str(st.sparsity(model)), WIDTH, params)
+    assert_fits(str(st.auto_init(model, torch.randn(8, 16))), WIDTH, params)
