@@ -27,6 +27,7 @@ from rich.progress import Progress
 from rich.table import Table
 from torch import nn
 
+from stabletrain.cli._commands import COMMANDS
 from stabletrain.cli._load import FORMATS, CLIError, check_int, check_seed
 from stabletrain.cli._out import check_kind, check_out_dir, check_report_extra, mark, writing_into
 from stabletrain.models import mlp
@@ -213,7 +214,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register ``demo``."""
     parser = sub.add_parser(
         "demo",
-        help="the main job: diagnose a deep network on digits, fix it, train it, report",
+        help=COMMANDS["demo"],
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

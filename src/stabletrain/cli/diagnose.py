@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from torch import nn
 
+from stabletrain.cli._commands import COMMANDS
 from stabletrain.cli._load import (
     MAX_INPUT_GB,
     CLIError,
@@ -39,9 +39,10 @@ from stabletrain.cli._out import (
     print_json,
     writing_into,
 )
-from stabletrain.models import mlp
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from stabletrain.monitoring.rules import Finding
 
 SEVERITY_ORDER = ("info", "warning", "error")
@@ -51,6 +52,8 @@ DEFAULT_OUT = "stabletrain-diagnosis"
 
 def default_model() -> nn.Module:
     """The built-in model: a plain 30-layer tanh MLP, 64 → 10, PyTorch's default init."""
+    from stabletrain.models import mlp
+
     return mlp(64, 10, depth=30, width=128, activation="tanh")
 
 
@@ -134,7 +137,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register ``diagnose``."""
     parser = sub.add_parser(
         "diagnose",
-        help="check a model's signal propagation against theory, lint it, write a report",
+        help=COMMANDS["diagnose"],
         description=(
             "One forward and one backward pass on an example batch: per-layer statistics next "
             "to what theory predicts for the init in use, architecture lint, findings with "

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.text import Text
 
 from stabletrain._fit import Col, FitTable
+from stabletrain.cli._commands import COMMANDS
 from stabletrain.cli._load import CLIError
 from stabletrain.cli._out import add_output_options, print_json
 from stabletrain.init.gain import ACTIVATIONS, gain
@@ -76,7 +77,7 @@ def gains_json(activations: tuple[str, ...]) -> list[dict[str, object]]:
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``gains``."""
-    parser = sub.add_parser("gains", help="print the variance-preserving gain of activations")
+    parser = sub.add_parser("gains", help=COMMANDS["gains"])
     parser.add_argument(
         "activations",
         nargs="*",

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.text import Text
 
 from stabletrain._fit import Cell, Col, FitTable
+from stabletrain.cli._commands import COMMANDS
 from stabletrain.cli._load import INTERRUPTED, CLIError, check_int, check_seed
 from stabletrain.cli._out import check_kind, check_out_dir, mark, print_json, writing_into
 from stabletrain.lab.claims import CLAIM_IDS, CLAIMS, PUBLISHED_IDS, TUTORIAL_IDS, sort_ids
@@ -164,7 +165,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register ``lab``."""
     parser = sub.add_parser(
         "lab",
-        help="reproduce every claim of the tutorials with a measured verdict",
+        help=COMMANDS["lab"],
         description="Run the lab's experiments (all by default), print the verdicts and write "
         "report.md, report.html and results.json.",
     )

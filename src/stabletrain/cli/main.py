@@ -4,9 +4,8 @@ Exit status: 0 done, 1 a finding or a failed experiment (``--fail-on``, ``lab``)
 (one line on stderr naming the value and the fix, nothing written), 130 interrupted (Ctrl-C).
 
 Only the module of the subcommand being run is imported (the others get a stand-in parser
-that only names them), and each imports PyTorch when it starts working, not to parse its
-options: ``stabletrain lab --list`` and ``stabletrain gains --help`` start in a fraction of a
-second.
+that only names them, from :data:`~stabletrain.cli._commands.COMMANDS`), so ``stabletrain
+--help`` imports none and ``stabletrain lab --list`` starts without PyTorch.
 """
 
 from __future__ import annotations
@@ -18,9 +17,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from stabletrain import __version__
+from stabletrain.cli._commands import COMMANDS
 from stabletrain.cli._load import INTERRUPTED, CLIError
-
-_SUBCOMMANDS = ("demo", "diagnose", "report", "lab", "gains", "schemes")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -33,23 +31,23 @@ class OneLineParser(argparse.ArgumentParser):
 def _command(argv: Sequence[str]) -> str | None:
     """The subcommand ``argv`` names (its first word that is not an option), if it is one."""
     word = next((a for a in argv if not a.startswith("-")), None)
-    return word if word in _SUBCOMMANDS else None
+    return word if word in COMMANDS else None
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The root parser with every subcommand registered; with ``only``, that subcommand's
-    module alone is imported and the others are stand-ins that only name themselves."""
+    """The root parser with every subcommand registered: ``only``'s own parser (its module
+    imported), stand-ins for the others that only name them and say what they do."""
     parser = OneLineParser(
         prog="stabletrain",
         description="Make neural networks train: initialization, regularization, stability.",
     )
     parser.add_argument("--version", action="version", version=f"stabletrain {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _SUBCOMMANDS:
-        if only is None or name == only:
+    for name, help_line in COMMANDS.items():
+        if name == only:
             importlib.import_module(f"stabletrain.cli.{name}").add_parser(sub)
         else:
-            sub.add_parser(name)
+            sub.add_parser(name, help=help_line)
     return parser
 
 

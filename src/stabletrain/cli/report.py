@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from stabletrain.cli._commands import COMMANDS
 from stabletrain.cli._load import CLIError, add_report_options, parse_formats, print_written
 from stabletrain.cli._out import (
     add_output_options,
@@ -48,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register ``report``."""
     parser = sub.add_parser(
         "report",
-        help="render a TrainingMonitor JSONL log as a report",
+        help=COMMANDS["report"],
         description=(
             "Per-layer gradient norms and update/weight ratios over the steps, and the findings "
             "over time, from a log written by stabletrain.monitoring.JSONLSink."

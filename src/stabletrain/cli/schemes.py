@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
 from stabletrain._fit import Cell, Col, FitTable
+from stabletrain.cli._commands import COMMANDS
 from stabletrain.cli._load import check_int
 from stabletrain.cli._out import add_output_options, print_json
 from stabletrain.cli.gains import gain_table, gains_json
@@ -249,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``schemes``."""
-    parser = sub.add_parser("schemes", help="show initialization schemes at work on a deep MLP")
+    parser = sub.add_parser("schemes", help=COMMANDS["schemes"])
     parser.add_argument(
         "--depth", type=int, default=50, help=f"number of layers, 1 to {MAX_DEPTH} (default 50)"
     )
