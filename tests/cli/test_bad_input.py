@@ -390,6 +390,7 @@ CASES: dict[str, Case] = {
         "lab", "I1", "--out", "a_diagnosis", names=("a_diagnosis", "diagnosis", "--force")
     ),
     "lab-json-without-list": case("lab", "I1", "--json", names=("--json", "--list")),
+    "lab-format-unknown": case("lab", "I1", "--format", "pdf", names=("'pdf'", "html")),
     # gains
     "gains-unknown-activation": case("gains", "relu7", names=("relu7", "valid")),
     "gains-wrong-case": case("gains", "relu", "Tanh", names=("Tanh", "tanh")),

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from stabletrain._fit import Cell, Col, FitTable
 from stabletrain.cli._commands import COMMANDS
-from stabletrain.cli._load import INTERRUPTED, CLIError, check_int, check_seed
+from stabletrain.cli._load import INTERRUPTED, CLIError, check_int, check_seed, parse_formats
 from stabletrain.cli._out import check_kind, check_out_dir, mark, print_json, writing_into
 from stabletrain.lab.claims import CLAIM_IDS, CLAIMS, PUBLISHED_IDS, TUTORIAL_IDS, sort_ids
 
@@ -86,7 +86,12 @@ def _write(results: list[Result], out: Path, args: argparse.Namespace, seconds: 
         mark(out, "lab")
         try:
             paths = write_reports(
-                results, out, quick=not args.full, seed=args.seed, seconds=seconds
+                results,
+                out,
+                quick=not args.full,
+                seed=args.seed,
+                seconds=seconds,
+                formats=parse_formats(args.format),
             )
         except ImportError as err:  # the HTML needs the report extra; md and json are written
             return str(err)
@@ -129,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--json goes with --list; the lab's results are in --out/results.json.")
     check_seed(args.seed)
     check_int("--threads", args.threads, low=1)
+    parse_formats(args.format)
     from stabletrain.lab.report import verdict_table
     from stabletrain.lab.runner import LabInterrupted, default_cache_dir, resolve_ids
     from stabletrain.lab.runner import run as run_lab
@@ -184,6 +190,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument(
         "--out", default=DEFAULT_OUT, help=f"folder for the reports (default ./{DEFAULT_OUT})"
+    )
+    parser.add_argument(
+        "--format",
+        default="html,md,json",
+        help="reports to write, e.g. md,json (default all; the HTML's figures take seconds)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of every experiment (default 0)")
     parser.add_argument(
