@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from rich.cells import cell_len
 from rich.text import Text
 
 from stabletrain._fit import Col, FitTable
@@ -68,3 +69,21 @@ def test_prose_wraps_at_the_full_width_never_one_word_per_line(width: int) -> No
 def test_a_row_of_the_wrong_length_names_the_counts() -> None:
     with pytest.raises(ValueError, match="2 cells for 5 columns"):
         FitTable(COLUMNS, [[Text("a"), "b"]])
+
+
+@pytest.mark.parametrize("width", [160, 30])
+def test_titles_and_names_show_as_written_at_any_width(width: int) -> None:
+    table = FitTable(
+        COLUMNS, [["blocks[0].fc", "Linear", "1", "1", "0%"]], title="model [bold]x[/]"
+    )
+    text = render_text(table, width=width)
+    assert "model [bold]x[/]" in text
+    assert "blocks[0].fc" in text
+
+
+def test_wide_characters_count_as_two_columns() -> None:
+    name = "层.0.注意力.查询"  # 11 characters, 18 terminal cells
+    cols = [Col("layer", justify="left", key=True), Col("std")]
+    text = render_text(FitTable(cols, [[name, "0.5"]]), width=40)
+    assert name in text
+    assert all(cell_len(line.rstrip()) <= 40 for line in text.splitlines())

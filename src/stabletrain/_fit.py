@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.padding import Padding
 from rich.table import Table
@@ -75,7 +76,7 @@ class FitTable:
     Args:
         columns: the columns, in order.
         rows: one sequence of cells per row, one cell per column.
-        title: shown above the table, left-justified.
+        title: shown above the table, left-justified, as it is (not read as markup).
         caption: shown below the table (wraps at the width).
     """
 
@@ -84,7 +85,7 @@ class FitTable:
         columns: Sequence[Col],
         rows: Iterable[Sequence[Cell]],
         *,
-        title: str | None = None,
+        title: str | Text | None = None,
         caption: str | Text | None = None,
     ) -> None:
         self.columns = list(columns)
@@ -95,15 +96,15 @@ class FitTable:
                     f"FitTable: a row has {len(row)} cells for {len(self.columns)} columns; "
                     "give one cell per column."
                 )
-        self.title = title
+        self.title = None if title is None else Text(title) if isinstance(title, str) else title
         self.caption = caption
 
     def _natural(self, i: int, *, short: bool) -> int:
         col = self.columns[i]
         header = (col.short or col.header) if short else col.header
-        lines = [len(line) for row in self.rows for line in row[i].plain.splitlines() or [""]]
-        widest = max([len(header), *lines])
-        return min(widest, max(col.min_width, len(header))) if col.wrap else widest
+        lines = [cell_len(line) for row in self.rows for line in row[i].plain.splitlines() or [""]]
+        widest = max([cell_len(header), *lines])  # terminal cells: a CJK character takes two
+        return min(widest, max(col.min_width, cell_len(header))) if col.wrap else widest
 
     def _width(self, visible: Sequence[int], *, compact: bool) -> int:
         # rich: 1 space of padding each side of a cell; a boxed table adds n + 1 rules, a
@@ -166,8 +167,8 @@ class FitTable:
         while kept and drops and self._block_width(keys, kept, prose=bool(prose)) > width:
             kept.remove(drops.pop(0))
         parts: list[RenderableType] = []
-        if self.title:
-            parts.append(Text(self.title))
+        if self.title is not None:
+            parts.append(self.title)
         if kept and not prose:
             parts.append(Padding(self._grid(kept, None, header=True), (0, 0, 0, 2)))
         for row in self.rows:
@@ -197,7 +198,7 @@ class FitTable:
         line = sorted([*keys, *kept])
         return max(
             (
-                sum(len(self._field(i, row[i])) + 2 for i in line if row[i].plain) - 2
+                sum(self._field(i, row[i]).cell_len + 2 for i in line if row[i].plain) - 2
                 for row in self.rows
             ),
             default=0,

@@ -11,7 +11,6 @@ import math
 from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
-from rich.markup import escape
 from rich.text import Text
 
 from stabletrain._fit import Cell, Col, FitTable
@@ -89,7 +88,7 @@ def diagnosis_table(d: Diagnosis) -> RenderableType:
     table = FitTable(
         LAYER_COLUMNS,
         rows,
-        title=escape(f"stabletrain diagnosis: {d.model}"),
+        title=f"stabletrain diagnosis: {d.model}",
         caption=Text("\n".join(caption + d.notes)),
     )
     if not d.findings:
