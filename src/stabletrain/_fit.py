@@ -52,7 +52,8 @@ class Col:
         drop: 0 keeps the column at any width; when the table is too wide, the column with
             the highest level is dropped first (ties: the rightmost first).
         key: the row's name: shown whole (never cut, never wrapped).
-        wrap: prose that wraps at word boundaries, at least ``min_width`` columns wide.
+        wrap: prose that wraps at word boundaries, at least ``min_width`` columns (and its
+            longest word) wide.
         min_width: the narrowest a ``wrap`` column may become.
         short: the header in the compact layout (default ``header``).
     """
@@ -104,7 +105,11 @@ class FitTable:
         header = (col.short or col.header) if short else col.header
         lines = [cell_len(line) for row in self.rows for line in row[i].plain.splitlines() or [""]]
         widest = max([cell_len(header), *lines])  # terminal cells: a CJK character takes two
-        return min(widest, max(col.min_width, cell_len(header))) if col.wrap else widest
+        if not col.wrap:
+            return widest
+        # prose wraps at spaces: never narrower than its longest word, which would be cut
+        word = max((cell_len(w) for row in self.rows for w in row[i].plain.split()), default=0)
+        return min(widest, max(col.min_width, cell_len(header), word))
 
     def _width(self, visible: Sequence[int], *, compact: bool) -> int:
         # rich: 1 space of padding each side of a cell; a boxed table adds n + 1 rules, a

@@ -121,3 +121,12 @@ def test_printed_reports_at_80_columns_keep_parameter_names_whole() -> None:
     assert "weight: Linear weight" in str(groups)  # the reason wraps whole, not a word a line
     assert_fits(str(st.sparsity(model)), WIDTH, params)
     assert_fits(str(st.auto_init(model, torch.randn(8, 16))), WIDTH, params)
+
+
+def test_the_demo_at_80_columns_fits_and_cuts_no_rule_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--steps", "5", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    tables = "\n".join(line for line in out.splitlines() if " report:" not in line)  # paths
+    assert_fits(tables, WIDTH, ["linear1", "linear30", "propagation_backward_vanishing"])

@@ -24,9 +24,10 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
+from rich.text import Text
 from torch import nn
 
+from stabletrain._fit import Col, FitTable
 from stabletrain.cli._commands import COMMANDS
 from stabletrain.cli._load import FORMATS, CLIError, check_int, check_seed
 from stabletrain.cli._out import check_kind, check_out_dir, check_report_extra, mark, writing_into
@@ -111,13 +112,17 @@ def train(
     return list(monitor.findings()) if monitor is not None else []
 
 
-def _summary(rows: list[tuple[str, str, str]]) -> Table:
-    table = Table(title="stabletrain demo: what was found and fixed", title_justify="left")
-    for column in ("", "PyTorch default init", "after stabletrain"):
-        table.add_column(column, justify="left" if not column else "right")
-    for row in rows:
-        table.add_row(*row)
-    return table
+def _summary(rows: list[tuple[str, str, str]]) -> FitTable:
+    columns = (
+        Col("", justify="left", key=True),
+        Col("PyTorch default init", justify="left", wrap=True, min_width=16),
+        Col("after stabletrain", justify="left", wrap=True, min_width=16),
+    )
+    return FitTable(
+        columns,
+        [[Text(cell) for cell in row] for row in rows],
+        title="stabletrain demo: what was found and fixed",
+    )
 
 
 def _rules(findings: Sequence[Finding]) -> str:
@@ -204,8 +209,11 @@ def _run(args: argparse.Namespace, data: Digits, out: Path) -> int:
             ]
         )
     )
-    console.print(f"diagnosis report: {paths.get('html', out / 'diagnosis')}")
-    console.print(f"training report:  {run_paths.get('html', out / 'training')}")
+    for line in (  # paths are never wrapped, so they can be copied
+        f"diagnosis report: {paths.get('html', out / 'diagnosis')}",
+        f"training report:  {run_paths.get('html', out / 'training')}",
+    ):
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
     console.print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
 
