@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import io
+import shutil
 
 from rich.console import Console, RenderableType
 
 
-def render_text(renderable: RenderableType, *, width: int = 160) -> str:
-    """``renderable`` as it prints on a ``width``-column terminal, without colour codes."""
+def terminal_width() -> int:
+    """The terminal's width in columns: ``COLUMNS`` if set, the terminal's own, else 80 (a pipe)."""
+    return shutil.get_terminal_size(fallback=(80, 24)).columns
+
+
+def render_text(renderable: RenderableType, *, width: int | None = None) -> str:
+    """``renderable`` as it prints on a ``width``-column terminal (default: this terminal's,
+    :func:`terminal_width`), without colour codes."""
     buffer = io.StringIO()
-    Console(file=buffer, width=width, force_terminal=False).print(renderable)
+    columns = terminal_width() if width is None else width
+    Console(file=buffer, width=columns, force_terminal=False).print(renderable)
     return buffer.getvalue()

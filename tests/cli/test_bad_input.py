@@ -118,6 +118,13 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name, lines in LOGS.items():
         (tmp_path / name).write_text("".join(line + "\n" for line in lines))
     (tmp_path / "binary.jsonl").write_bytes(b"\xff\xfe\x00\x81" * 8)
+    for kind, name, text in (  # report folders of each kind, as the commands leave them
+        ("a_diagnosis", "report.json", '{"schema": "stabletrain.diagnosis", "version": 1}'),
+        ("a_run", "report.json", '{"schema": "stabletrain.run_report"}'),
+        ("a_lab", "results.json", "{}"),
+    ):
+        (tmp_path / kind).mkdir()
+        (tmp_path / kind / name).write_text(text)
     readonly = tmp_path / "readonly"
     readonly.mkdir()
     readonly.chmod(0o555)
@@ -212,6 +219,20 @@ CASES: dict[str, Case] = {
     "diagnose-no-report-extra": case(
         "diagnose", names=("stabletrain[report]", "--format md,json"), hide=REPORT_EXTRA
     ),
+    "diagnose-into-a-run-report": case(
+        "diagnose", "--out", "a_run", names=("a_run", "a run report", "--force")
+    ),
+    "diagnose-into-the-lab": case(
+        "diagnose", "--out", "a_lab", names=("a_lab", "a lab report", "--force")
+    ),
+    # diagnose: --json and --quiet change the output, not the promise on bad input
+    "diagnose-json-bad-shape": case(
+        "diagnose", "--json", "--input-shape", "0", names=("'0'", "positive")
+    ),
+    "diagnose-quiet-bad-seed": case(
+        "diagnose", "--quiet", "--seed", "-1", names=("--seed", ">= 0")
+    ),
+    "diagnose-json-with-value": case("diagnose", "--json=yes", names=("--json", "--help")),
     # diagnose: the model factory
     "model-not-importable": case(
         "diagnose", "nosuchmodule:build", "--input-shape", "8", names=("nosuchmodule", "MODULE")
@@ -340,6 +361,16 @@ CASES: dict[str, Case] = {
         "report", "good.jsonl", "--format", "xml", names=("'xml'", "html")
     ),
     "report-no-log-given": case("report", names=("RUN.jsonl", "--help")),
+    "report-into-a-diagnosis": case(
+        "report",
+        "good.jsonl",
+        "--out",
+        "a_diagnosis",
+        names=("a_diagnosis", "diagnosis", "--force"),
+    ),
+    "report-quiet-missing-log": case(
+        "report", "none.jsonl", "--quiet", names=("none.jsonl", "JSONLSink")
+    ),
     "report-no-report-extra": case(
         "report",
         "good.jsonl",
@@ -355,14 +386,21 @@ CASES: dict[str, Case] = {
     "lab-out-under-file": case("lab", "I1", "--out", "afile/below", names=("afile", "folder")),
     "lab-out-readonly": case("lab", "I1", "--out", "readonly", names=("readonly", "writable")),
     "lab-both-modes": case("lab", "--quick", "--full", names=("--full", "--quick")),
+    "lab-into-a-diagnosis": case(
+        "lab", "I1", "--out", "a_diagnosis", names=("a_diagnosis", "diagnosis", "--force")
+    ),
+    "lab-json-without-list": case("lab", "I1", "--json", names=("--json", "--list")),
+    "lab-format-unknown": case("lab", "I1", "--format", "pdf", names=("'pdf'", "html")),
     # gains
     "gains-unknown-activation": case("gains", "relu7", names=("relu7", "valid")),
     "gains-wrong-case": case("gains", "relu", "Tanh", names=("Tanh", "tanh")),
+    "gains-json-unknown-activation": case("gains", "--json", "relu7", names=("relu7", "valid")),
     # schemes
     "schemes-depth-zero": case("schemes", "--depth", "0", names=("--depth", ">= 1")),
     "schemes-depth-huge": case("schemes", "--depth", "1000000", names=("--depth", "<=")),
     "schemes-width-negative": case("schemes", "--width", "-3", names=("--width", ">= 1")),
     "schemes-width-huge": case("schemes", "--width", "1000000", names=("--width", "<=")),
+    "schemes-json-depth-zero": case("schemes", "--json", "--depth", "0", names=("--depth", ">= 1")),
     # demo
     "demo-steps-zero": case("demo", "--steps", "0", names=("--steps", ">= 1")),
     "demo-seed-huge": case("demo", "--seed", str(2**70), names=("--seed", "4294967295")),
@@ -372,6 +410,7 @@ CASES: dict[str, Case] = {
     ),
     "demo-no-report-extra": case("demo", names=("stabletrain[report]",), hide=REPORT_EXTRA),
     "demo-out-readonly": case("demo", "--out", "readonly", names=("readonly", "writable")),
+    "demo-into-the-lab": case("demo", "--out", "a_lab", names=("a_lab", "lab", "--force")),
 }
 
 

@@ -72,7 +72,12 @@ def test_a_run_prints_the_verdicts_and_writes_the_reports(tmp_path: Path) -> Non
     assert "Z1" in done.stdout
     assert "holds" in done.stdout
     assert "1 experiments in" in done.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.md", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".stabletrain-report",  # the folder's kind: another command will not write over it
+        "report.html",
+        "report.md",
+        "results.json",
+    ]
     data = json.loads((out / "results.json").read_text())
     assert (data["seed"], data["mode"]) == (3, "quick")
     assert [(r["claim_id"], r["status"]) for r in data["results"]] == [("Z1", "holds")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+from stabletrain._render import render_text
 from stabletrain.diagnostics import Diagnosis, LayerStats
 from stabletrain.monitoring.rules import Finding
 
@@ -53,7 +54,7 @@ def test_data_without_before_reads_as_none() -> None:
 def test_the_table_shows_ratios_both_gains_and_text_verbatim() -> None:
     after = _diagnosis(1.0)
     after.before = _diagnosis(0.001)
-    text = str(after)
+    text = render_text(after, width=160)  # wide: every column shown
     assert "blocks.0[fc]" in text  # names and messages are not read as markup
     assert "E[x²] is [bold]2[/]" in text
     assert "before the fix: forward gain 0.001, backward gain 0.5" in text

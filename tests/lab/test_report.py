@@ -151,6 +151,17 @@ def test_write_reports_writes_the_three_files(tmp_path: Path) -> None:
     assert json.loads(paths["json"].read_text())["results"][0]["claim_id"] == "I5"
 
 
+def test_write_reports_writes_only_the_formats_asked_for(tmp_path: Path) -> None:
+    fast = ("md", "json")  # no HTML: no matplotlib figure to draw
+    paths = write_reports(
+        results()[:1], tmp_path, quick=True, seed=0, experiments=FAKE, formats=fast
+    )
+    assert sorted(paths) == ["json", "markdown"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md", "results.json"]
+    with pytest.raises(ValueError, match="pdf; valid: html, md, json"):
+        write_reports(results()[:1], tmp_path, quick=True, seed=0, formats=("pdf",))
+
+
 def test_a_figure_that_cannot_be_drawn_is_a_note_not_a_lost_report() -> None:
     bad = Result(
         verdicts.at_most(0.0, 1.0),

@@ -18,13 +18,13 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from rich.console import Console
-from torch import nn
 
-from stabletrain._checks import check_finite_tensors
+if TYPE_CHECKING:  # torch is imported by the functions that need it: --help starts fast
+    import torch
+    from torch import nn
 
 __all__ = [
     "FORMATS",
@@ -139,6 +139,8 @@ def load_factory(spec: str) -> tuple[nn.Module, str]:
         raise CLIError(
             f"{spec}() {_raised(err)}; fix the factory so it returns the model."
         ) from err
+    from torch import nn
+
     if not isinstance(model, nn.Module):
         raise CLIError(
             f"{spec}() returned {type(model).__name__}, not an nn.Module; return the model."
@@ -203,6 +205,9 @@ def random_input(
     Raises :class:`CLIError` before allocating when the batch would take more than ``max_gb``
     gigabytes (10**9 bytes), with the size it would need.
     """
+    import torch
+    from torch import nn
+
     first = next((m for m in model.modules() if isinstance(m, nn.Embedding | nn.Linear)), None)
     tokens = isinstance(first, nn.Embedding)
     dtype = torch.int64 if tokens else torch.float32
@@ -249,6 +254,10 @@ def load_input(path: Path) -> Any:
 
     Loaded with ``torch.load(weights_only=True)``: no code in the file is run.
     """
+    import torch
+
+    from stabletrain._checks import check_finite_tensors
+
     if path.is_dir():
         raise CLIError(f"--input-file {path} is a folder; give a file saved with torch.save.")
     if not path.is_file():
@@ -286,6 +295,6 @@ def add_report_options(parser: argparse.ArgumentParser, default_out: str) -> Non
 
 
 def print_written(console: Console, paths: dict[str, Path]) -> None:
-    """One line per report written: its format and path."""
+    """One line per report written: its format and path (never wrapped, so it can be copied)."""
     for fmt, path in paths.items():
-        console.print(f"{fmt} report: {path}")
+        console.print(f"{fmt} report: {path}", soft_wrap=True, markup=False, highlight=False)

@@ -24,11 +24,13 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
+from rich.text import Text
 from torch import nn
 
+from stabletrain._fit import Col, FitTable
+from stabletrain.cli._commands import COMMANDS
 from stabletrain.cli._load import FORMATS, CLIError, check_int, check_seed
-from stabletrain.cli._out import check_out_dir, check_report_extra, writing_into
+from stabletrain.cli._out import check_kind, check_out_dir, check_report_extra, mark, writing_into
 from stabletrain.models import mlp
 from stabletrain.monitoring import Finding, JSONLSink, TrainingMonitor, every
 
@@ -110,13 +112,17 @@ def train(
     return list(monitor.findings()) if monitor is not None else []
 
 
-def _summary(rows: list[tuple[str, str, str]]) -> Table:
-    table = Table(title="stabletrain demo: what was found and fixed", title_justify="left")
-    for column in ("", "PyTorch default init", "after stabletrain"):
-        table.add_column(column, justify="left" if not column else "right")
-    for row in rows:
-        table.add_row(*row)
-    return table
+def _summary(rows: list[tuple[str, str, str]]) -> FitTable:
+    columns = (
+        Col("", justify="left", key=True),
+        Col("PyTorch default init", justify="left", wrap=True, min_width=16),
+        Col("after stabletrain", justify="left", wrap=True, min_width=16),
+    )
+    return FitTable(
+        columns,
+        [[Text(cell) for cell in row] for row in rows],
+        title="stabletrain demo: what was found and fixed",
+    )
 
 
 def _rules(findings: Sequence[Finding]) -> str:
@@ -130,8 +136,10 @@ def run(args: argparse.Namespace) -> int:
     check_seed(args.seed)
     check_report_extra(FORMATS)
     out = check_out_dir(args.out)
+    check_kind(out, "demo", force=args.force)
     data = load_digits(args.seed)
     with writing_into(out):
+        mark(out, "demo")
         return _run(args, data, out)
 
 
@@ -159,7 +167,8 @@ def _run(args: argparse.Namespace, data: Digits, out: Path) -> int:
     log = out / "run.jsonl"
     log.unlink(missing_ok=True)
     runs = [(untouched, None, "default init"), (model, log, "stabletrain (monitored)")]
-    with Progress(console=console, transient=False) as progress:
+    # the bar goes to stderr: in a pipe stdout stays clean and the run is still visible
+    with Progress(console=Console(stderr=True), transient=False) as progress:
         findings = [
             train(
                 net,
@@ -200,8 +209,11 @@ def _run(args: argparse.Namespace, data: Digits, out: Path) -> int:
             ]
         )
     )
-    console.print(f"diagnosis report: {paths.get('html', out / 'diagnosis')}")
-    console.print(f"training report:  {run_paths.get('html', out / 'training')}")
+    for line in (  # paths are never wrapped, so they can be copied
+        f"diagnosis report: {paths.get('html', out / 'diagnosis')}",
+        f"training report:  {run_paths.get('html', out / 'training')}",
+    ):
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
     console.print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -210,7 +222,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register ``demo``."""
     parser = sub.add_parser(
         "demo",
-        help="the main job: diagnose a deep network on digits, fix it, train it, report",
+        help=COMMANDS["demo"],
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -219,4 +231,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--out", default="stabletrain-demo", help="report folder (default stabletrain-demo)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of data split, model, batches")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even if it holds another kind of report (replacing it)",
+    )
     parser.set_defaults(handler=run)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from torch import nn
 
+from stabletrain.cli._commands import COMMANDS
 from stabletrain.cli._load import (
     MAX_INPUT_GB,
     CLIError,
@@ -28,15 +30,30 @@ from stabletrain.cli._load import (
     random_input,
     split_spec,
 )
-from stabletrain.cli._out import check_out_dir, check_report_extra, writing_into
-from stabletrain.models import mlp
+from stabletrain.cli._out import (
+    add_output_options,
+    check_kind,
+    check_out_dir,
+    check_report_extra,
+    mark,
+    print_json,
+    writing_into,
+)
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from stabletrain.monitoring.rules import Finding
 
 SEVERITY_ORDER = ("info", "warning", "error")
 DEFAULT_SHAPE = (64,)
+DEFAULT_OUT = "stabletrain-diagnosis"
 
 
 def default_model() -> nn.Module:
     """The built-in model: a plain 30-layer tanh MLP, 64 → 10, PyTorch's default init."""
+    from stabletrain.models import mlp
+
     return mlp(64, 10, depth=30, width=128, activation="tanh")
 
 
@@ -70,6 +87,18 @@ def _model_and_input(args: argparse.Namespace) -> tuple[nn.Module, str, Any]:
     return model, name, x
 
 
+def fail_on_line(findings: Sequence[Finding], level: str, command: str) -> str | None:
+    """The stderr line naming the findings at ``level`` or worse (``--fail-on``), or None."""
+    from stabletrain.monitoring.sinks.base import layer_label
+
+    rank = SEVERITY_ORDER.index(level)
+    hits = [f for f in findings if SEVERITY_ORDER.index(f.severity) >= rank]
+    if not hits:
+        return None
+    named = ", ".join(f"{f.severity} {f.rule or f.metric} ({layer_label(f.layer)})" for f in hits)
+    return f"stabletrain {command}: --fail-on {level}: {len(hits)} finding(s): {named}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Diagnose, print the table and findings, write the report; exit 1 on ``--fail-on``."""
     from stabletrain.diagnostics.propagation import diagnose
@@ -78,21 +107,28 @@ def run(args: argparse.Namespace) -> int:
     formats = parse_formats(args.format)
     check_report_extra(formats)
     out = check_out_dir(args.out)
+    check_kind(out, "diagnosis", force=args.force)
     _check_options(args)
     model, name, x = _model_and_input(args)
-    console = Console()
+    console = Console(quiet=args.quiet or args.json)
+    status = Console(stderr=True, quiet=args.quiet)
     try:
-        diagnosis = diagnose(model, x, fix=args.fix)
+        with status.status(f"diagnosing {name}: one forward and one backward pass, lint"):
+            diagnosis = diagnose(model, x, fix=args.fix)
     except (ValueError, TypeError) as err:
         raise CLIError(f"cannot diagnose {name}: {str(err).splitlines()[0]}") from err
     diagnosis.model = name
     console.print(diagnosis)
     with writing_into(out) as folder:
         paths = write_report(diagnosis, folder, formats=formats)
+        mark(folder, "diagnosis")
     print_written(console, paths)
+    if args.json:
+        print_json(diagnosis.to_dict())
     if args.fail_on is not None:
-        level = SEVERITY_ORDER.index(args.fail_on)
-        if any(SEVERITY_ORDER.index(f.severity) >= level for f in diagnosis.findings):
+        line = fail_on_line(diagnosis.findings, args.fail_on, "diagnose")
+        if line is not None:
+            print(line, file=sys.stderr)
             return 1
     return 0
 
@@ -101,7 +137,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register ``diagnose``."""
     parser = sub.add_parser(
         "diagnose",
-        help="check a model's signal propagation against theory, lint it, write a report",
+        help=COMMANDS["diagnose"],
         description=(
             "One forward and one backward pass on an example batch: per-layer statistics next "
             "to what theory predicts for the init in use, architecture lint, findings with "
@@ -127,7 +163,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--fix", action="store_true", help="apply auto_init, re-diagnose, show before/after"
     )
-    add_report_options(parser, "stabletrain-report")
+    add_report_options(parser, DEFAULT_OUT)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random batch (default 0)")
     parser.add_argument(
         "--max-input-gb",
@@ -138,6 +174,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--fail-on",
         choices=SEVERITY_ORDER,
-        help="exit with status 1 when a finding of this severity or worse is found (for CI)",
+        help="exit with status 1 when a finding of this severity or worse is found (for CI); "
+        "one line on stderr names them",
+    )
+    add_output_options(
+        parser, json_help="the diagnosis as JSON on stdout (report.json's schema)", force=True
     )
     parser.set_defaults(handler=run)

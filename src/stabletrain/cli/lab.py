@@ -17,48 +17,81 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from stabletrain.cli._load import INTERRUPTED, CLIError, check_int, check_seed
-from stabletrain.cli._out import check_out_dir, writing_into
+from stabletrain._fit import Cell, Col, FitTable
+from stabletrain.cli._commands import COMMANDS
+from stabletrain.cli._load import INTERRUPTED, CLIError, check_int, check_seed, parse_formats
+from stabletrain.cli._out import check_kind, check_out_dir, mark, print_json, writing_into
 from stabletrain.lab.claims import CLAIM_IDS, CLAIMS, PUBLISHED_IDS, TUTORIAL_IDS, sort_ids
-from stabletrain.lab.experiment import Result
-from stabletrain.lab.registry import load_all
-from stabletrain.lab.report import verdict_table, write_reports
-from stabletrain.lab.runner import LabInterrupted, default_cache_dir, resolve_ids
-from stabletrain.lab.runner import run as run_lab
+
+if TYPE_CHECKING:  # the runner, the reports and the experiments load only when the lab runs
+    from stabletrain.lab.experiment import Result
+    from stabletrain.lab.runner import LabInterrupted
 
 DEFAULT_OUT = "lab-report"
 
 
-def list_table() -> Table:
-    """Every claim and published ID with its title and whether an experiment is registered."""
-    registry = load_all()
+def list_table() -> FitTable:
+    """Every claim and published ID with its title and whether an experiment is registered.
+
+    Read from the claim list and the experiments' sources: no experiment is imported.
+    """
+    from stabletrain.lab.registry import index
+
+    entries = index()
     titles = {c.id: c.title for c in CLAIMS}
-    table = Table(
-        title=f"{len(TUTORIAL_IDS)} claims of the tutorials and {len(PUBLISHED_IDS)} published "
-        f"results; {sum(i in registry for i in CLAIM_IDS)} with an experiment"
+    rows: list[list[Cell]] = []
+    for claim_id in sort_ids([*CLAIM_IDS, *entries]):
+        entry = entries.get(claim_id)
+        title = titles.get(claim_id) or (entry.title if entry else "")
+        status = Text("registered") if entry else Text("missing", style="red")
+        rows.append([Text(claim_id), Text(title), status])
+    columns = (
+        Col("ID", justify="left", key=True),
+        Col("claim", justify="left", wrap=True, min_width=40, short=""),
+        Col("experiment", justify="left", short=""),
     )
-    table.add_column("ID", no_wrap=True)
-    table.add_column("claim")
-    table.add_column("experiment", no_wrap=True)
-    for claim_id in sort_ids([*CLAIM_IDS, *registry]):
-        exp = registry.get(claim_id)
-        title = titles.get(claim_id) or (exp.title if exp else "")
-        status = Text("registered") if exp else Text("missing", style="red")
-        table.add_row(Text(claim_id), Text(title), status)
-    return table
+    title = (
+        f"{len(TUTORIAL_IDS)} claims of the tutorials and {len(PUBLISHED_IDS)} published "
+        f"results; {sum(i in entries for i in CLAIM_IDS)} with an experiment"
+    )
+    return FitTable(columns, rows, title=title)
+
+
+def list_json() -> list[dict[str, object]]:
+    """``--list --json``: one object per ID: ``id``, ``title``, ``experiment`` (bool)."""
+    from stabletrain.lab.registry import index
+
+    entries = index()
+    titles = {c.id: c.title for c in CLAIMS}
+    return [
+        {
+            "id": i,
+            "title": titles.get(i) or (entries[i].title if i in entries else ""),
+            "experiment": i in entries,
+        }
+        for i in sort_ids([*CLAIM_IDS, *entries])
+    ]
 
 
 def _write(results: list[Result], out: Path, args: argparse.Namespace, seconds: float) -> str:
     """Write the reports into ``out``; the line that says where (or why the HTML is missing)."""
+    from stabletrain.lab.report import write_reports
+
     with writing_into(out):
+        mark(out, "lab")
         try:
             paths = write_reports(
-                results, out, quick=not args.full, seed=args.seed, seconds=seconds
+                results,
+                out,
+                quick=not args.full,
+                seed=args.seed,
+                seconds=seconds,
+                formats=parse_formats(args.format),
             )
         except ImportError as err:  # the HTML needs the report extra; md and json are written
             return str(err)
@@ -67,7 +100,9 @@ def _write(results: list[Result], out: Path, args: argparse.Namespace, seconds: 
 
 def _interrupted(stop: LabInterrupted, out: Path, args: argparse.Namespace, start: float) -> int:
     """Ctrl-C: show and write what finished, say what did not; exit status 130."""
-    console, done = Console(), stop.results
+    from stabletrain.lab.report import verdict_table
+
+    console, done = Console(quiet=args.quiet), stop.results
     total = len(done) + len(stop.pending)
     if done:
         console.print(verdict_table(done))
@@ -88,17 +123,28 @@ def run(args: argparse.Namespace) -> int:
     line and exits 2). On Ctrl-C, the verdicts of the experiments that finished are shown and
     written, one line on stderr names those that did not, and the exit status is 130.
     """
-    console = Console()
+    console = Console(quiet=args.quiet or args.json)
     if args.list:
-        console.print(list_table())
+        if args.json:
+            print_json(list_json())
+        else:
+            console.print(list_table())
         return 0
+    if args.json:
+        raise CLIError("--json goes with --list; the lab's results are in --out/results.json.")
     check_seed(args.seed)
     check_int("--threads", args.threads, low=1)
+    parse_formats(args.format)
+    from stabletrain.lab.report import verdict_table
+    from stabletrain.lab.runner import LabInterrupted, default_cache_dir, resolve_ids
+    from stabletrain.lab.runner import run as run_lab
+
     try:
         ids = resolve_ids([i.upper() for i in args.ids] or None)
     except ValueError as err:
         raise CLIError(str(err).removeprefix("run: ")) from err
     out = check_out_dir(args.out)
+    check_kind(out, "lab", force=args.force)
     start = time.perf_counter()
     try:
         results = run_lab(
@@ -107,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             cache_dir=None if args.no_cache else default_cache_dir(),
             threads=args.threads,
+            progress=not args.quiet,
         )
     except LabInterrupted as stop:
         return _interrupted(stop, out, args, start)
@@ -114,14 +161,17 @@ def run(args: argparse.Namespace) -> int:
     console.print(verdict_table(results))
     console.print(f"{len(results)} experiments in {seconds:.1f} s")
     console.print(Text(_write(results, out, args, seconds)))
-    return 1 if any(r.error for r in results) else 0
+    failed = [r.claim_id for r in results if r.error]
+    if failed:
+        print(f"stabletrain lab: failed: {' '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``lab``."""
     parser = sub.add_parser(
         "lab",
-        help="reproduce every claim of the tutorials with a measured verdict",
+        help=COMMANDS["lab"],
         description="Run the lab's experiments (all by default), print the verdicts and write "
         "report.md, report.html and results.json.",
     )
@@ -141,9 +191,27 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--out", default=DEFAULT_OUT, help=f"folder for the reports (default ./{DEFAULT_OUT})"
     )
+    parser.add_argument(
+        "--format",
+        default="html,md,json",
+        help="reports to write, e.g. md,json (default all; the HTML's figures take seconds)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of every experiment (default 0)")
     parser.add_argument(
         "--list", action="store_true", help="list every claim ID and whether it has an experiment"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="with --list: the claims as JSON on stdout (id, title, experiment)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no table and no progress bar; reports still written"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even if it holds another kind of report (replacing it)",
     )
     parser.add_argument(
         "--threads",

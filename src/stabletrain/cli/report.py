@@ -7,8 +7,18 @@ from pathlib import Path
 
 from rich.console import Console
 
+from stabletrain.cli._commands import COMMANDS
 from stabletrain.cli._load import CLIError, add_report_options, parse_formats, print_written
-from stabletrain.cli._out import check_out_dir, check_report_extra, writing_into
+from stabletrain.cli._out import (
+    add_output_options,
+    check_kind,
+    check_out_dir,
+    check_report_extra,
+    mark,
+    writing_into,
+)
+
+DEFAULT_OUT = "stabletrain-run-report"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     formats = parse_formats(args.format)
     check_report_extra(formats)
     out = check_out_dir(args.out)
+    check_kind(out, "run", force=args.force)
     path = Path(args.log)
     if path.is_dir():
         raise CLIError(f"{path} is a folder; give the log file written by JSONLSink.")
@@ -29,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(err).splitlines()[0]) from err
     with writing_into(out) as folder:
         paths = write_report(run, folder, formats)
-    print_written(Console(), paths)
+        mark(folder, "run")
+    print_written(Console(quiet=args.quiet), paths)
     return 0
 
 
@@ -37,12 +49,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register ``report``."""
     parser = sub.add_parser(
         "report",
-        help="render a TrainingMonitor JSONL log as a report",
+        help=COMMANDS["report"],
         description=(
             "Per-layer gradient norms and update/weight ratios over the steps, and the findings "
             "over time, from a log written by stabletrain.monitoring.JSONLSink."
         ),
     )
     parser.add_argument("log", metavar="RUN.jsonl", help="the monitor's JSONL log")
-    add_report_options(parser, "stabletrain-report")
+    add_report_options(parser, DEFAULT_OUT)
+    add_output_options(parser, json_help=None, force=True)
     parser.set_defaults(handler=run)

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 from rich.console import Console
-from rich.table import Table
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.text import Text
 
+from stabletrain._fit import Cell, Col, FitTable
+from stabletrain.cli._commands import COMMANDS
 from stabletrain.cli._load import check_int
-from stabletrain.cli.gains import gain_table
+from stabletrain.cli._out import add_output_options, print_json
+from stabletrain.cli.gains import gain_table, gains_json
 from stabletrain.init import (
     constant_,
     he_normal_,
@@ -25,6 +30,7 @@ from stabletrain.init import (
     standard_,
     xavier_normal_,
 )
+from stabletrain.init.gain import ACTIVATIONS as ACTIVATION_NAMES
 from stabletrain.init.gain import ActivationLike, activation_name, gain
 from stabletrain.init.policy import auto_init
 from stabletrain.models import mlp
@@ -73,19 +79,52 @@ def depth_profile(
     return stds, distinct
 
 
-def profile_table(activation: ActivationLike, depths: Sequence[int], width: int) -> Table:
-    """One row per scheme: pre-activation std at ``depths`` of a plain ``activation`` MLP."""
+Advance = Callable[[], object]
+
+
+def _nothing() -> None:
+    return None
+
+
+def profile_rows(
+    activation: ActivationLike, depths: Sequence[int], width: int, advance: Advance = _nothing
+) -> list[dict[str, object]]:
+    """Per scheme: ``{"init", "std": {depth: std}, "units"}`` of a plain ``activation`` MLP;
+    ``advance`` is called after each scheme (a progress bar)."""
     name = activation_name(activation)
-    table = Table(title=f"Plain {name} MLP, width {width}: std of pre-activations by layer")
-    table.add_column("init", no_wrap=True)
-    for d in depths:
-        table.add_column(f"layer {d}", justify="right", no_wrap=True)
-    table.add_column("units", justify="right", no_wrap=True)
     fn = activation if callable(activation) else getattr(torch.nn.functional, name)
+    rows: list[dict[str, object]] = []
     for label, scheme in SCHEMES.items():
         stds, distinct = depth_profile(scheme, fn, depth=max(depths), width=width)
-        table.add_row(label, *(f"{stds[d - 1]:.2g}" for d in depths), str(distinct))
-    return table
+        rows.append({"init": label, "std": {d: stds[d - 1] for d in depths}, "units": distinct})
+        advance()
+    return rows
+
+
+def profile_table(
+    activation: ActivationLike,
+    depths: Sequence[int],
+    width: int,
+    rows: list[dict[str, object]] | None = None,
+) -> FitTable:
+    """One row per scheme: pre-activation std at ``depths`` of a plain ``activation`` MLP."""
+    name = activation_name(activation)
+    data = profile_rows(activation, depths, width) if rows is None else rows
+    columns = [
+        Col("init", justify="left", key=True),
+        *(Col(f"layer {d}") for d in depths),
+        Col("units"),
+    ]
+    cells: list[list[Cell]] = [
+        [
+            Text(str(r["init"])),
+            *(f"{std:.2g}" for std in cast(dict[int, float], r["std"]).values()),
+            str(r["units"]),
+        ]
+        for r in data
+    ]
+    title = f"Plain {name} MLP, width {width}: std of pre-activations by layer"
+    return FitTable(columns, cells, title=title)
 
 
 def last_hidden_std(model: torch.nn.Module, x: torch.Tensor, layer: str) -> float:
@@ -106,17 +145,12 @@ def last_hidden_std(model: torch.nn.Module, x: torch.Tensor, layer: str) -> floa
     return seen[0]
 
 
-def auto_init_table(depth: int, width: int) -> Table:
-    """PyTorch's default init against auto_init on plain MLPs of each activation."""
-    table = Table(
-        title=f"Input-dependent std at layer {depth} of a plain MLP, width {width}, fresh batch"
-    )
-    for column in ("activation", "torch default", "auto_init", "scheme, gain", "calibration"):
-        table.add_column(
-            column, justify="left" if column in ("activation", "scheme, gain") else "right"
-        )
+def auto_init_rows(depth: int, width: int, advance: Advance = _nothing) -> list[dict[str, object]]:
+    """PyTorch's default init against auto_init on plain MLPs of each activation: the
+    input-dependent std at layer ``depth``, the scheme and gain chosen, the calibration."""
     g = torch.Generator().manual_seed(0)
     x, fresh = torch.randn(256, width, generator=g), torch.randn(512, width, generator=g)
+    rows: list[dict[str, object]] = []
     for act in ("tanh", "relu", "gelu", "silu"):
         torch.manual_seed(0)
         model = mlp(width, 10, depth=depth, width=width, activation=act)
@@ -124,27 +158,88 @@ def auto_init_table(depth: int, width: int) -> Table:
         report = auto_init(model, x, generator=g)
         first = report["linear1.weight"]
         scales = [p.calibration for p in report.params if p.calibration is not None]
-        spread = f"×{min(scales):.2f}–{max(scales):.2f}" if scales else "none"
-        table.add_row(
-            act,
-            f"{default:.2g}",
-            f"{last_hidden_std(model, fresh, f'linear{depth}'):.2g}",
-            f"{first.scheme} {first.gain:.4g}",
-            spread,
+        rows.append(
+            {
+                "activation": act,
+                "torch_default": default,
+                "auto_init": last_hidden_std(model, fresh, f"linear{depth}"),
+                "scheme": first.scheme,
+                "gain": first.gain,
+                "calibration": [min(scales), max(scales)] if scales else None,
+            }
         )
-    return table
+        advance()
+    return rows
+
+
+def auto_init_table(
+    depth: int, width: int, rows: list[dict[str, object]] | None = None
+) -> FitTable:
+    """PyTorch's default init against auto_init on plain MLPs of each activation."""
+    data = auto_init_rows(depth, width) if rows is None else rows
+    columns = (
+        Col("activation", justify="left", key=True),
+        Col("torch default"),
+        Col("auto_init"),
+        Col("scheme, gain", justify="left"),
+        Col("calibration", drop=1),
+    )
+    cells: list[list[Cell]] = []
+    for r in data:
+        scales = cast("list[float] | None", r["calibration"])
+        cells.append(
+            [
+                Text(str(r["activation"])),
+                f"{cast(float, r['torch_default']):.2g}",
+                f"{cast(float, r['auto_init']):.2g}",
+                Text(f"{r['scheme']} {cast(float, r['gain']):.4g}"),
+                f"×{scales[0]:.2f}–{scales[1]:.2f}" if scales else "none",
+            ]
+        )
+    title = f"Input-dependent std at layer {depth} of a plain MLP, width {width}, fresh batch"
+    return FitTable(columns, cells, title=title)
+
+
+ACTIVATIONS = (torch.tanh, torch.relu, torch.nn.functional.gelu)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the gain table, the depth profiles and auto_init against torch's default."""
+    """Print the gain table, the depth profiles and auto_init against torch's default (or,
+    with ``--json``, the same numbers as JSON on stdout); a progress bar on stderr."""
     check_int("--depth", args.depth, low=1, high=MAX_DEPTH)
     check_int("--width", args.width, low=1, high=MAX_WIDTH)
-    console = Console()
-    console.print(gain_table())
+    console = Console(quiet=args.quiet or args.json)
     depths = sorted({d for d in (1, 10, args.depth // 2, args.depth) if 1 <= d <= args.depth})
-    for act in (torch.tanh, torch.relu, torch.nn.functional.gelu):
-        console.print(profile_table(act, depths, args.width))
-    console.print(auto_init_table(args.depth, args.width))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    steps = len(ACTIVATIONS) * len(SCHEMES) + 4
+    with Progress(
+        *columns, console=Console(stderr=True), transient=True, disable=args.quiet
+    ) as bar:
+        task = bar.add_task(f"schemes at depth {args.depth}", total=steps)
+
+        def advance() -> None:
+            bar.advance(task)
+
+        profiles = {
+            activation_name(act): profile_rows(act, depths, args.width, advance)
+            for act in ACTIVATIONS
+        }
+        versus = auto_init_rows(args.depth, args.width, advance)
+    if args.json:
+        print_json(
+            {
+                "depth": args.depth,
+                "width": args.width,
+                "gains": gains_json(ACTIVATION_NAMES),
+                "profiles": profiles,
+                "auto_init": versus,
+            }
+        )
+        return 0
+    console.print(gain_table())
+    for act in ACTIVATIONS:
+        console.print(profile_table(act, depths, args.width, profiles[activation_name(act)]))
+    console.print(auto_init_table(args.depth, args.width, versus))
     console.print(
         "Read: a scheme keeps the signal when its std stays near 1 at every depth. "
         "'units' counts the distinct units of the last layer: fewer than the width means units "
@@ -155,11 +250,12 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``schemes``."""
-    parser = sub.add_parser("schemes", help="show initialization schemes at work on a deep MLP")
+    parser = sub.add_parser("schemes", help=COMMANDS["schemes"])
     parser.add_argument(
         "--depth", type=int, default=50, help=f"number of layers, 1 to {MAX_DEPTH} (default 50)"
     )
     parser.add_argument(
         "--width", type=int, default=256, help=f"units per layer, 1 to {MAX_WIDTH} (default 256)"
     )
+    add_output_options(parser, json_help="the numbers of every table as JSON on stdout")
     parser.set_defaults(handler=run)

@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from stabletrain.monitoring.sinks.base import Row, Sink, layer_label
+from stabletrain.monitoring.sinks.base import Row, Sink
+from stabletrain.monitoring.sinks.tensorboard import scalars
 
 TAG_PREFIX = "stabletrain"
 
@@ -42,7 +43,9 @@ def model_input(batch: Any) -> Any:
 
 class LogSink(Sink):
     """Rows written through a framework logger's ``log_metrics(metrics, step)``: one call per
-    logged step, tags ``stabletrain/{metric}/{layer}``."""
+    logged step, tags ``stabletrain/{metric}/{block}/{rest}`` as the TensorBoard sink writes
+    them (:func:`~stabletrain.monitoring.sinks.tensorboard.scalars`: non-finite counts that
+    are 0 only for the whole model)."""
 
     def __init__(self, log_metrics: Callable[[dict[str, float], int], Any], name: str) -> None:
         self._log = log_metrics
@@ -52,6 +55,6 @@ class LogSink(Sink):
         return f"LogSink({self._name})"
 
     def write(self, step: int, rows: Sequence[Row]) -> None:
-        metrics = {f"{TAG_PREFIX}/{r.metric}/{layer_label(r.layer)}": r.value for r in rows}
+        metrics = {f"{TAG_PREFIX}/{name}": value for name, value in scalars(rows)}
         if metrics:
             self._log(metrics, step)

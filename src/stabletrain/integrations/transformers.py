@@ -215,17 +215,20 @@ class _TensorBoardWriter:
                 return writer
         return None
 
-    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> None:
         writer = self._writer()
         if writer is not None:
-            writer.add_scalar(*args, **kwargs)
+            getattr(writer, name)(*args, **kwargs)
+
+    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
+        self._call("add_scalar", *args, **kwargs)
 
     def add_histogram_raw(self, *args: Any, **kwargs: Any) -> None:
-        writer = self._writer()
-        if writer is not None:
-            writer.add_histogram_raw(*args, **kwargs)
+        self._call("add_histogram_raw", *args, **kwargs)
+
+    def add_text(self, *args: Any, **kwargs: Any) -> None:
+        """The findings, as text next to the Trainer's own scalars."""
+        self._call("add_text", *args, **kwargs)
 
     def flush(self) -> None:
-        writer = self._writer()
-        if writer is not None:
-            writer.flush()
+        self._call("flush")

@@ -24,9 +24,10 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import torch
+if TYPE_CHECKING:  # imported where used: the claim list and the index load without torch
+    import torch
 
 __all__ = [
     "OUTCOMES",
@@ -267,10 +268,14 @@ class Context:
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded with ``seed + offset``."""
+        import torch
+
         return torch.Generator().manual_seed(self.seed + offset)
 
     def seed_all(self, offset: int = 0) -> None:
         """Seed torch's global generator (for code that takes no generator)."""
+        import torch
+
         torch.manual_seed(self.seed + offset)
 
 

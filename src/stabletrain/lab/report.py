@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.table import Table as RichTable
 from rich.text import Text
 
 from stabletrain import __version__
+from stabletrain._fit import Col, FitTable
 from stabletrain.diagnostics.report.html import load_template
 from stabletrain.diagnostics.report.markdown import escape_markdown
 from stabletrain.lab.claims import GROUPS, SEEDS, get_claim
@@ -333,24 +333,31 @@ def results_json(
 
 def verdict_table(
     results: Sequence[Result], *, experiments: Mapping[str, Experiment] | None = None
-) -> RichTable:
-    """The verdict table for the terminal: ID, claim, verdict (coloured), key number, seconds."""
+) -> FitTable:
+    """The verdict table for the terminal: ID, claim, verdict (coloured), key number, seconds.
+
+    It fits the terminal (:class:`~stabletrain._fit.FitTable`): the claim and the key number
+    wrap at word boundaries; on a narrow terminal each claim becomes a block.
+    """
     known = REGISTRY if experiments is None else experiments
-    table = RichTable(title="stabletrain lab: verdicts")
-    table.add_column("ID", no_wrap=True)
-    table.add_column("claim")
-    table.add_column("verdict", no_wrap=True)
-    table.add_column("key number")
-    table.add_column("s", justify="right", no_wrap=True)
-    for r in results:
-        table.add_row(  # Text, not markup: "[a, b]" in a key number is shown as it is
+    columns = (
+        Col("ID", justify="left", key=True),
+        Col("claim", justify="left", wrap=True, min_width=30, short=""),
+        Col("verdict", justify="left"),
+        Col("key number", justify="left", wrap=True, min_width=24, short=""),
+        Col("s", drop=1),
+    )
+    rows = [
+        [  # Text, not markup: "[a, b]" in a key number is shown as it is
             Text(r.claim_id),
             Text(_about(r.claim_id, known).title),
             Text(r.status, style=_STATUS_STYLE[r.status]),
             Text(r.error or r.key_number),
-            f"{r.seconds:.1f}",
-        )
-    return table
+            Text(f"{r.seconds:.1f}"),
+        ]
+        for r in results
+    ]
+    return FitTable(columns, rows, title="stabletrain lab: verdicts")
 
 
 def write_reports(
@@ -361,12 +368,20 @@ def write_reports(
     seed: int,
     seconds: float | None = None,
     experiments: Mapping[str, Experiment] | None = None,
+    formats: Sequence[str] = ("html", "md", "json"),
 ) -> dict[str, Path]:
     """Write ``report.md``, ``results.json`` and ``report.html`` into ``out_dir`` (created).
 
-    Returns ``{"markdown": path, "json": path, "html": path}``. The HTML needs the report
-    extra; without it the other two are written and the ``ImportError`` names the extra.
+    Returns ``{"markdown": path, "json": path, "html": path}`` for the ``formats`` written
+    (``"md"``, ``"json"``, ``"html"``; the HTML's figures take seconds of matplotlib). The HTML
+    needs the report extra; without it the others are written and the ``ImportError`` names
+    the extra.
     """
+    unknown = sorted(set(formats) - {"html", "md", "json"})
+    if unknown:
+        raise ValueError(
+            f"write_reports: unknown format(s) {', '.join(unknown)}; valid: html, md, json."
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -375,12 +390,16 @@ def write_reports(
         "html": out / "report.html",
     }
     kwargs: dict[str, Any] = {"quick": quick, "seed": seed, "seconds": seconds}
-    paths["markdown"].write_text(
-        markdown_report(results, experiments=experiments, **kwargs), encoding="utf-8"
-    )
-    data = results_json(results, **kwargs)
-    paths["json"].write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    paths["html"].write_text(
-        html_report(results, experiments=experiments, **kwargs), encoding="utf-8"
-    )
-    return paths
+    if "md" in formats:
+        paths["markdown"].write_text(
+            markdown_report(results, experiments=experiments, **kwargs), encoding="utf-8"
+        )
+    if "json" in formats:
+        data = results_json(results, **kwargs)
+        paths["json"].write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    if "html" in formats:
+        paths["html"].write_text(
+            html_report(results, experiments=experiments, **kwargs), encoding="utf-8"
+        )
+    wanted = {"markdown": "md", "json": "json", "html": "html"}
+    return {name: path for name, path in paths.items() if wanted[name] in formats}

@@ -51,8 +51,8 @@ from rich.progress import (
 
 from stabletrain import __version__
 from stabletrain.lab.claims import CLAIM_IDS, sort_ids
-from stabletrain.lab.experiment import Context, Experiment, Result
-from stabletrain.lab.registry import LOAD_ERRORS, load_all
+from stabletrain.lab.experiment import REGISTRY, Context, Experiment, Result
+from stabletrain.lab.registry import LOAD_ERRORS, index, load
 
 __all__ = [
     "LabInterrupted",
@@ -247,8 +247,8 @@ def resolve_ids(
         >>> resolve_ids(["R1", "I5", "R1"])
         ['I5', 'R1']
     """
-    registry = load_all() if experiments is None else experiments
-    valid_ids = sort_ids([*CLAIM_IDS, *registry])
+    known = [*index(), *REGISTRY] if experiments is None else list(experiments)
+    valid_ids = sort_ids([*CLAIM_IDS, *known])  # no experiment is imported to check an ID
     if ids is None:
         return valid_ids
     if isinstance(ids, str):
@@ -301,8 +301,9 @@ def run(
         raise TypeError(f"run: threads must be a positive int or None, got {threads!r}.")
     if threads is not None and threads < 1:
         raise ValueError(f"run: threads must be >= 1 or None, got {threads!r}.")
-    registry = load_all() if experiments is None else dict(experiments)
-    selected = resolve_ids(ids, experiments=registry)
+    selected = resolve_ids(ids, experiments=experiments)
+    # only the modules of the selected experiments are imported (and what they import)
+    registry = load(selected) if experiments is None else dict(experiments)
     ctx = Context(quick=quick, seed=seed)
     cache = None if cache_dir is None else Path(cache_dir)
     done: dict[int, Result] = {}  # one run per experiment, even when it answers several IDs

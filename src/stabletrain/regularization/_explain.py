@@ -6,8 +6,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rich.table import Table
+from rich.text import Text
 
+from stabletrain._fit import Cell, Col, FitTable
 from stabletrain._render import render_text
 
 
@@ -49,24 +50,32 @@ class ParamGroupReport:
         """The report as JSON."""
         return json.dumps(self.to_dict(), **kwargs)
 
-    def __rich__(self) -> Table:
-        table = Table(title="stabletrain parameter groups", title_justify="left")
-        for column in ("parameter", "shape", "group", "decay", "lr scale", "depth", "reason"):
-            numeric = column in ("group", "decay", "lr scale", "depth")
-            table.add_column(column, justify="right" if numeric else "left")
+    def __rich__(self) -> FitTable:
+        columns = (  # on a narrow terminal depth, lr scale and shape give way; names stay whole
+            Col("parameter", justify="left", key=True),
+            Col("shape", justify="left", drop=3),
+            Col("group"),
+            Col("decay"),
+            Col("lr scale", drop=2, short="lr×"),
+            Col("depth", drop=4),
+            Col("reason", justify="left", wrap=True, min_width=24, short=""),
+        )
+        rows: list[list[Cell]] = []
         for row in self.rows:
             name = row.name + "".join(f"\n= {alias}" for alias in row.aliases)
             frozen = row.group is None
-            table.add_row(
-                name,
-                "×".join(map(str, row.shape)) or "scalar",
-                "frozen" if frozen else str(row.group),
-                "" if frozen else f"{row.weight_decay:g}",
-                "" if frozen else f"{row.lr_scale:.4g}",
-                str(row.depth),
-                f"{row.category}: {row.reason}",
+            rows.append(
+                [
+                    Text(name),
+                    "×".join(map(str, row.shape)) or "scalar",
+                    "frozen" if frozen else str(row.group),
+                    "" if frozen else f"{row.weight_decay:g}",
+                    "" if frozen else f"{row.lr_scale:.4g}",
+                    str(row.depth),
+                    Text(f"{row.category}: {row.reason}"),
+                ]
             )
-        return table
+        return FitTable(columns, rows, title="stabletrain parameter groups")
 
     def __str__(self) -> str:
         return render_text(self)

@@ -19,11 +19,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeAlias
 
 import torch
-from rich.table import Table
+from rich.text import Text
 from torch import nn
 from torch.optim import Optimizer
 
 from stabletrain._checks import check_real
+from stabletrain._fit import Cell, Col, FitTable
 from stabletrain._norms import at_most
 from stabletrain._render import render_text
 from stabletrain.regularization._hooks import (
@@ -257,23 +258,29 @@ class SparsityReport:
         """One dict per parameter, then the total."""
         return [row.to_dict() for row in (*self.rows, self.total)]
 
-    def __rich__(self) -> Table:
-        table = Table(title=f"sparsity (near zero: |θ| <= {self.atol:g})", title_justify="left")
-        table.add_column("parameter")
-        table.add_column("shape")
-        for column in ("values", "zeros", "zero %", "near zeros", "near zero %"):
-            table.add_column(column, justify="right")
-        for row in (*self.rows, self.total):
-            table.add_row(
-                row.name,
+    def __rich__(self) -> FitTable:
+        columns = (  # on a narrow terminal the counts give way to the percentages
+            Col("parameter", justify="left", key=True),
+            Col("shape", justify="left", drop=3),
+            Col("values", drop=2),
+            Col("zeros", drop=1),
+            Col("zero %"),
+            Col("near zeros", drop=1, short="near"),
+            Col("near zero %", short="near %"),
+        )
+        rows: list[list[Cell]] = [
+            [
+                Text(row.name),
                 "×".join(map(str, row.shape)) or ("" if row.name == "total" else "scalar"),
                 str(row.numel),
                 str(row.zeros),
                 f"{100 * row.zero_fraction:.2f}",
                 str(row.near_zeros),
                 f"{100 * row.near_zero_fraction:.2f}",
-            )
-        return table
+            ]
+            for row in (*self.rows, self.total)
+        ]
+        return FitTable(columns, rows, title=f"sparsity (near zero: |θ| <= {self.atol:g})")
 
     def __str__(self) -> str:
         return render_text(self)

@@ -46,3 +46,15 @@ def test_bad_options_raise() -> None:
         ConsoleSink(top=0)
     with pytest.raises(TypeError, match="Console"):
         ConsoleSink(console="stderr")  # type: ignore[arg-type]
+
+
+def test_the_table_keeps_long_layer_names_whole_at_80_columns() -> None:
+    names = [f"model.layers.{i}.self_attn.q_proj" for i in range(3)]
+    out = io.StringIO()
+    sink = ConsoleSink(every(1), top=3, console=Console(file=out, width=80))
+    metrics = ("grad_norm", "weight_norm", "update_ratio", "act_std", "dead_fraction")
+    sink.write(1, [Row(1, n, m, 0.5 + i) for i, n in enumerate(names) for m in metrics])
+    text = out.getvalue()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    assert all(name in text for name in names)
+    assert "…" not in text

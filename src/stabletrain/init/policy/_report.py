@@ -6,8 +6,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rich.table import Table
+from rich.text import Text
 
+from stabletrain._fit import Cell, Col, FitTable
 from stabletrain._render import render_text
 
 
@@ -64,38 +65,36 @@ class InitReport:
         """The report as JSON (NaN for stds that were not measured)."""
         return json.dumps(self.to_dict(), **kwargs)
 
-    def __rich__(self) -> Table:
-        table = Table(title="stabletrain init report", title_justify="left")
-        for column in (
-            "parameter",
-            "shape",
-            "followed by",
-            "scheme",
-            "gain",
-            "std before",
-            "std after",
-            "calibration",
-            "output std",
-            "rule",
-        ):
-            numeric = column.startswith(("std", "gain", "cal", "output"))
-            table.add_column(column, justify="right" if numeric else "left")
-        for p in self.params:
-            table.add_row(
-                p.name,
+    def __rich__(self) -> FitTable:
+        columns = (  # on a narrow terminal the higher ``drop`` levels give way first
+            Col("parameter", justify="left", key=True),
+            Col("shape", justify="left", drop=2),
+            Col("followed by", justify="left"),
+            Col("scheme", justify="left"),
+            Col("gain", drop=3),
+            Col("std before", drop=4, short="before"),
+            Col("std after", short="after"),
+            Col("calibration", drop=5, short="calib"),
+            Col("output std", drop=5, short="out std"),
+            Col("rule", justify="left", drop=1),
+        )
+        rows: list[list[Cell]] = [
+            [
+                Text(p.name),
                 "×".join(map(str, p.shape)) or "scalar",
-                p.following,
-                p.scheme,
+                Text(p.following),
+                Text(p.scheme),
                 "" if p.gain is None else f"{p.gain:.4g}",
                 f"{p.std_before:.4g}",
                 f"{p.std_after:.4g}",
                 "" if p.calibration is None else f"×{p.calibration:.4g}",
                 "" if p.output_std is None else f"{p.output_std:.4g}",
-                p.rule + (" (fallback)" if p.fallback else ""),
-            )
-        if self.notes:
-            table.caption = "\n".join(self.notes)
-        return table
+                Text(p.rule + (" (fallback)" if p.fallback else "")),
+            ]
+            for p in self.params
+        ]
+        caption = Text("\n".join(self.notes)) if self.notes else None
+        return FitTable(columns, rows, title="stabletrain init report", caption=caption)
 
     def __str__(self) -> str:
         return render_text(self)

@@ -1,4 +1,5 @@
-"""A sink that prints a rich table of the layers furthest from healthy, now and then."""
+"""A sink that prints a table of the layers furthest from healthy, now and then; the table
+fits the terminal (layer names whole, the later metrics give way at 80 columns)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from stabletrain._checks import check_positive_int
+from stabletrain._fit import Cell, Col, FitTable
 from stabletrain.monitoring.schedules import Schedule, check_schedule, every
 from stabletrain.monitoring.sinks.base import Row, Sink, layer_label
 
@@ -28,6 +29,16 @@ _COLUMNS = (
     "saturation_fraction",
     "max_row_cosine",
 )
+# on a narrow terminal the later columns give way first; short headers in the compact layout
+_DROP = {"weight_norm": 2, "act_std": 3, "saturation_fraction": 4, "max_row_cosine": 5}
+_SHORT = {
+    "grad_norm": "grad",
+    "weight_norm": "weight",
+    "update_ratio": "update",
+    "dead_fraction": "dead",
+    "saturation_fraction": "sat",
+    "max_row_cosine": "cos",
+}
 
 
 def _badness(values: dict[str, float], median: float) -> float:
@@ -84,11 +95,12 @@ class ConsoleSink(Sink):
         ranked = sorted(layers.items(), key=lambda kv: -_badness(kv[1], median))[: self.top]
         columns = [c for c in _COLUMNS if any(c in v for _, v in ranked)]
         totals = ", ".join(f"{k} {v:.4g}" for k, v in model.items())
-        table = Table(title=f"step {step}: {totals}" if totals else f"step {step}")
-        table.add_column("layer")
-        for column in columns:
-            table.add_column(column, justify="right")
-        for name, values in ranked:
-            cells = [f"{values[c]:.3g}" if c in values else "" for c in columns]
-            table.add_row(escape(layer_label(name)), *cells)
-        self.console.print(table)
+        cols = [Col("layer", justify="left", key=True)] + [
+            Col(c, drop=_DROP.get(c, 1), short=_SHORT.get(c)) for c in columns
+        ]
+        cells: list[list[Cell]] = [
+            [Text(layer_label(name)), *(f"{values[c]:.3g}" if c in values else "" for c in columns)]
+            for name, values in ranked
+        ]
+        title = f"step {step}: {totals}" if totals else f"step {step}"
+        self.console.print(FitTable(cols, cells, title=title))

@@ -1,0 +1,61 @@
+"""The registry's index: every experiment found from the sources, none imported to list them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from stabletrain.lab import registry
+from stabletrain.lab.claims import get_claim
+from stabletrain.lab.experiment import REGISTRY
+from tests._subprocess import python_env
+
+
+def test_the_index_names_the_same_experiments_as_importing_them() -> None:
+    entries = registry.index()
+    loaded = registry.load_all()
+    in_package = {
+        i for i, e in loaded.items() if e.fn.__module__.startswith(registry._package.__name__)
+    }
+    assert set(entries) == in_package
+    for claim_id, entry in entries.items():
+        assert entry.module == loaded[claim_id].fn.__module__
+        assert entry.title == loaded[claim_id].title
+
+
+def test_load_imports_only_the_module_of_the_ids_asked_for() -> None:
+    code = (
+        "import json, sys\n"
+        "from stabletrain.lab import registry\n"
+        "got = registry.load(['I5'])\n"
+        "mods = [m for m in sys.modules if m.startswith('stabletrain.lab.experiments.')]\n"
+        "print(json.dumps({'ids': sorted(got), 'modules': sorted(mods)}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=python_env(), check=True
+    )
+    data = json.loads(done.stdout)
+    assert "I5" in data["ids"]
+    assert data["modules"] == [registry.index()["I5"].module]
+    assert REGISTRY  # this process still sees the registry it loaded
+
+
+def test_lab_list_imports_neither_scipy_nor_any_experiment() -> None:
+    code = (
+        "import sys\n"
+        "from stabletrain.cli.main import main\n"
+        "status = main(['lab', '--list', '--json'])\n"
+        "bad = [m for m in sys.modules if m == 'scipy' or m.startswith(('scipy.', "
+        "'stabletrain.lab.experiments.', 'stabletrain.lab.runner'))]\n"
+        "print('IMPORTED', bad, file=sys.stderr)\n"
+        "raise SystemExit(status)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=python_env()
+    )
+    assert done.returncode == 0, done.stderr
+    assert "IMPORTED []" in done.stderr
+    listed = {x["id"]: x for x in json.loads(done.stdout)}
+    assert listed["I5"]["experiment"] is True
+    assert listed["I5"]["title"] == get_claim("I5").title
