@@ -59,11 +59,15 @@ def auto_init(
     into a softmax (a classifier or LM head, an MoE router) is fitted on ``example_input`` so
     the cross-entropy of its logits against uniform random targets is ``1.025·ln C`` (logits
     of std ``sqrt(0.05·ln C)`` where they are Gaussian); a table that is both
-    the input embedding and the LM head (tied weights) is initialized for that output role;
+    the input embedding and the LM head (tied weights) is initialized for that output role
+    (fitted to ``1.035·ln C``: as large as the bound allows, for its input role);
     tables feeding a residual stream get ``N(0, 1/dim)`` (or the tied table's std), tables
     followed by a normalization keep their scale; in Pre-LN Transformers each branch's last
     layer is fitted to ``1/sqrt(N)`` of the stream it adds into (``N`` branches; GPT-2's
-    ``1/sqrt(2·n_layer)``); a query projection whose scores reach the softmax without
+    ``1/sqrt(2·n_layer)``; parallel sub-branches summed into one addition, Phi's
+    ``x + attn(ln x) + mlp(ln x)``, count one each); a weight whose output only a BatchNorm
+    reads gets He normal with ``fan_out`` (torchvision's and timm's convention: the norm fixes
+    the forward scale); a query projection whose scores reach the softmax without
     ``1/sqrt(d)`` takes that factor (T5); a normalization weight the model set to zero (the
     last BatchNorm of a timm ResNet block) is kept. Frozen parameters are never touched by
     default. Under an initialized process group every rank ends with rank 0's parameters
