@@ -57,12 +57,13 @@ from stabletrain._checks import check_choice
 from stabletrain._render import render_text
 from stabletrain._wrappers import unwrap_model, unwrap_optimizer
 from stabletrain.graph import Graph, trace
-from stabletrain.monitoring._hooks import ActivationProbe, GradCapture, or_empty
+from stabletrain.monitoring._hooks import ACTIVATION_ROWS, ActivationProbe, GradCapture, or_empty
 from stabletrain.monitoring._layers import LayerSpec, discover
 from stabletrain.monitoring._losses import LossRing
 from stabletrain.monitoring._pack import Pack
 from stabletrain.monitoring._params import ParamSet
 from stabletrain.monitoring._ranks import WRITE_RANKS, WriteRanks, for_ranks, is_writer
+from stabletrain.monitoring._sampled import SampledNorms
 from stabletrain.monitoring._sinkset import SinkSet
 from stabletrain.monitoring._summary import findings_renderable
 from stabletrain.monitoring._wrappers import is_compiled
@@ -96,6 +97,11 @@ PRESETS: tuple[Preset, ...] = ("minimal", "standard", "full")
 HISTOGRAM_BINS = 64
 _EVERY_10 = every(10)
 _ROW_SEED = 0  # seed of the private generator that samples rows for max_row_cosine
+STANDARD_SYMMETRY_ROWS = 32
+"""Rows per weight matrix the ``standard`` preset compares for symmetric units."""
+STANDARD_SYMMETRY_EVERY = 10
+"""The ``standard`` preset measures symmetric units on the first logged step and every this many
+logged steps after it."""
 
 
 class SkipCounter(Protocol):
@@ -262,6 +268,7 @@ class TrainingMonitor:
         write_ranks: WriteRanks = "zero",
         summary: bool = True,
         console: Console | None = None,
+        exact: bool = False,
     ) -> None:
         where = "TrainingMonitor"
         if not isinstance(model, nn.Module):
@@ -303,6 +310,12 @@ class TrainingMonitor:
         self.write_ranks: WriteRanks = check_choice(
             "write_ranks", write_ranks, WRITE_RANKS, where=where
         )
+        if not isinstance(exact, bool):
+            raise TypeError(
+                f"{where}: exact must be a bool (True: exact weight norms and update ratios, "
+                f"False: estimated from a sample of each parameter), got {exact!r}."
+            )
+        self.exact = exact
         self.model = model
         self.optimizer = optimizer
         self.scaler = scaler if scaler is not None else getattr(guard, "scaler", None)
@@ -319,7 +332,8 @@ class TrainingMonitor:
         self._logged = 0
         self._findings: dict[FindingKey, Finding] = {}
         self._layers: list[LayerSpec] = []
-        self._snapshot: list[torch.Tensor] | None = None
+        # the weights before the step: all of them (exact) or their sampled entries
+        self._snapshot: list[torch.Tensor] | torch.Tensor | None = None
         self._pending: list[torch.Tensor | float] = []  # the losses of this step's micro-batches
         self._opt_steps: int | None = None  # optimizer steps seen by the hook, None: no hook
         self._opt_seen = 0
@@ -425,6 +439,12 @@ class TrainingMonitor:
         self._layer_has_update = [False] * n
         for k in updated:
             self._layer_has_update[owners[k]] = True
+        self._sampled: SampledNorms | None = None
+        if not self.exact:
+            marked = set(updated)
+            self._sampled = SampledNorms(
+                params, owners, n, [k in marked for k in range(len(params))], self._device
+            )
         self._grads = GradCapture(self._gradset, self._scale)
         self._grads.install(self._stack)
         self._floors = self._ratio_floors()
@@ -437,14 +457,20 @@ class TrainingMonitor:
             self._stack.callback(handle.remove)
         self._probe: ActivationProbe | None = None
         if self.preset != "minimal":
-            self._probe = ActivationProbe(self.model, self._layers, level=t.saturation_level)
+            self._probe = ActivationProbe(
+                self.model,
+                self._layers,
+                level=t.saturation_level,
+                rows=None if self.exact else ACTIVATION_ROWS,
+            )
             self._probe.install(self._stack)
         self._row_samples: dict[int, torch.Tensor | None] = {}
-        if self.preset == "full":
+        if self.preset != "minimal":
             gen = torch.Generator().manual_seed(_ROW_SEED)
+            k = t.symmetric_rows if self.preset == "full" else STANDARD_SYMMETRY_ROWS
             for i, layer in enumerate(self._layers):
                 if layer.matrix is not None and layer.matrix.shape[0] >= 2:
-                    rows = sample_rows(layer.matrix.shape[0], t.symmetric_rows, gen)
+                    rows = sample_rows(layer.matrix.shape[0], k, gen)
                     self._row_samples[i] = None if rows is None else rows.to(layer.matrix.device)
         self._ring = LossRing(t.loss_window, self._device)
         self._snapshot = None
@@ -518,7 +544,11 @@ class TrainingMonitor:
         if not self._wants_snapshot(self._log_next):
             self._snapshot = None  # free the copy between logged steps
         elif self._snapshot_step != next_step - 1:  # not refreshed by the step just logged
-            self._snapshot = self._updateset.snapshot(self._snapshot)
+            if self._sampled is not None:
+                self._snapshot = self._sampled.gather()
+            else:
+                old = self._snapshot if isinstance(self._snapshot, list) else None
+                self._snapshot = self._updateset.snapshot(old)
             self._snapshot_step = next_step - 1
 
     def _wants_snapshot(self, logged: bool) -> bool:
@@ -667,9 +697,17 @@ class TrainingMonitor:
             valid = self._snapshot is not None and self._snapshot_step == step - 1
             if valid and was_skipped:
                 self._snapshot_step = step  # the guard skipped the update: θ is unchanged
-            if valid and not was_skipped and self._snapshot is not None:
+            before = self._snapshot if valid and not was_skipped else None
+            if isinstance(before, torch.Tensor) and self._sampled is not None:
+                weight, updated, delta, now = self._sampled.update(before)
+                if refresh:
+                    self._snapshot, self._snapshot_step = now, step
+                pack.add("updated", updated)
+                pack.add("delta", delta)
+                pack.add("weight", weight)
+            elif isinstance(before, list):
                 upd = self._updateset
-                w_sq, d_sq = upd.update(self._snapshot, refresh)
+                w_sq, d_sq = upd.update(before, refresh)
                 if refresh:
                     self._snapshot_step = step
                 weight = segment_sums(w_sq, upd.gather)
@@ -680,6 +718,8 @@ class TrainingMonitor:
                         [p.detach() for p in self._static.params]
                     )
                 pack.add("weight", weight)
+            elif self._sampled is not None:
+                pack.add("weight", self._sampled.weight_sums())
             else:
                 pack.add(
                     "weight", self._weights.layer_sums([p.detach() for p in self._weights.params])
@@ -690,11 +730,12 @@ class TrainingMonitor:
             )
             if stats is not None:
                 pack.add("act", stats)
-            if self.preset == "full":
+            if self._measures_symmetry():
                 for i, sample in self._row_samples.items():
                     matrix = self._layers[i].matrix
                     if matrix is not None:
                         pack.add(("cos", i), max_row_cosine(matrix, sample))
+            if self.preset == "full":
                 wanting = self._out.wanting_histograms(step)
                 hists = self._queue_histograms(pack, tensors) if wanting else []
             else:
@@ -714,6 +755,13 @@ class TrainingMonitor:
             histograms = [self._histogram(step, key, num, values[key]) for key, num in hists]
             self._out.write_histograms(step, histograms, wanting)
         self._apply_rules(step, rows, values)
+
+    def _measures_symmetry(self) -> bool:
+        """Whether this logged step compares rows: every one under ``full``; under ``standard``
+        the first and every ``STANDARD_SYMMETRY_EVERY``-th logged step after it."""
+        if self.preset == "full":
+            return True
+        return self.preset == "standard" and (self._logged - 1) % STANDARD_SYMMETRY_EVERY == 0
 
     def _clip_ratio(self, values: dict[Hashable, list[float]], was_skipped: bool) -> float | None:
         """``‖g as stepped‖ / ‖g at the end of backward‖``: below 1 when the gradients were
@@ -836,16 +884,20 @@ class TrainingMonitor:
 
     def _count_nonfinite(self, step: int, rows: list[Row], grads: list[torch.Tensor]) -> None:
         """Append ``grad_nonfinite`` and ``weight_nonfinite`` rows: 0 where the layer's norm is
-        finite (then so is every entry); counted exactly, in a second transfer, elsewhere."""
+        finite (then so is every entry); counted exactly, in a second transfer, elsewhere. An
+        estimated weight norm sees only its sample: the weights of a layer whose gradient norm
+        is non-finite are counted too."""
         index = {layer.name: i for i, layer in enumerate(self._layers)}
         bad: list[tuple[str, str, list[torch.Tensor]]] = []
         zero: list[Row] = []
         grad_of = dict(zip(map(id, self._gradset.params), grads, strict=True))
+        grad_bad = {r.layer for r in rows if r.metric == "grad_norm" and not math.isfinite(r.value)}
         for row in list(rows):
             if row.layer is None or row.metric not in ("grad_norm", "weight_norm"):
                 continue
             metric = "grad_nonfinite" if row.metric == "grad_norm" else "weight_nonfinite"
-            if math.isfinite(row.value):
+            unseen = metric == "weight_nonfinite" and self.exact is False and row.layer in grad_bad
+            if math.isfinite(row.value) and not unseen:
                 zero.append(Row(step, row.layer, metric, 0.0))
                 continue
             params = self._layers[index[row.layer]].params
