@@ -48,6 +48,7 @@ class SampledNorms:
             denominator of the update ratio).
         device: where the per-layer sums are made (the monitor's device).
         size: entries sampled per parameter.
+        seed: of the private generator that draws the samples.
     """
 
     def __init__(
@@ -58,11 +59,12 @@ class SampledNorms:
         updated: Sequence[bool],
         device: torch.device,
         size: int = SAMPLE_SIZE,
+        seed: int = _SEED,
     ) -> None:
         self.params = list(params)
         self.n_layers = n_layers
         self.device = device
-        gen = torch.Generator().manual_seed(_SEED)
+        gen = torch.Generator().manual_seed(seed)
         self.index: list[torch.Tensor | None] = []
         layer, scale, mask = [], [], []
         for p, owner, upd in zip(self.params, owners, updated, strict=True):

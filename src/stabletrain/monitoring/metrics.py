@@ -237,7 +237,12 @@ def sample_activation_rows(
     flat = torch.randint(count, (k,), generator=generator, device=x.device)
     if len(lead) == 1:
         return moved.index_select(0, flat), -1
-    return moved[torch.unravel_index(flat, lead)], -1
+    index = []  # unravelled with Python sizes: no index tensor is copied to the device
+    for size in reversed(lead[1:]):
+        index.append(flat % size)
+        flat = flat // size
+    index.append(flat)
+    return moved[tuple(reversed(index))], -1
 
 
 def max_row_cosine(weight: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:

@@ -17,23 +17,30 @@ Cost design (see ``benchmarks/monitor_overhead.py`` for the measured overhead):
   changes; over one small probe parameter per layer for the clip ratio), and everything is
   stacked into one tensor copied to the host once. A second copy happens only on a
   step whose norms are non-finite, to count the NaN/inf entries of the layers concerned.
-- Update ratios ``‖θ_t − θ_{t−1}‖ / ‖θ_t‖`` need the weights before the step: at the end of
-  ``step(t − 1)`` (or on entering), if step ``t`` will be logged, the monitor copies the
-  trainable weights into a buffer; at ``step(t)`` one pass subtracts the new weights from it in
+- Weight norms and update ratios ``‖θ_t − θ_{t−1}‖ / ‖θ_t‖`` are estimated from a fixed random
+  sample of each parameter's entries (at most 4096 per tensor, drawn once from a private
+  generator; all of a smaller tensor), see :mod:`stabletrain.monitoring._sampled` for the
+  estimator and its error (about 1–2% on a norm). At the end of ``step(t − 1)`` (or on
+  entering), if step ``t`` will be logged, the monitor copies the sampled entries (a few KB per
+  parameter); at ``step(t)`` it gathers them again and compares. ``exact=True`` copies every
+  trainable weight instead: at ``step(t)`` one pass subtracts the new weights from the copy in
   place, takes both norms and, if step ``t + 1`` is logged too, copies the new weights in (on
-  the CPU, parameter by parameter while each is in cache). The buffer (one copy of the trainable
-  weights) is kept while consecutive steps are logged and freed otherwise; no copy is made
-  before a step that is not logged, and none on a step a guard skipped (the weights did not
-  change).
+  the CPU, parameter by parameter while each is in cache). Either copy is kept while
+  consecutive steps are logged and freed otherwise; no copy is made before a step that is not
+  logged, and none on a step a guard skipped (the weights did not change).
+- Activation statistics are measured on at most 64 rows (positions) of each activation per
+  forward pass, drawn anew each time on the device (``exact=True``: every element).
+- Symmetric units (``standard``) are looked for on the first logged step and every 10th
+  logged step after it, among 32 sampled rows of each weight matrix.
 - Memory is bounded however long the run: the loss ring holds ``loss_window`` values, the
   dead-unit record one integer per unit (the last logged batch on which it was positive), the
   findings one entry per (rule, layer). Rows go to the sinks, not into the monitor.
 
 The monitor changes nothing: hooks return None, nothing is written to a parameter, a gradient or
 a buffer, and no random number is drawn from the global generators (the traced forward pass of
-``example_input`` runs under ``torch.random.fork_rng`` and restores buffers and modes; the row
-samples of ``max_row_cosine`` use a private generator). Parameters and losses are bit-identical
-with and without it.
+``example_input`` runs under ``torch.random.fork_rng`` and restores buffers and modes; the
+samples of weights, activation rows and ``max_row_cosine`` rows use private generators).
+Parameters and losses are bit-identical with and without it.
 """
 
 from __future__ import annotations
@@ -194,10 +201,17 @@ class TrainingMonitor:
     - ``"minimal"``: gradient norm, weight norm and non-finite counts per layer; loss, total
       gradient norm and skipped steps.
     - ``"standard"``: + update ratio ``‖Δθ‖/‖θ‖``, activation mean and std, dead-unit fraction
-      (ReLU family, over a window of logged batches) and saturation fraction (tanh, sigmoid).
-    - ``"full"``: + symmetric units (the largest cosine similarity between two rows of each
-      weight matrix, rows sampled for large layers) and weight/gradient histograms for the sinks
-      that ask for them.
+      (ReLU family, over a window of logged batches) and saturation fraction (tanh, sigmoid),
+      and symmetric units (the largest cosine similarity between two of 32 sampled rows of
+      each weight matrix) on the first logged step and every 10th logged step after it.
+    - ``"full"``: + symmetric units on every logged step, among up to
+      ``thresholds.symmetric_rows`` rows, and weight/gradient histograms for the sinks that ask
+      for them.
+
+    Weight norms, update ratios and activation statistics are estimates from samples (4096
+    entries per parameter, 64 rows per activation; relative error about 1–2% on a norm, see
+    :mod:`stabletrain.monitoring._sampled`); gradient norms are exact. ``exact=True`` measures
+    every entry, at the cost of a copy of the trainable weights on logged steps.
 
     Args:
         model: the model being trained.
@@ -228,6 +242,9 @@ class TrainingMonitor:
             ``.rank<r>`` before the suffix (``rows.rank1.jsonl``).
         summary: print the findings when the ``with`` block ends (to stderr, or ``console``).
         console: the rich console for the summary.
+        exact: measure weight norms, update ratios and activation statistics over every entry
+            (a copy of the trainable weights before each logged step) instead of estimating
+            them from fixed samples.
 
     Raises:
         TypeError, ValueError: a bad argument; the message names it and the fix.
