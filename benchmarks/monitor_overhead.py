@@ -31,8 +31,9 @@ Variants, each on its own copy of the model and optimizer, all entered for the w
   row says so.
 
 Timing: a block is 10 consecutive steps of one variant (so an ``every(10)`` block holds exactly
-one logged step); ``alternating_medians`` from ``_timing`` runs one block of every variant per
-repeat, rotating the order, and returns each variant's median block time. That is one *round*;
+one logged step); ``alternating_medians`` (``_timing``'s, with a choice of clock) runs one
+block of every variant per repeat, rotating the order, and returns each variant's median block
+time. That is one *round*;
 each round starts from a new random order of the variants (a rotation alone keeps every
 variant behind the same neighbour, whose leftovers it would always inherit). A variant's ratio
 in a round is its median over the plain loop's; the table gives the median ratio over the
@@ -51,7 +52,8 @@ neighbour still widens the spread; read the spread before the median.
 Run ``python benchmarks/monitor_overhead.py`` (about 10 minutes on 2 cores); ``--quick`` for a
 smoke run (small models, one round; seconds); ``--json PATH`` to also write every row;
 ``--models mlp`` to run one model; ``--rounds N`` to run N rounds instead of the default 8 (3
-gives a usable table in a few minutes per model).
+gives a usable table in a few minutes per model); ``--clock cpu`` to time this process's CPU
+time instead of wall time, on a machine other jobs share.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ import json
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -76,7 +79,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from _resnets import resnet18
-from _timing import alternating_medians
 from stabletrain.models import transformer
 from stabletrain.monitoring import JSONLSink, MemorySink, Sink, TrainingMonitor, every
 
@@ -285,8 +287,32 @@ class Result:
     note: str = ""
 
 
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def alternating_medians(
+    fns: dict[str, Callable[[], object]], repeats: int, *, warm_up: bool, clock: str
+) -> dict[str, float]:
+    """Median seconds of each function over ``repeats`` calls, one call of each per repeat in
+    a rotating order, after one warm-up call each (``_timing.alternating_medians`` with a
+    choice of clock: ``cpu`` counts this process's CPU time, which a busy neighbour on a shared
+    machine does not inflate the way it inflates wall time)."""
+    now = CLOCKS[clock]
+    names = list(fns)
+    for name in names if warm_up else ():
+        fns[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(repeats):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = now()
+            fns[name]()
+            samples[name].append(now() - start)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
 def interleaved(
-    variants: dict[str, Variant], rounds: int, blocks: int, seed: int
+    variants: dict[str, Variant], rounds: int, blocks: int, seed: int, clock: str = "wall"
 ) -> dict[str, list[float]]:
     """Per variant, its median ms/step, then its ratio to ``plain`` in each round. Every round runs
     ``alternating_medians`` over the variants in a new random order, so that no variant always
@@ -298,7 +324,7 @@ def interleaved(
     for r in range(rounds):
         order = [names[i] for i in torch.randperm(len(names), generator=gen).tolist()]
         medians = alternating_medians(
-            {name: variants[name].block for name in order}, blocks, warm_up=r == 0
+            {name: variants[name].block for name in order}, blocks, warm_up=r == 0, clock=clock
         )
         for name in names:
             ratios[name].append(medians[name] / medians["plain"])
@@ -306,7 +332,7 @@ def interleaved(
     return {name: [statistics.median(ms[name]), *ratios[name]] for name in names}
 
 
-def time_setup(setup: Setup, include: list[str], out: Path) -> list[Result]:
+def time_setup(setup: Setup, include: list[str], out: Path, clock: str = "wall") -> list[Result]:
     """Two interleaved groups, each with its own plain loop: the monitor's variants, and the
     other tools' (whose cost is far larger and would only widen the first group's spread)."""
     torch.manual_seed(0)
@@ -334,7 +360,7 @@ def time_setup(setup: Setup, include: list[str], out: Path) -> list[Result]:
         for group, rounds, blocks, seed in groups:
             if len(group) == 1 and group is others:
                 continue
-            measured = interleaved(group, rounds, blocks, seed)
+            measured = interleaved(group, rounds, blocks, seed, clock)
             for name, (ms, *ratios) in measured.items():
                 if name == "plain" and group is others:
                     continue
@@ -395,6 +421,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="rounds per model (default 8)")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=VARIANTS)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument(
+        "--clock",
+        choices=list(CLOCKS),
+        default="wall",
+        help="wall time, or this process's CPU time (steadier on a shared machine)",
+    )
     args = parser.parse_args(argv)
     torch.set_flush_denormal(True)
     chosen = setups(args.quick, args.rounds)
@@ -403,8 +435,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             print(f"timing {name} ...", file=sys.stderr, flush=True)
-            results += time_setup(chosen[name], args.variants, Path(tmp))
-    print(f"Monitor overhead: step time / plain loop's, {BLOCK}-step blocks interleaved")
+            results += time_setup(chosen[name], args.variants, Path(tmp), args.clock)
+    print(
+        f"Monitor overhead: step time / plain loop's, {BLOCK}-step blocks interleaved, "
+        f"{args.clock} clock; plain-copy is the noise floor"
+    )
     if args.quick:
         print("--quick: tiny models and one round, a smoke run; the ratios mean nothing here")
     print(table(results, verdicts=not args.quick))
