@@ -126,3 +126,12 @@ def test_estimates_are_within_ten_percent_of_the_exact_values_at_every_logged_st
     errors = {k: abs(got[k] - want[k]) / want[k] for k in keys if want[k] > 0}
     worst = max(errors, key=errors.__getitem__)
     assert errors[worst] <= TOLERANCE, (worst, got[worst], want[worst])
+
+
+def test_a_huge_parameter_is_sampled_with_replacement_and_still_unbiased() -> None:
+    n = 5_000_000  # above the size where the sample comes from a permutation
+    p = torch.randn(n, generator=torch.Generator().manual_seed(0))
+    est = SampledNorms([p], [0], 1, [True], torch.device("cpu"))
+    exact = float((p.double() ** 2).sum())
+    rse = math.sqrt(2 / SAMPLE_SIZE)  # CV(v²) = √2 for Gaussian entries
+    assert float(est.weight_sums()) == pytest.approx(exact, rel=4 * rse)

@@ -20,6 +20,11 @@ Which tensor a layer's activation statistics come from:
 - otherwise the layer's own output; if a traced forward pass saw a functional activation after
   it (``F.relu(self.fc(x))``), dead units and saturation are measured there on the activation's
   input, with the equivalent thresholds (see :mod:`stabletrain.monitoring._activations`).
+
+Of that tensor, at most :data:`ACTIVATION_ROWS` rows (positions: a sample, a token, a pixel) are
+measured, drawn anew on each measured pass from a private generator on the tensor's device
+(:func:`stabletrain.monitoring.metrics.sample_activation_rows`); a smaller tensor is measured
+whole.
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ drawn once, uniformly without replacement, from a private generator (the global 
 untouched). Any sum of squares over ``p`` (its weights ``θ``, or its change ``Δθ``) is estimated by
 the Horvitz–Thompson sum ``(n / k) Σ_{j in S} v_j²``, unbiased; a layer's sum adds those of its
 parameters, and the ratio ``sqrt(ΣΔ² / Σθ²)`` of two such sums is consistent. When ``k = n`` the
-value is exact. The relative standard error of one parameter's sum of squares is
+value is exact. (A tensor of more than 4M entries draws its sample with replacement, the
+Hansen–Hurwitz estimator, unbiased too; with ``k ≪ n`` the two hardly differ.) The relative
+standard error of one parameter's sum of squares is
 
     ``RSE(Σ v²) = sqrt((1 − k/n) / k) · CV(v²)``,
 
@@ -37,6 +39,7 @@ from stabletrain.monitoring.metrics import real_view
 SAMPLE_SIZE = 4096
 """Entries sampled per parameter (all of them for smaller parameters)."""
 _SEED = 1  # of the private generator that draws the samples
+_PERMUTE_MAX = 1 << 22  # larger tensors draw their sample with replacement
 
 
 class SampledNorms:
@@ -71,7 +74,10 @@ class SampledNorms:
             n = real_view(p.detach()).numel()
             k = min(n, size)
             if k < n:
-                idx = torch.randperm(n, generator=gen)[:k].sort().values
+                if n <= _PERMUTE_MAX:
+                    idx = torch.randperm(n, generator=gen)[:k].sort().values
+                else:  # with replacement: no n-long permutation for a huge tensor
+                    idx = torch.randint(n, (k,), generator=gen).sort().values
                 self.index.append(idx.to(p.device))
             else:
                 self.index.append(None)

@@ -9,8 +9,9 @@ Definitions (L2 norms throughout; a layer's norm is over all its parameters toge
 - update ratio ``‖θ_t − θ_{t−1}‖ / ‖θ_t‖``: the relative change of the weights in one optimizer
   step; about 1e-3 is the rule of thumb for a healthy learning rate (Karpathy, CS231n notes,
   "Neural Networks Part 3: ratio of weights:updates");
-- activation mean and std ``E[y]``, ``sqrt(E[y²] − E[y]²)`` over every element of a batch
-  (population std, float32 accumulation in one pass: accurate while ``|mean| ≪ 1e3·std``);
+- activation mean and std ``E[y]``, ``sqrt(E[y²] − E[y]²)`` over every element of a batch, or of
+  a sample of its rows (:func:`sample_activation_rows`) (population std, float32 accumulation
+  in one pass: accurate while ``|mean| ≪ 1e3·std``);
 - dead units: a unit (a feature of a Linear, a channel of a convolution) of a ReLU-family layer is
   dead when its output was never > 0 over a window of batches (Lu et al. 2019, "Dying ReLU and
   Initialization");
