@@ -674,6 +674,7 @@ def _bad_options() -> Iterator[tuple[dict[str, Any], type[Exception], str]]:
     yield {"thresholds": {"dead_fraction": 0.1}}, TypeError, "Thresholds"
     yield {"guard": object()}, TypeError, "skipped_steps"
     yield {"optimizer": "adam"}, TypeError, "torch.optim.Optimizer"
+    yield {"exact": "yes"}, TypeError, "exact must be a bool"
 
 
 @pytest.mark.parametrize(("options", "error", "match"), list(_bad_options()))
