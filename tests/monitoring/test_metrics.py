@@ -246,3 +246,37 @@ def test_histogram_of_a_complex_tensor_counts_its_real_and_imaginary_parts() -> 
     parts = torch.cat([z.real, z.imag]).double().numpy()
     want, _ = np.histogram(parts, bins=10, range=(float(lo), float(hi)))
     assert counts.tolist() == want.astype(float).tolist()
+
+
+@pytest.mark.parametrize(
+    ("shape", "unit_dim"), [((300, 7), -1), ((20, 30, 7), -1), ((10, 7, 5, 6), 1)]
+)
+def test_sampled_activation_rows_are_rows_of_the_activation(
+    shape: tuple[int, ...], unit_dim: int
+) -> None:
+    x = torch.randn(*shape)
+    rows, dim = metrics.sample_activation_rows(x, unit_dim, 64, torch.Generator().manual_seed(0))
+    assert rows.shape == (64, 7)
+    assert dim == -1
+    every_row = x.movedim(unit_dim % x.dim(), -1).reshape(-1, 7)
+    matches = (rows[:, None, :] == every_row[None, :, :]).all(dim=-1).any(dim=1)
+    assert bool(matches.all())
+
+
+def test_an_activation_with_few_rows_is_measured_whole() -> None:
+    x = torch.randn(2, 7, 4, 4)  # 32 rows
+    rows, dim = metrics.sample_activation_rows(x, 1, 64, torch.Generator().manual_seed(0))
+    assert rows.shape == x.shape
+    assert torch.equal(rows, x)
+    assert dim == 1
+
+
+def test_sampled_rows_estimate_the_moments_within_their_standard_error() -> None:
+    x = torch.randn(4096, 32) * 3 + 1
+    gen = torch.Generator().manual_seed(0)
+    means = torch.stack(
+        [metrics.sample_activation_rows(x, -1, 64, gen)[0].mean() for _ in range(200)]
+    )
+    # each sample mean has standard error 3 / sqrt(64 * 32) = 0.066
+    assert float(means.mean()) == pytest.approx(float(x.mean()), abs=3 * 0.066 / 200**0.5)
+    assert float(means.std()) == pytest.approx(3 / (64 * 32) ** 0.5, rel=0.2)

@@ -142,7 +142,9 @@ def test_large_layers_and_frozen_ones_get_exact_weight_norms_and_update_ratios(n
     x, y = torch.randn(32, 6), torch.randn(32, 3)
     sink = MemorySink()
     want: dict[tuple[int, str, str], float] = {}
-    with TrainingMonitor(model, opt, schedule=every(n), sinks=[sink], summary=False) as mon:
+    with TrainingMonitor(
+        model, opt, schedule=every(n), sinks=[sink], summary=False, exact=True
+    ) as mon:
         for step in range(1, 7):
             before = {
                 k: [p.detach().double().clone() for p in model[k].parameters()] for k in (0, 2, 3)
@@ -672,6 +674,7 @@ def _bad_options() -> Iterator[tuple[dict[str, Any], type[Exception], str]]:
     yield {"thresholds": {"dead_fraction": 0.1}}, TypeError, "Thresholds"
     yield {"guard": object()}, TypeError, "skipped_steps"
     yield {"optimizer": "adam"}, TypeError, "torch.optim.Optimizer"
+    yield {"exact": "yes"}, TypeError, "exact must be a bool"
 
 
 @pytest.mark.parametrize(("options", "error", "match"), list(_bad_options()))
@@ -740,7 +743,7 @@ def test_complex_parameters_small_and_large_get_the_norms_of_vector_norm() -> No
     sink = MemorySink(histograms=every(1))
     want: dict[tuple[int, str], float] = {}
     with TrainingMonitor(
-        model, opt, preset="full", schedule=every(1), sinks=[sink], summary=False
+        model, opt, preset="full", schedule=every(1), sinks=[sink], summary=False, exact=True
     ) as mon:
         for step in (1, 2):
             before = [p.detach().clone() for p in model.parameters()]

@@ -20,6 +20,11 @@ Which tensor a layer's activation statistics come from:
 - otherwise the layer's own output; if a traced forward pass saw a functional activation after
   it (``F.relu(self.fc(x))``), dead units and saturation are measured there on the activation's
   input, with the equivalent thresholds (see :mod:`stabletrain.monitoring._activations`).
+
+Of that tensor, at most :data:`ACTIVATION_ROWS` rows (positions: a sample, a token, a pixel) are
+measured, drawn anew on each measured pass from a private generator on the tensor's device
+(:func:`stabletrain.monitoring.metrics.sample_activation_rows`); a smaller tensor is measured
+whole.
 """
 
 from __future__ import annotations
@@ -40,11 +45,18 @@ from stabletrain.monitoring.metrics import (
     dead_units,
     moments,
     refresh_last_alive,
+    sample_activation_rows,
     saturated_count,
     unit_max,
 )
 
 _NEVER = -(2**62)  # last_alive of a unit never seen positive
+ACTIVATION_ROWS = 64
+"""Rows of each activation measured per forward pass (see ``metrics.sample_activation_rows``)."""
+_ROW_SEED = 2  # of the private generators that draw the activation rows
+
+Sampler = Callable[[torch.Tensor, int], tuple[torch.Tensor, int]]
+"""``(activation, unit_dim) -> (rows of it, their unit_dim)``."""
 
 
 def _main_tensor(output: Any) -> torch.Tensor | None:
@@ -75,11 +87,17 @@ class Site:
         self.umax: torch.Tensor | None = None
         self.saturated: torch.Tensor | None = None
 
-    def observe(self, x: torch.Tensor, kind: ActivationKind | None) -> None:
-        """Add one batch of activations ``x`` (seen by the activation ``kind``) to the sums."""
+    def observe(
+        self, x: torch.Tensor, kind: ActivationKind | None, rows: Sampler | None = None
+    ) -> None:
+        """Add one batch of activations ``x`` (seen by the activation ``kind``) to the sums;
+        only the rows ``rows`` draws from it, when given."""
         if not x.is_floating_point() or x.dim() == 0 or x.numel() == 0:
             return
         with torch.no_grad():
+            unit_dim = self.unit_dim
+            if rows is not None:
+                x, unit_dim = rows(x, unit_dim)
             s, q = moments(x)
             first = self.n == 0
             self.total = s if first or self.total is None else self.total + s
@@ -87,7 +105,7 @@ class Site:
             self.n += x.numel()
             self.kind = kind
             if kind is not None and kind.rectifier:
-                m = unit_max(x, self.unit_dim)
+                m = unit_max(x, unit_dim)
                 same = self.umax is not None and self.umax.shape == m.shape
                 self.umax = torch.maximum(self.umax, m) if same and self.umax is not None else m
             if kind is not None and kind.saturating:
@@ -104,11 +122,38 @@ class Site:
         return dead_units(self.last_alive, batch, window)
 
 
-class ActivationProbe:
-    """Forward hooks on every layer and every activation module of a model."""
+class RowSampler:
+    """Draws at most ``k`` rows of each activation, from a private generator per device."""
 
-    def __init__(self, model: nn.Module, layers: Sequence[LayerSpec], *, level: float) -> None:
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self._gens: dict[torch.device, torch.Generator] = {}
+
+    def __call__(self, x: torch.Tensor, unit_dim: int) -> tuple[torch.Tensor, int]:
+        gen = self._gens.get(x.device)
+        if gen is None:
+            gen = self._gens[x.device] = torch.Generator(device=x.device).manual_seed(_ROW_SEED)
+        return sample_activation_rows(x, unit_dim, self.k, gen)
+
+
+class ActivationProbe:
+    """Forward hooks on every layer and every activation module of a model.
+
+    Each observed activation is measured on at most ``rows`` of its rows (positions), drawn
+    anew on every measured pass (:func:`~stabletrain.monitoring.metrics.sample_activation_rows`);
+    None measures every element.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: Sequence[LayerSpec],
+        *,
+        level: float,
+        rows: int | None = ACTIVATION_ROWS,
+    ) -> None:
         self.model = model
+        self.rows: RowSampler | None = RowSampler(rows) if rows is not None else None
         self.layers = list(layers)
         self.level = level
         self.sites = [Site(spec) for spec in self.layers]
@@ -144,7 +189,7 @@ class ActivationProbe:
             return
         self._last = (weakref.ref(out), site)
         if not site.paired:
-            site.observe(out, site.input_kind)
+            site.observe(out, site.input_kind, self.rows)
 
     def _activation_hook(
         self, kind: ActivationKind, module: nn.Module, args: Any, output: Any
@@ -160,7 +205,7 @@ class ActivationProbe:
         if not site.paired:  # first time: drop what the layer hook measured on its output
             site.paired = True
             site.reset()
-        site.observe(out, kind)
+        site.observe(out, kind, self.rows)
         self._last = None
 
     def finish(self, window: int) -> tuple[torch.Tensor | None, list[tuple[int, int, int]]]:

@@ -34,5 +34,5 @@ class Pack:
         """Every queued tensor's values, by key, from one device-to-host copy."""
         if not self._parts:
             return {}
-        values: list[float] = torch.cat(self._parts).to(self.dtype).cpu().tolist()
+        values: list[float] = torch.cat(self._parts).to(self.dtype).tolist()  # the one copy
         return {key: values[a:b] for key, (a, b) in self._slots.items()}

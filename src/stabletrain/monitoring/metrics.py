@@ -9,8 +9,9 @@ Definitions (L2 norms throughout; a layer's norm is over all its parameters toge
 - update ratio ``‖θ_t − θ_{t−1}‖ / ‖θ_t‖``: the relative change of the weights in one optimizer
   step; about 1e-3 is the rule of thumb for a healthy learning rate (Karpathy, CS231n notes,
   "Neural Networks Part 3: ratio of weights:updates");
-- activation mean and std ``E[y]``, ``sqrt(E[y²] − E[y]²)`` over every element of a batch
-  (population std, float32 accumulation in one pass: accurate while ``|mean| ≪ 1e3·std``);
+- activation mean and std ``E[y]``, ``sqrt(E[y²] − E[y]²)`` over every element of a batch, or of
+  a sample of its rows (:func:`sample_activation_rows`) (population std, float32 accumulation
+  in one pass: accurate while ``|mean| ≪ 1e3·std``);
 - dead units: a unit (a feature of a Linear, a channel of a convolution) of a ReLU-family layer is
   dead when its output was never > 0 over a window of batches (Lu et al. 2019, "Dying ReLU and
   Initialization");
@@ -37,6 +38,7 @@ __all__ = [
     "moments",
     "real_view",
     "refresh_last_alive",
+    "sample_activation_rows",
     "sample_rows",
     "saturated_count",
     "segment_sums",
@@ -201,6 +203,47 @@ def sample_rows(rows: int, k: int, generator: torch.Generator) -> torch.Tensor |
     if rows <= k:
         return None
     return torch.randperm(rows, generator=generator)[:k].sort().values
+
+
+def sample_activation_rows(
+    x: torch.Tensor, unit_dim: int, k: int, generator: torch.Generator
+) -> tuple[torch.Tensor, int]:
+    """At most ``k`` rows of an activation, and the dim of the sample that indexes units.
+
+    A *row* is the vector of all units at one position: one sample of a Linear's ``(B, U)``
+    output, one (sample, token) of a ``(B, T, U)`` one, one (sample, pixel) of a convolution's
+    ``(B, U, H, W)``. When ``x`` has more than ``k`` rows, ``k`` of them are drawn uniformly
+    with replacement (``generator``, on ``x``'s device: no host round trip) and gathered into a
+    ``(k, U)`` tensor, unit dim ``-1``; otherwise ``x`` itself is returned with ``unit_dim``.
+
+    Statistics of the sample estimate those of the batch: the mean and the saturated fraction
+    with a standard error ``σ / sqrt(k·U)`` at most (rows are not independent of each other's
+    units, so ``σ / sqrt(k)`` is the safe bound); a unit's maximum over ``k`` rows misses a unit
+    that is positive on fewer than about ``1/k`` of the rows, which the dead-unit window (several
+    logged batches) then sees.
+
+    Example:
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> rows, dim = sample_activation_rows(torch.randn(8, 5, 4, 4), 1, 64, gen)
+        >>> tuple(rows.shape), dim
+        ((64, 5), -1)
+    """
+    x = x.detach()
+    unit = unit_dim % x.dim()
+    moved = x.movedim(unit, -1)  # (..., U), a view
+    lead = moved.shape[:-1]
+    count = lead.numel()
+    if count <= k:
+        return x, unit_dim
+    flat = torch.randint(count, (k,), generator=generator, device=x.device)
+    if len(lead) == 1:
+        return moved.index_select(0, flat), -1
+    index = []  # unravelled with Python sizes: no index tensor is copied to the device
+    for size in reversed(lead[1:]):
+        index.append(flat % size)
+        flat = flat // size
+    index.append(flat)
+    return moved[tuple(reversed(index))], -1
 
 
 def max_row_cosine(weight: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:

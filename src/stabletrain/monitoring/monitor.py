@@ -17,23 +17,30 @@ Cost design (see ``benchmarks/monitor_overhead.py`` for the measured overhead):
   changes; over one small probe parameter per layer for the clip ratio), and everything is
   stacked into one tensor copied to the host once. A second copy happens only on a
   step whose norms are non-finite, to count the NaN/inf entries of the layers concerned.
-- Update ratios ``‖θ_t − θ_{t−1}‖ / ‖θ_t‖`` need the weights before the step: at the end of
-  ``step(t − 1)`` (or on entering), if step ``t`` will be logged, the monitor copies the
-  trainable weights into a buffer; at ``step(t)`` one pass subtracts the new weights from it in
+- Weight norms and update ratios ``‖θ_t − θ_{t−1}‖ / ‖θ_t‖`` are estimated from a fixed random
+  sample of each parameter's entries (at most 4096 per tensor, drawn once from a private
+  generator; all of a smaller tensor), see :mod:`stabletrain.monitoring._sampled` for the
+  estimator and its error (about 1–2% on a norm). At the end of ``step(t − 1)`` (or on
+  entering), if step ``t`` will be logged, the monitor copies the sampled entries (a few KB per
+  parameter); at ``step(t)`` it gathers them again and compares. ``exact=True`` copies every
+  trainable weight instead: at ``step(t)`` one pass subtracts the new weights from the copy in
   place, takes both norms and, if step ``t + 1`` is logged too, copies the new weights in (on
-  the CPU, parameter by parameter while each is in cache). The buffer (one copy of the trainable
-  weights) is kept while consecutive steps are logged and freed otherwise; no copy is made
-  before a step that is not logged, and none on a step a guard skipped (the weights did not
-  change).
+  the CPU, parameter by parameter while each is in cache). Either copy is kept while
+  consecutive steps are logged and freed otherwise; no copy is made before a step that is not
+  logged, and none on a step a guard skipped (the weights did not change).
+- Activation statistics are measured on at most 64 rows (positions) of each activation per
+  forward pass, drawn anew each time on the device (``exact=True``: every element).
+- Symmetric units (``standard``) are looked for on the first logged step and every 10th
+  logged step after it, among 32 sampled rows of each weight matrix.
 - Memory is bounded however long the run: the loss ring holds ``loss_window`` values, the
   dead-unit record one integer per unit (the last logged batch on which it was positive), the
   findings one entry per (rule, layer). Rows go to the sinks, not into the monitor.
 
 The monitor changes nothing: hooks return None, nothing is written to a parameter, a gradient or
 a buffer, and no random number is drawn from the global generators (the traced forward pass of
-``example_input`` runs under ``torch.random.fork_rng`` and restores buffers and modes; the row
-samples of ``max_row_cosine`` use a private generator). Parameters and losses are bit-identical
-with and without it.
+``example_input`` runs under ``torch.random.fork_rng`` and restores buffers and modes; the
+samples of weights, activation rows and ``max_row_cosine`` rows use private generators).
+Parameters and losses are bit-identical with and without it.
 """
 
 from __future__ import annotations
@@ -57,12 +64,13 @@ from stabletrain._checks import check_choice
 from stabletrain._render import render_text
 from stabletrain._wrappers import unwrap_model, unwrap_optimizer
 from stabletrain.graph import Graph, trace
-from stabletrain.monitoring._hooks import ActivationProbe, GradCapture, or_empty
+from stabletrain.monitoring._hooks import ACTIVATION_ROWS, ActivationProbe, GradCapture, or_empty
 from stabletrain.monitoring._layers import LayerSpec, discover
 from stabletrain.monitoring._losses import LossRing
 from stabletrain.monitoring._pack import Pack
 from stabletrain.monitoring._params import ParamSet
 from stabletrain.monitoring._ranks import WRITE_RANKS, WriteRanks, for_ranks, is_writer
+from stabletrain.monitoring._sampled import SampledNorms
 from stabletrain.monitoring._sinkset import SinkSet
 from stabletrain.monitoring._summary import findings_renderable
 from stabletrain.monitoring._wrappers import is_compiled
@@ -96,6 +104,11 @@ PRESETS: tuple[Preset, ...] = ("minimal", "standard", "full")
 HISTOGRAM_BINS = 64
 _EVERY_10 = every(10)
 _ROW_SEED = 0  # seed of the private generator that samples rows for max_row_cosine
+STANDARD_SYMMETRY_ROWS = 32
+"""Rows per weight matrix the ``standard`` preset compares for symmetric units."""
+STANDARD_SYMMETRY_EVERY = 10
+"""The ``standard`` preset measures symmetric units on the first logged step and every this many
+logged steps after it."""
 
 
 class SkipCounter(Protocol):
@@ -188,10 +201,17 @@ class TrainingMonitor:
     - ``"minimal"``: gradient norm, weight norm and non-finite counts per layer; loss, total
       gradient norm and skipped steps.
     - ``"standard"``: + update ratio ``‖Δθ‖/‖θ‖``, activation mean and std, dead-unit fraction
-      (ReLU family, over a window of logged batches) and saturation fraction (tanh, sigmoid).
-    - ``"full"``: + symmetric units (the largest cosine similarity between two rows of each
-      weight matrix, rows sampled for large layers) and weight/gradient histograms for the sinks
-      that ask for them.
+      (ReLU family, over a window of logged batches) and saturation fraction (tanh, sigmoid),
+      and symmetric units (the largest cosine similarity between two of 32 sampled rows of
+      each weight matrix) on the first logged step and every 10th logged step after it.
+    - ``"full"``: + symmetric units on every logged step, among up to
+      ``thresholds.symmetric_rows`` rows, and weight/gradient histograms for the sinks that ask
+      for them.
+
+    Weight norms, update ratios and activation statistics are estimates from samples (4096
+    entries per parameter, 64 rows per activation; relative error about 1–2% on a norm, see
+    :mod:`stabletrain.monitoring._sampled`); gradient norms are exact. ``exact=True`` measures
+    every entry, at the cost of a copy of the trainable weights on logged steps.
 
     Args:
         model: the model being trained.
@@ -222,6 +242,9 @@ class TrainingMonitor:
             ``.rank<r>`` before the suffix (``rows.rank1.jsonl``).
         summary: print the findings when the ``with`` block ends (to stderr, or ``console``).
         console: the rich console for the summary.
+        exact: measure weight norms, update ratios and activation statistics over every entry
+            (a copy of the trainable weights before each logged step) instead of estimating
+            them from fixed samples.
 
     Raises:
         TypeError, ValueError: a bad argument; the message names it and the fix.
@@ -262,6 +285,7 @@ class TrainingMonitor:
         write_ranks: WriteRanks = "zero",
         summary: bool = True,
         console: Console | None = None,
+        exact: bool = False,
     ) -> None:
         where = "TrainingMonitor"
         if not isinstance(model, nn.Module):
@@ -303,6 +327,12 @@ class TrainingMonitor:
         self.write_ranks: WriteRanks = check_choice(
             "write_ranks", write_ranks, WRITE_RANKS, where=where
         )
+        if not isinstance(exact, bool):
+            raise TypeError(
+                f"{where}: exact must be a bool (True: exact weight norms and update ratios, "
+                f"False: estimated from a sample of each parameter), got {exact!r}."
+            )
+        self.exact = exact
         self.model = model
         self.optimizer = optimizer
         self.scaler = scaler if scaler is not None else getattr(guard, "scaler", None)
@@ -319,7 +349,8 @@ class TrainingMonitor:
         self._logged = 0
         self._findings: dict[FindingKey, Finding] = {}
         self._layers: list[LayerSpec] = []
-        self._snapshot: list[torch.Tensor] | None = None
+        # the weights before the step: all of them (exact) or their sampled entries
+        self._snapshot: list[torch.Tensor] | torch.Tensor | None = None
         self._pending: list[torch.Tensor | float] = []  # the losses of this step's micro-batches
         self._opt_steps: int | None = None  # optimizer steps seen by the hook, None: no hook
         self._opt_seen = 0
@@ -425,6 +456,12 @@ class TrainingMonitor:
         self._layer_has_update = [False] * n
         for k in updated:
             self._layer_has_update[owners[k]] = True
+        self._sampled: SampledNorms | None = None
+        if not self.exact:
+            marked = set(updated)
+            self._sampled = SampledNorms(
+                params, owners, n, [k in marked for k in range(len(params))], self._device
+            )
         self._grads = GradCapture(self._gradset, self._scale)
         self._grads.install(self._stack)
         self._floors = self._ratio_floors()
@@ -437,14 +474,20 @@ class TrainingMonitor:
             self._stack.callback(handle.remove)
         self._probe: ActivationProbe | None = None
         if self.preset != "minimal":
-            self._probe = ActivationProbe(self.model, self._layers, level=t.saturation_level)
+            self._probe = ActivationProbe(
+                self.model,
+                self._layers,
+                level=t.saturation_level,
+                rows=None if self.exact else ACTIVATION_ROWS,
+            )
             self._probe.install(self._stack)
         self._row_samples: dict[int, torch.Tensor | None] = {}
-        if self.preset == "full":
+        if self.preset != "minimal":
             gen = torch.Generator().manual_seed(_ROW_SEED)
+            k = t.symmetric_rows if self.preset == "full" else STANDARD_SYMMETRY_ROWS
             for i, layer in enumerate(self._layers):
                 if layer.matrix is not None and layer.matrix.shape[0] >= 2:
-                    rows = sample_rows(layer.matrix.shape[0], t.symmetric_rows, gen)
+                    rows = sample_rows(layer.matrix.shape[0], k, gen)
                     self._row_samples[i] = None if rows is None else rows.to(layer.matrix.device)
         self._ring = LossRing(t.loss_window, self._device)
         self._snapshot = None
@@ -518,7 +561,11 @@ class TrainingMonitor:
         if not self._wants_snapshot(self._log_next):
             self._snapshot = None  # free the copy between logged steps
         elif self._snapshot_step != next_step - 1:  # not refreshed by the step just logged
-            self._snapshot = self._updateset.snapshot(self._snapshot)
+            if self._sampled is not None:
+                self._snapshot = self._sampled.gather()
+            else:
+                old = self._snapshot if isinstance(self._snapshot, list) else None
+                self._snapshot = self._updateset.snapshot(old)
             self._snapshot_step = next_step - 1
 
     def _wants_snapshot(self, logged: bool) -> bool:
@@ -667,9 +714,17 @@ class TrainingMonitor:
             valid = self._snapshot is not None and self._snapshot_step == step - 1
             if valid and was_skipped:
                 self._snapshot_step = step  # the guard skipped the update: θ is unchanged
-            if valid and not was_skipped and self._snapshot is not None:
+            before = self._snapshot if valid and not was_skipped else None
+            if isinstance(before, torch.Tensor) and self._sampled is not None:
+                weight, updated, delta, now = self._sampled.update(before)
+                if refresh:
+                    self._snapshot, self._snapshot_step = now, step
+                pack.add("updated", updated)
+                pack.add("delta", delta)
+                pack.add("weight", weight)
+            elif isinstance(before, list):
                 upd = self._updateset
-                w_sq, d_sq = upd.update(self._snapshot, refresh)
+                w_sq, d_sq = upd.update(before, refresh)
                 if refresh:
                     self._snapshot_step = step
                 weight = segment_sums(w_sq, upd.gather)
@@ -680,6 +735,8 @@ class TrainingMonitor:
                         [p.detach() for p in self._static.params]
                     )
                 pack.add("weight", weight)
+            elif self._sampled is not None:
+                pack.add("weight", self._sampled.weight_sums())
             else:
                 pack.add(
                     "weight", self._weights.layer_sums([p.detach() for p in self._weights.params])
@@ -690,11 +747,12 @@ class TrainingMonitor:
             )
             if stats is not None:
                 pack.add("act", stats)
-            if self.preset == "full":
+            if self._measures_symmetry():
                 for i, sample in self._row_samples.items():
                     matrix = self._layers[i].matrix
                     if matrix is not None:
                         pack.add(("cos", i), max_row_cosine(matrix, sample))
+            if self.preset == "full":
                 wanting = self._out.wanting_histograms(step)
                 hists = self._queue_histograms(pack, tensors) if wanting else []
             else:
@@ -714,6 +772,13 @@ class TrainingMonitor:
             histograms = [self._histogram(step, key, num, values[key]) for key, num in hists]
             self._out.write_histograms(step, histograms, wanting)
         self._apply_rules(step, rows, values)
+
+    def _measures_symmetry(self) -> bool:
+        """Whether this logged step compares rows: every one under ``full``; under ``standard``
+        the first and every ``STANDARD_SYMMETRY_EVERY``-th logged step after it."""
+        if self.preset == "full":
+            return True
+        return self.preset == "standard" and (self._logged - 1) % STANDARD_SYMMETRY_EVERY == 0
 
     def _clip_ratio(self, values: dict[Hashable, list[float]], was_skipped: bool) -> float | None:
         """``‖g as stepped‖ / ‖g at the end of backward‖``: below 1 when the gradients were
@@ -836,16 +901,20 @@ class TrainingMonitor:
 
     def _count_nonfinite(self, step: int, rows: list[Row], grads: list[torch.Tensor]) -> None:
         """Append ``grad_nonfinite`` and ``weight_nonfinite`` rows: 0 where the layer's norm is
-        finite (then so is every entry); counted exactly, in a second transfer, elsewhere."""
+        finite (then so is every entry); counted exactly, in a second transfer, elsewhere. An
+        estimated weight norm sees only its sample: the weights of a layer whose gradient norm
+        is non-finite are counted too."""
         index = {layer.name: i for i, layer in enumerate(self._layers)}
         bad: list[tuple[str, str, list[torch.Tensor]]] = []
         zero: list[Row] = []
         grad_of = dict(zip(map(id, self._gradset.params), grads, strict=True))
+        grad_bad = {r.layer for r in rows if r.metric == "grad_norm" and not math.isfinite(r.value)}
         for row in list(rows):
             if row.layer is None or row.metric not in ("grad_norm", "weight_norm"):
                 continue
             metric = "grad_nonfinite" if row.metric == "grad_norm" else "weight_nonfinite"
-            if math.isfinite(row.value):
+            unseen = metric == "weight_nonfinite" and self.exact is False and row.layer in grad_bad
+            if math.isfinite(row.value) and not unseen:
                 zero.append(Row(step, row.layer, metric, 0.0))
                 continue
             params = self._layers[index[row.layer]].params
