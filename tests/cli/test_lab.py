@@ -188,7 +188,10 @@ def test_ctrl_c_before_anything_finished_writes_no_folder(
 
 _SIGINT_RUN = textwrap.dedent(
     """
-    import pathlib, sys, time
+    import pathlib, signal, sys, time
+    # a terminal's Ctrl-C: Python's own handler (a suite started in the background with `&`
+    # hands its children SIGINT ignored, and Python then leaves it ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from stabletrain.cli.main import main
     from stabletrain.lab import Result, experiment, verdicts
 
@@ -226,6 +229,7 @@ def test_a_real_sigint_exits_130_and_keeps_what_finished(tmp_path: Path) -> None
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
+        proc.communicate()  # reaped and its pipes closed: nothing leaks into the next test
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert stderr.splitlines()[-1].startswith("stabletrain lab: interrupted: 1 of 2 experiments")

@@ -411,7 +411,10 @@ def test_dead_and_saturated_units_and_non_finite_outputs_are_findings() -> None:
     assert d.findings[0].severity == "error"
 
 
-def test_the_table_prints_every_layer_and_the_findings() -> None:
+def test_the_table_prints_every_layer_and_the_findings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a wide terminal shows every column (80 columns, a pipe's width, drops some by priority:
+    # tests/cli/test_width.py checks that layout)
+    monkeypatch.setenv("COLUMNS", "200")
     d = diagnose(_bad_relu_mlp(depth=4), torch.randn(64, 128), lint=False)
     text = str(d)
     for column in ("layer", "out std", "predicted", "ratio", "grad std", "zero%", "sat%"):
