@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stabletrain.lab import experiments as _package
+from stabletrain.lab._extras import describe_import_error
 
 if TYPE_CHECKING:  # the experiments' building blocks import torch: only when one is loaded
     from stabletrain.lab.experiment import Experiment
@@ -88,7 +89,7 @@ def _import(module: str) -> None:
     try:
         importlib.import_module(module)
     except Exception as err:  # an experiment's bug must not take the whole lab down
-        LOAD_ERRORS[short] = f"{type(err).__name__}: {err}"
+        LOAD_ERRORS[short] = describe_import_error(err) or f"{type(err).__name__}: {err}"
     else:
         LOAD_ERRORS.pop(short, None)
 

@@ -50,6 +50,7 @@ from rich.progress import (
 )
 
 from stabletrain import __version__
+from stabletrain.lab._extras import describe_import_error
 from stabletrain.lab.claims import CLAIM_IDS, sort_ids
 from stabletrain.lab.experiment import REGISTRY, Context, Experiment, Result
 from stabletrain.lab.registry import LOAD_ERRORS, index, load
@@ -222,7 +223,8 @@ def _execute(exp: Experiment, claim_id: str, ctx: Context) -> Result:
         with _seeded(ctx.seed):
             result = exp.run(ctx)
     except Exception as exc:  # an experiment's failure is a row of the report, not a crash
-        return Result.failed(claim_id, _describe(exc), seconds=time.perf_counter() - start)
+        why = describe_import_error(exc) or _describe(exc)
+        return Result.failed(claim_id, why, seconds=time.perf_counter() - start)
     return replace(result, claim_id=claim_id, seconds=time.perf_counter() - start, error="")
 
 
