@@ -68,7 +68,6 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -79,6 +78,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from _resnets import resnet18
+from _timing import CLOCKS, alternating_medians
 from stabletrain.models import transformer
 from stabletrain.monitoring import JSONLSink, MemorySink, Sink, TrainingMonitor, every
 
@@ -285,30 +285,6 @@ class Result:
     ratio_max: float
     target: float | None
     note: str = ""
-
-
-CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
-
-
-def alternating_medians(
-    fns: dict[str, Callable[[], object]], repeats: int, *, warm_up: bool, clock: str
-) -> dict[str, float]:
-    """Median seconds of each function over ``repeats`` calls, one call of each per repeat in
-    a rotating order, after one warm-up call each (``_timing.alternating_medians`` with a
-    choice of clock: ``cpu`` counts this process's CPU time, which a busy neighbour on a shared
-    machine does not inflate the way it inflates wall time)."""
-    now = CLOCKS[clock]
-    names = list(fns)
-    for name in names if warm_up else ():
-        fns[name]()
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for i in range(repeats):
-        shift = i % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = now()
-            fns[name]()
-            samples[name].append(now() - start)
-    return {name: statistics.median(times) for name, times in samples.items()}
 
 
 def interleaved(
