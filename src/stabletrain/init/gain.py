@@ -127,6 +127,15 @@ _REGISTRY: dict[str, tuple[Callable[..., _Fn], dict[str, float]]] = {
 ACTIVATIONS: tuple[str, ...] = tuple(_REGISTRY)
 """Activation names :func:`gain` knows (aliases: identity, swish, gelu_new, conv*, ...)."""
 
+# torch's names for linear maps: each has the identity's gain
+CONV_NAMES = (
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+)
 _ALIASES = {
     "identity": "linear",
     "none": "linear",
@@ -134,17 +143,7 @@ _ALIASES = {
     "gelu_new": "gelu_tanh",
     "gelu_pytorch_tanh": "gelu_tanh",
     "quickgelu": "quick_gelu",
-    **{
-        n: "linear"
-        for n in (
-            "conv1d",
-            "conv2d",
-            "conv3d",
-            "conv_transpose1d",
-            "conv_transpose2d",
-            "conv_transpose3d",
-        )
-    },
+    **dict.fromkeys(CONV_NAMES, "linear"),
 }
 _TORCH_NAMES = ("linear", "sigmoid", "tanh", "relu", "leaky_relu", "selu")
 

@@ -25,25 +25,19 @@ from __future__ import annotations
 import torch
 
 from stabletrain._checks import check_choice
-from stabletrain.init.gain import ActivationLike, GainConvention, activation_name, gain
+from stabletrain.init.gain import (
+    _TORCH_NAMES,
+    CONV_NAMES,
+    ActivationLike,
+    GainConvention,
+    activation_name,
+    gain,
+)
 from stabletrain.init.schemes import FanMode, he_normal_, he_uniform_
 
 __all__ = ["TORCH_NONLINEARITIES", "calculate_gain", "kaiming_normal_", "kaiming_uniform_"]
 
-TORCH_NONLINEARITIES: tuple[str, ...] = (
-    "linear",
-    "conv1d",
-    "conv2d",
-    "conv3d",
-    "conv_transpose1d",
-    "conv_transpose2d",
-    "conv_transpose3d",
-    "sigmoid",
-    "tanh",
-    "relu",
-    "leaky_relu",
-    "selu",
-)
+TORCH_NONLINEARITIES: tuple[str, ...] = ("linear", *CONV_NAMES, *_TORCH_NAMES[1:])
 """The names ``torch.nn.init.calculate_gain`` knows; ``calculate_gain`` returns torch's value
 for these by default."""
 
