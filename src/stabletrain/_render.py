@@ -1,11 +1,14 @@
-"""Rich renderables as plain text, for the ``__str__`` of reports."""
+"""Text for people: Rich renderables as plain text (reports' ``__str__``), Markdown escaping."""
 
 from __future__ import annotations
 
 import io
+import re
 import shutil
 
 from rich.console import Console, RenderableType
+
+_SPECIAL = re.compile(r"([\\`*|<>\[\]])")
 
 
 def terminal_width() -> int:
@@ -20,3 +23,12 @@ def render_text(renderable: RenderableType, *, width: int | None = None) -> str:
     columns = terminal_width() if width is None else width
     Console(file=buffer, width=columns, force_terminal=False).print(renderable)
     return buffer.getvalue()
+
+
+def escape_markdown(text: str) -> str:
+    r"""``text`` safe in a Markdown paragraph or table cell: one line, specials escaped.
+
+    >>> print(escape_markdown("a|b <c>\nd"))
+    a\|b \<c\> d
+    """
+    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from stabletrain.lab import registry
 from stabletrain.lab.claims import get_claim
@@ -59,3 +60,27 @@ def test_lab_list_imports_neither_scipy_nor_any_experiment() -> None:
     listed = {x["id"]: x for x in json.loads(done.stdout)}
     assert listed["I5"]["experiment"] is True
     assert listed["I5"]["title"] == get_claim("I5").title
+
+
+def test_lab_i5_to_markdown_and_json_imports_neither_scipy_nor_the_diagnostics(
+    tmp_path: Path,
+) -> None:
+    # What `stabletrain lab I5` pays before its experiment runs: torch and the lab, not
+    # scipy.stats (about 1 s) or the diagnostics/monitoring/HTML stack (about 0.4 s).
+    code = (
+        "import sys\n"
+        "from stabletrain.cli.main import main\n"
+        f"status = main(['lab', 'I5', '--no-cache', '--quiet', '--format', 'md,json', "
+        f"'--out', {str(tmp_path / 'out')!r}])\n"
+        "bad = [m for m in sys.modules if m == 'scipy' or m.startswith(('scipy.', "
+        "'stabletrain.diagnostics', 'stabletrain.monitoring', 'matplotlib', 'jinja2'))]\n"
+        "print('IMPORTED', bad, file=sys.stderr)\n"
+        "raise SystemExit(status)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=python_env()
+    )
+    assert done.returncode == 0, done.stderr
+    assert "IMPORTED []" in done.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [r["claim_id"] for r in results["results"]] == ["I5"]

@@ -33,8 +33,7 @@ from rich.text import Text
 
 from stabletrain import __version__
 from stabletrain._fit import Col, FitTable
-from stabletrain.diagnostics.report.html import load_template
-from stabletrain.diagnostics.report.markdown import escape_markdown
+from stabletrain._render import escape_markdown
 from stabletrain.lab.claims import GROUPS, SEEDS, get_claim
 from stabletrain.lab.experiment import REGISTRY, Experiment, Figure, Result, Table
 
@@ -289,6 +288,8 @@ def html_report(
         >>> "&lt;b&gt;0.01&lt;/b&gt;" in page, "<b>0.01" in page
         (True, False)
     """
+    from stabletrain.diagnostics.report.html import load_template  # the HTML stack: only here
+
     known = REGISTRY if experiments is None else experiments
     sections = [_section_view(r, _about(r.claim_id, known)) for r in results]
     groups: list[tuple[str, list[_SectionView]]] = []

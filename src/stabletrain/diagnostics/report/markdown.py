@@ -6,9 +6,9 @@ Markdown would read as code, emphasis, links or HTML), so a layer name cannot br
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
+from stabletrain._render import escape_markdown
 from stabletrain.diagnostics.diagnosis import Diagnosis
 from stabletrain.diagnostics.report._diagnosis_page import diagnosis_page
 from stabletrain.diagnostics.report._format import Page, Table
@@ -17,17 +17,6 @@ from stabletrain.diagnostics.report.run import RunLog, as_run
 from stabletrain.monitoring.sinks.base import Row
 
 __all__ = ["diagnosis_markdown", "escape_markdown", "run_markdown"]
-
-_SPECIAL = re.compile(r"([\\`*|<>\[\]])")
-
-
-def escape_markdown(text: str) -> str:
-    r"""``text`` safe in a Markdown paragraph or table cell: one line, specials escaped.
-
-    >>> print(escape_markdown("a|b <c>\nd"))
-    a\|b \<c\> d
-    """
-    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
 def _table(table: Table) -> list[str]:

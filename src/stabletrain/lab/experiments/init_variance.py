@@ -11,7 +11,6 @@ import math
 from collections.abc import Callable
 
 import torch
-from scipy import stats
 
 from stabletrain import init
 from stabletrain.init import Fans
@@ -162,6 +161,8 @@ def _variants(fans: Fans) -> dict[str, tuple[dict[str, _Init], float]]:
 
 
 def _ks_pvalue(w: torch.Tensor, distribution: str, std: float) -> float:
+    from scipy import stats  # I8 only: I5 runs without paying scipy.stats' 0.5-1 s import
+
     sample = w.flatten().double().numpy()
     if distribution == "uniform":
         a = SQRT3 * std
