@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         layer_fans,
         looks_linear_,
         lsuv_,
+        plan_init,
     )
     from stabletrain.monitoring import (
         ConsoleSink,
@@ -116,6 +117,7 @@ __all__ = [
     "models",
     "monitoring",
     "param_groups",
+    "plan_init",
     "proximal_l1",
     "regularization",
     "sparsity",
@@ -148,6 +150,7 @@ _LAZY: dict[str, str] = {
     "layer_fans": "stabletrain.init",
     "looks_linear_": "stabletrain.init",
     "lsuv_": "stabletrain.init",
+    "plan_init": "stabletrain.init",
     "ConsoleSink": "stabletrain.monitoring",
     "Finding": "stabletrain.monitoring",
     "JSONLSink": "stabletrain.monitoring",

@@ -18,7 +18,7 @@ from stabletrain.init.gain import (
 )
 from stabletrain.init.looks_linear import looks_linear_
 from stabletrain.init.lsuv import lsuv_
-from stabletrain.init.policy import InitReport, Rule, auto_init, default_rules
+from stabletrain.init.policy import InitReport, Rule, auto_init, default_rules, plan_init
 from stabletrain.init.residual import RESIDUAL_MODES, ResidualMode, init_residual_
 from stabletrain.init.schemes import (
     DISTRIBUTIONS,
@@ -88,6 +88,7 @@ __all__ = [
     "normal_",
     "ones_",
     "orthogonal_",
+    "plan_init",
     "recurrent_gates",
     "small_random_",
     "standard_",

@@ -1,6 +1,7 @@
 """Automatic initialization from what the model computes: rules, auto_init and its report."""
 
 from stabletrain.init.policy._auto import auto_init, following_of
+from stabletrain.init.policy._plan import plan_init
 from stabletrain.init.policy._report import InitReport, ParamRecord
 from stabletrain.init.policy._rules import (
     CATEGORIES,
@@ -22,4 +23,5 @@ __all__ = [
     "auto_init",
     "default_rules",
     "following_of",
+    "plan_init",
 ]

@@ -47,7 +47,21 @@ def following_of(following: tuple[Following, ...] | None) -> tuple[str, float | 
     return "linear", None, described
 
 
+# plan_init's meta twin: each meta parameter points to the model's own tensor, whose values
+# decide where a rule reads them (a zero-initialized norm weight is kept)
+PLAN_SOURCE = "_stabletrain_plan_source"
+
+
+def values_of(t: torch.Tensor) -> torch.Tensor:
+    """The tensor whose values stand for ``t``: its source in the model for a plan's twin."""
+    return getattr(t, PLAN_SOURCE, t)
+
+
 def std_of(t: torch.Tensor) -> float:
+    """The std of ``t``'s entries (the mean magnitude of a single entry); NaN on ``meta``."""
+    t = values_of(t)
+    if t.is_meta:
+        return math.nan
     return (
         float(t.detach().float().std()) if t.numel() > 1 else float(t.detach().float().abs().mean())
     )
@@ -72,7 +86,8 @@ def _apply_role(
     """The role schemes: (whether ``p`` was drawn, what decided), or None where the role is
     absent (a plain output layer: not logits over two or more classes)."""
     if scheme == "norm_weight":
-        if p.numel() and not bool(p.detach().any()):
+        own = values_of(p)
+        if p.numel() and not own.is_meta and not bool(own.detach().any()):
             return False, (
                 "zero-initialized by the model: the residual branch it ends starts as the "
                 "identity (Goyal et al. 2017), kept"

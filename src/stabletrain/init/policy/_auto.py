@@ -26,6 +26,27 @@ from stabletrain.init.residual import RESIDUAL_MODES, ResidualMode
 __all__ = ["auto_init", "following_of"]
 
 
+def checked_arguments(
+    where: str,
+    model: nn.Module,
+    example_input: Any,
+    policy: Sequence[Rule | Mapping[str, Any]] | None,
+    residual: ResidualMode | None,
+    target_std: float,
+) -> tuple[nn.Module, list[Rule], float]:
+    """The unwrapped model, the rules and ``target_std``, checked (``TypeError``/``ValueError``
+    naming the argument) for :func:`auto_init` and :func:`plan_init`."""
+    model = unwrap_model(model)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{where}: expected an nn.Module, got {type(model).__name__}.")
+    check_example_input(example_input, where=where)
+    if residual is not None:
+        check_choice("residual", residual, RESIDUAL_MODES, where=where)
+    target_std = check_real("target_std", target_std, where=where, positive=True)
+    rules = default_rules() if policy is None else check_rules(policy)
+    return model, list(rules), target_std
+
+
 def auto_init(
     model: nn.Module,
     example_input: Any,
@@ -113,19 +134,14 @@ def auto_init(
         >>> report["2.weight"].scheme
         'logits'
     """
-    model = unwrap_model(model)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"auto_init: expected an nn.Module, got {type(model).__name__}.")
+    model, rules, target_std = checked_arguments(
+        "auto_init", model, example_input, policy, residual, target_std
+    )
     check_not_meta(model, "auto_init")
-    check_example_input(example_input, where="auto_init")
-    if residual is not None:
-        check_choice("residual", residual, RESIDUAL_MODES, where="auto_init")
-    target_std = check_real("target_std", target_std, where="auto_init", positive=True)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(
             f"auto_init: generator must be a torch.Generator, got {type(generator).__name__}."
         )
-    rules = default_rules() if policy is None else check_rules(policy)
     with transaction(model, "auto_init", snapshot=snapshot) as state:
         state.stage = "tracing the model on example_input"
         graph = trace(model, example_input)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ class InitReport:
     params: list[ParamRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     forward_passes: int = 0
+    planned: bool = False  # a plan (:func:`plan_init`): nothing was changed or measured
 
     def __getitem__(self, name: str) -> ParamRecord:
         for record in self.params:
@@ -54,11 +56,19 @@ class InitReport:
         return [p for p in self.params if p.fallback]
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data: ``{"params": [...], "notes": [...], "forward_passes": n}``."""
+        """Plain data: ``{"params": [...], "notes": [...], "forward_passes": n, "planned": b}``
+        (a std not known, in a plan, is ``None``: JSON has no NaN)."""
         return {
-            "params": [asdict(p) for p in self.params],
+            "params": [
+                {
+                    k: None if isinstance(v, float) and math.isnan(v) else v
+                    for k, v in asdict(p).items()
+                }
+                for p in self.params
+            ],
             "notes": list(self.notes),
             "forward_passes": self.forward_passes,
+            "planned": self.planned,
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -85,8 +95,8 @@ class InitReport:
                 Text(p.following),
                 Text(p.scheme),
                 "" if p.gain is None else f"{p.gain:.4g}",
-                f"{p.std_before:.4g}",
-                f"{p.std_after:.4g}",
+                _std(p.std_before),
+                _std(p.std_after),
                 "" if p.calibration is None else f"×{p.calibration:.4g}",
                 "" if p.output_std is None else f"{p.output_std:.4g}",
                 Text(p.rule + (" (fallback)" if p.fallback else "")),
@@ -94,7 +104,15 @@ class InitReport:
             for p in self.params
         ]
         caption = Text("\n".join(self.notes)) if self.notes else None
-        return FitTable(columns, rows, title="stabletrain init report", caption=caption)
+        title = (
+            "stabletrain init plan (nothing changed)" if self.planned else "stabletrain init report"
+        )
+        return FitTable(columns, rows, title=title, caption=caption)
 
     def __str__(self) -> str:
         return render_text(self)
+
+
+def _std(value: float) -> str:
+    """A std for the table; empty where not known (a plan, a meta tensor)."""
+    return "" if math.isnan(value) else f"{value:.4g}"

@@ -174,6 +174,117 @@ def _last_read(graph: Graph, model: nn.Module, layer: str) -> list[nn.Parameter]
     return [model.get_parameter(n) for n in dict.fromkeys(last.params)]
 
 
+@dataclass
+class Fits:
+    """What the calibration pass fits, decided from the graph before any measurement."""
+
+    layers: dict[str, nn.Module] = field(default_factory=dict)
+    post: dict[str, float] = field(default_factory=dict)  # residual factor applied in the pass
+    relative: dict[str, tuple[nn.Module, float]] = field(default_factory=dict)
+    own: dict[str, list[nn.Parameter]] = field(default_factory=dict)
+    goal_of: dict[str, Callable[[torch.Tensor], float]] = field(default_factory=dict)
+    centre: set[str] = field(default_factory=set)
+    tails: int = 0  # Pre-LN branch ends fitted relative to their stream
+    exact: bool = True  # each layer called once, linear in its parameters, no tied reuse
+
+
+def plan_fits(
+    model: nn.Module,
+    graph: Graph,
+    plan: Plan,
+    factors: dict[str, float],
+    residual: ResidualMode | None,
+) -> Fits:
+    """The layers the calibration pass will fit and to what: layers before an activation,
+    logits layers, the last layers of Pre-LN branches (recorded in ``plan.fitted``)."""
+    fits = Fits(layers=dict(plan.calibrated))
+    fits.post = {n: f for n, f in factors.items() if n in fits.layers}
+    drawn = {r.layer for r in plan.report.params if r.scheme == "logits"}
+    for name, role in plan.roles.logits.items():
+        owner = name.rpartition(".")[0]
+        if owner not in drawn or role.layer not in graph.layers:
+            continue  # not drawn as logits (another rule, looks-linear, frozen)
+        fits.layers[role.layer] = model.get_submodule(role.layer)
+        fits.own.setdefault(role.layer, []).append(model.get_parameter(name))  # its weight only
+        bias = getattr(fits.layers[role.layer], "bias", None)
+        if not role.tied and isinstance(bias, torch.Tensor) and bias.shape == (role.classes,):
+            fits.centre.add(role.layer)  # no class preferred at step 0: the bias takes the means
+        fits.goal_of[role.layer] = functools.partial(
+            fitted_logit_std,
+            classes=role.classes,
+            excess=role.fit_excess,
+            per_class=role.layer in fits.centre,
+        )
+        plan.fitted[role.layer] = "logits"
+        fits.exact = fits.exact and not role.tied
+    tails = plan.roles.prenorm_tails if residual is None else {}
+    fits.tails = len(tails)
+    for tail, norm in tails.items():
+        if tail in fits.layers or tail in plan.frozen_layers or tail not in graph.layers:
+            continue
+        fits.layers[tail] = model.get_submodule(tail)
+        fits.relative[tail] = (model.get_submodule(norm), 1 / math.sqrt(len(tails)))
+        fits.own[tail] = _last_read(graph, model, tail)
+        plan.fitted[tail] = f"Pre-LN branch end: output std = stream std/√{len(tails)}"
+    fits.exact = fits.exact and all(
+        graph.layers[n].calls == 1 and (isinstance(m, _HOMOGENEOUS) or is_hf_conv1d(m))
+        for n, m in fits.layers.items()
+    )
+    return fits
+
+
+def _fit_notes(
+    plan: Plan, fits: Fits, target_std: float, *, measured: bool, worst: float | None = None
+) -> None:
+    """The report's notes on what the calibration pass fits (``worst``: the largest correction
+    of a layer before an activation; ``measured=False`` for a plan that ran no pass)."""
+    notes = plan.report.notes
+    if plan.calibrated and (worst is not None or not measured):
+        done = f"; largest correction ×{worst:.3g}" if worst is not None else ""
+        notes.append(
+            f"calibrated {len(plan.calibrated)} layer(s) followed by a ReLU-family or smooth "
+            "activation and no normalization "
+            f"to output std {target_std:g} on example_input{done}"
+        )
+    if fits.relative:
+        notes.append(
+            f"Pre-LN residual stream: the last layer of each of {fits.tails} branch(es) fitted "
+            f"to 1/√{fits.tails} of the stream it adds into (GPT-2's 1/√(2·n_layer) rule, "
+            "relative to the stream's measured scale)"
+        )
+    if any(v == "logits" for v in plan.fitted.values()):
+        notes.append(
+            "logits layers fitted on example_input so the step-0 loss against uniform random "
+            "targets is 1.025·ln C (the 5% bound, less what other batches add); a logits "
+            "bias takes minus each class's mean logit on the batch: no class is preferred"
+        )
+
+
+def _note_fitted_rules(plan: Plan, layers: Any) -> None:
+    """Append why each fitted layer's weight is fitted to its record's rule (not for logits:
+    their role already says it)."""
+    for record in plan.report.params:
+        why = plan.fitted.get(record.layer)
+        fitted = record.layer in layers and record.scheme not in ("keep", "frozen")
+        if fitted and why and why != "logits" and record.name.endswith("weight"):
+            record.rule += f" + {why}"
+
+
+def describe_calibration(
+    model: nn.Module,
+    graph: Graph,
+    plan: Plan,
+    factors: dict[str, float],
+    target_std: float,
+    residual: ResidualMode | None,
+) -> None:
+    """What :func:`calibrate_stage` would fit, written into the report without measuring
+    (``plan_init``): the records' rules and the notes name each fit; no forward pass."""
+    fits = plan_fits(model, graph, plan, factors, residual)
+    _note_fitted_rules(plan, fits.layers)
+    _fit_notes(plan, fits, target_std, measured=False)
+
+
 def calibrate_stage(
     model: nn.Module,
     example_input: Any,
@@ -186,89 +297,33 @@ def calibrate_stage(
     """One forward pass (plus checks where needed) fitting: layers before an activation to
     ``target_std`` (times their residual factor), logits layers to their logit std, and the
     last layers of Pre-LN branches to ``1/sqrt(N)`` of the stream they add into."""
-    layers = dict(plan.calibrated)
-    post = {n: f for n, f in factors.items() if n in layers}
-    relative: dict[str, tuple[nn.Module, float]] = {}
-    own: dict[str, list[nn.Parameter]] = {}
-    goal_of: dict[str, Callable[[torch.Tensor], float]] = {}
-    centre: set[str] = set()
-    exact = True  # each layer called once, linear in its parameters, no tied reuse
-    drawn = {r.layer for r in plan.report.params if r.scheme == "logits"}
-    for name, role in plan.roles.logits.items():
-        owner = name.rpartition(".")[0]
-        if owner not in drawn or role.layer not in graph.layers:
-            continue  # not drawn as logits (another rule, looks-linear, frozen)
-        layers[role.layer] = model.get_submodule(role.layer)
-        own.setdefault(role.layer, []).append(model.get_parameter(name))  # its weight only
-        bias = getattr(layers[role.layer], "bias", None)
-        if not role.tied and isinstance(bias, torch.Tensor) and bias.shape == (role.classes,):
-            centre.add(role.layer)  # no class preferred at step 0: the bias takes the means
-        goal_of[role.layer] = functools.partial(
-            fitted_logit_std,
-            classes=role.classes,
-            excess=role.fit_excess,
-            per_class=role.layer in centre,
-        )
-        plan.fitted[role.layer] = "logits"
-        exact = exact and not role.tied
-    tails = plan.roles.prenorm_tails if residual is None else {}
-    for tail, norm in tails.items():
-        if tail in layers or tail in plan.frozen_layers or tail not in graph.layers:
-            continue
-        layers[tail] = model.get_submodule(tail)
-        relative[tail] = (model.get_submodule(norm), 1 / math.sqrt(len(tails)))
-        own[tail] = _last_read(graph, model, tail)
-        plan.fitted[tail] = f"Pre-LN branch end: output std = stream std/√{len(tails)}"
-    if not layers:
+    fits = plan_fits(model, graph, plan, factors, residual)
+    if not fits.layers:
         return
-    exact = exact and all(
-        graph.layers[n].calls == 1 and (isinstance(m, _HOMOGENEOUS) or is_hf_conv1d(m))
-        for n, m in layers.items()
-    )
     fitted, passes = calibrate(
         model,
         example_input,
-        layers,
+        fits.layers,
         target_std=target_std,
-        check=not exact,
-        post_scale=post,
-        relative=relative,
-        params=own,
-        goal_of=goal_of,
-        centre=centre,
+        check=not fits.exact,
+        post_scale=fits.post,
+        relative=fits.relative,
+        params=fits.own,
+        goal_of=fits.goal_of,
+        centre=fits.centre,
     )
     plan.report.forward_passes += passes
     for record in plan.report.params:
         if record.layer in fitted and record.scheme not in ("keep", "frozen"):
-            factor = post.get(record.layer, 1.0) if record.layer in factors else 1.0
-            scale = fitted[record.layer].scale
-            record.calibration = scale / factor if factor else None
+            factor = fits.post.get(record.layer, 1.0) if record.layer in factors else 1.0
+            record.calibration = fitted[record.layer].scale / factor if factor else None
             record.output_std = fitted[record.layer].std_after
-            why = plan.fitted.get(record.layer)
-            if why and why != "logits" and record.name.endswith("weight"):
-                record.rule += f" + {why}"
+    _note_fitted_rules(plan, fitted)
     corrections = [
         r.calibration for r in plan.report.params if r.calibration and r.layer in plan.calibrated
     ]
-    if corrections:
-        worst = max(corrections, key=lambda c: abs(math.log(c)), default=1.0)
-        plan.report.notes.append(
-            f"calibrated {len(plan.calibrated)} layer(s) followed by a ReLU-family or smooth "
-            "activation and no normalization "
-            f"to output std {target_std:g} on example_input; largest correction ×{worst:.3g}"
-        )
-    if relative:
-        plan.report.notes.append(
-            f"Pre-LN residual stream: the last layer of each of {len(tails)} branch(es) fitted "
-            f"to 1/√{len(tails)} of the stream it adds into (GPT-2's 1/√(2·n_layer) rule, "
-            "relative to the stream's measured scale)"
-        )
-    if any(v == "logits" for v in plan.fitted.values()):
-        plan.report.notes.append(
-            "logits layers fitted on example_input so the step-0 loss against uniform random "
-            "targets is 1.025·ln C (the 5% bound, less what other batches add); a logits "
-            "bias takes minus each class's mean logit on the batch: no class is preferred"
-        )
+    worst = max(corrections, key=lambda c: abs(math.log(c)), default=None)
+    _fit_notes(plan, fits, target_std, measured=True, worst=worst)
 
 
 def finish(

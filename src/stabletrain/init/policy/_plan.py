@@ -1,0 +1,180 @@
+"""plan_init: the report auto_init would write, with nothing changed and nothing allocated."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from stabletrain.graph import snapshot_of, trace
+from stabletrain.init.policy._apply import PLAN_SOURCE, std_of
+from stabletrain.init.policy._auto import checked_arguments
+from stabletrain.init.policy._report import InitReport
+from stabletrain.init.policy._rules import Rule
+from stabletrain.init.policy._stages import (
+    describe_calibration,
+    finish,
+    initialize,
+    scale_branches_and_queries,
+)
+from stabletrain.init.residual import ResidualMode
+
+__all__ = ["plan_init"]
+
+
+def plan_init(
+    model: nn.Module,
+    example_input: Any,
+    policy: Sequence[Rule | Mapping[str, Any]] | None = None,
+    *,
+    residual: ResidualMode | None = None,
+    calibrate_layers: bool = True,
+    target_std: float = 1.0,
+    looks_linear: bool = False,
+    include_frozen: bool = False,
+) -> InitReport:
+    """The plan :func:`auto_init` would carry out, as its report; the model is not changed.
+
+    Every parameter is listed with the scheme, gain and rule ``auto_init`` would give it with
+    the same arguments, the layers its calibration pass would fit and why (logits fitted to a
+    step-0 loss near ``ln C``, Pre-LN branch ends to ``1/sqrt(N)`` of their stream, layers
+    before an activation to ``target_std``), and the notes. What only a measurement gives is
+    left empty: the std after, the calibration factors, the output stds.
+
+    The plan is made on a ``meta``-device twin of the model (same modules and tied parameters,
+    tensors without storage) fed a ``meta`` copy of ``example_input``: no parameter is
+    allocated or drawn, so a model built on the ``meta`` device (``with torch.device("meta"):``,
+    ``init_empty_weights``) can be planned before it exists; a 1.1B-parameter Llama plans in
+    about 0.3 s on a CPU. Where the forward pass needs values (data-dependent control flow such
+    as ``if mask.any():``) the twin cannot run; a model with real tensors is then planned on
+    itself under a snapshot (one copy of its parameters, buffers and gradients) restored bit
+    for bit afterwards, and a ``meta`` model raises ``ValueError``.
+
+    Args:
+        model: the model, on any device including ``meta``; it is not modified.
+        example_input: a tensor, a tuple of positional inputs or a dict of keyword inputs
+            (on any device: only shapes and dtypes are read on the twin).
+        policy, residual, calibrate_layers, target_std, looks_linear, include_frozen: as for
+            :func:`auto_init`.
+
+    Returns:
+        An :class:`InitReport` with ``planned=True`` and ``forward_passes == 0``: the trace
+        ran on the twin (or on the model, restored), never a calibration pass.
+
+    Example:
+        >>> with torch.device("meta"):
+        ...     model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 10))
+        >>> plan = plan_init(model, torch.randn(8, 16))
+        >>> plan["0.weight"].scheme, plan["2.weight"].scheme, plan.planned
+        ('he_normal', 'logits', True)
+        >>> model[0].weight.is_meta  # nothing was materialized
+        True
+    """
+    model, rules, target_std = checked_arguments(
+        "plan_init", model, example_input, policy, residual, target_std
+    )
+    stages = functools.partial(
+        _plan,
+        rules=rules,
+        residual=residual,
+        calibrate_layers=calibrate_layers,
+        target_std=target_std,
+        looks_linear=looks_linear,
+        include_frozen=include_frozen,
+    )
+    with torch.random.fork_rng(devices=[]):  # the draws on the model itself use the CPU RNG
+        report = _planned(model, example_input, stages)
+    real = dict(model.named_parameters())
+    for record in report.params:
+        record.std_before, record.std_after = std_of(real[record.name]), math.nan
+    report.forward_passes = 0
+    return report
+
+
+def _planned(
+    model: nn.Module, example_input: Any, stages: Callable[[nn.Module, Any], InitReport]
+) -> InitReport:
+    """``stages`` on the meta twin, or on the model itself under a snapshot where the twin
+    cannot run the forward pass."""
+    twin = _meta_twin(model)
+    if twin is not None:
+        try:
+            graph = trace(twin, _to_meta(example_input))
+        except Exception as err:  # the forward pass reads values: data-dependent control flow
+            if _is_meta(model):
+                raise ValueError(
+                    f"plan_init: {type(model).__name__}'s forward pass needs values, which a "
+                    f"model on the meta device does not have ({type(err).__name__}: {err}); "
+                    'materialize it first (model.to_empty(device="cpu")) and plan again.'
+                ) from err
+        else:
+            return stages(twin, graph)
+    restore = snapshot_of(model)
+    try:
+        report = stages(model, trace(model, example_input))
+    finally:
+        restore()
+    report.notes.append(
+        "planned on the model itself (its forward pass needs values, so a meta-device twin "
+        "could not run it); every tensor was restored as it was"
+    )
+    return report
+
+
+def _plan(
+    model: nn.Module,
+    graph: Any,
+    *,
+    rules: list[Rule],
+    residual: ResidualMode | None,
+    calibrate_layers: bool,
+    target_std: float,
+    looks_linear: bool,
+    include_frozen: bool,
+) -> InitReport:
+    """auto_init's stages on ``model`` (the twin, or the model under a snapshot), with the
+    calibration pass described instead of run."""
+    plan = initialize(model, graph, rules, looks_linear, include_frozen, None)
+    factors = scale_branches_and_queries(model, graph, plan, residual)
+    if calibrate_layers:
+        describe_calibration(model, graph, plan, factors, target_std, residual)
+    finish(model, graph, plan, residual, factors)
+    plan.report.planned = True
+    return plan.report
+
+
+def _is_meta(model: nn.Module) -> bool:
+    return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
+
+
+def _meta_twin(model: nn.Module) -> nn.Module | None:
+    """A deep copy of ``model`` whose parameters and buffers are ``meta`` tensors of the same
+    shapes, dtypes and ``requires_grad`` (shared tensors stay shared): no storage is copied.
+    ``None`` where the model cannot be copied."""
+    memo: dict[int, Any] = {}
+    for p in model.parameters():
+        twin = nn.Parameter(torch.empty_like(p, device="meta"), p.requires_grad)
+        setattr(twin, PLAN_SOURCE, p)  # its values still decide (a zero norm weight is kept)
+        memo[id(p)] = twin
+    for b in model.buffers():
+        memo[id(b)] = torch.empty_like(b, device="meta")
+    try:
+        return copy.deepcopy(model, memo)
+    except Exception:  # a module holding a lock, a C handle, a compiled graph ...
+        return None
+
+
+def _to_meta(value: Any) -> Any:
+    """``value`` with every tensor replaced by a ``meta`` tensor of its shape and dtype."""
+    if isinstance(value, torch.Tensor):
+        return torch.empty_like(value, device="meta")
+    if isinstance(value, Mapping):
+        return {k: _to_meta(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return type(value)(_to_meta(v) for v in value)
+    return value
