@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from stabletrain import diagnostics, graph, init, models, monitoring, regularization, stability
     from stabletrain.diagnostics import diagnose, lint
+    from stabletrain.findings import Finding
     from stabletrain.graph import trace
     from stabletrain.init import (
         Fans,
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     )
     from stabletrain.monitoring import (
         ConsoleSink,
-        Finding,
         JSONLSink,
         MemorySink,
         TensorBoardSink,
@@ -152,7 +152,7 @@ _LAZY: dict[str, str] = {
     "lsuv_": "stabletrain.init",
     "plan_init": "stabletrain.init",
     "ConsoleSink": "stabletrain.monitoring",
-    "Finding": "stabletrain.monitoring",
+    "Finding": "stabletrain.findings",
     "JSONLSink": "stabletrain.monitoring",
     "MemorySink": "stabletrain.monitoring",
     "TensorBoardSink": "stabletrain.monitoring",

@@ -13,11 +13,11 @@ from torch import nn
 from stabletrain._render import render_text
 from stabletrain.cli.main import main
 from stabletrain.diagnostics.propagation import diagnose
+from stabletrain.findings import Finding
 from stabletrain.lab import Result, verdicts
 from stabletrain.lab.report import verdict_table
 from stabletrain.monitoring import JSONLSink, TrainingMonitor, every
 from stabletrain.monitoring._summary import findings_renderable
-from stabletrain.monitoring.rules import Finding
 from tests._long_names import LongNames, assert_fits, linear_names
 
 FACTORY = f"{Path(__file__).parents[1] / '_long_names.py'}:build"
@@ -64,7 +64,15 @@ def test_the_monitor_summary_at_80_columns_wraps_prose_at_the_full_width() -> No
         "signal and its weights will not move."
     )
     findings = [
-        Finding("warning", name, "grad_norm", 1e-9, 1e-7, message, "stabletrain.auto_init(m, x)")
+        Finding(
+            severity="warning",
+            layer=name,
+            metric="grad_norm",
+            value=1e-9,
+            threshold=1e-7,
+            message=message,
+            fix="stabletrain.auto_init(m, x)",
+        )
         for name in names
     ]
     text = render_text(findings_renderable(findings, steps=50, logged=50, preset="standard"))

@@ -7,7 +7,7 @@ import math
 
 from stabletrain._render import render_text
 from stabletrain.diagnostics import Diagnosis, LayerStats
-from stabletrain.monitoring.rules import Finding
+from stabletrain.findings import Finding
 
 
 def _diagnosis(gain: float) -> Diagnosis:
@@ -23,7 +23,15 @@ def _diagnosis(gain: float) -> Diagnosis:
         zero_fraction=0.5,
         histogram=(0.25, 0.5, 0.25),
     )
-    finding = Finding("warning", "blocks.0[fc]", "out_std", 2.0, 1.0, "E[x²] is [bold]2[/]", "fix")
+    finding = Finding(
+        severity="warning",
+        layer="blocks.0[fc]",
+        metric="out_std",
+        value=2.0,
+        threshold=1.0,
+        message="E[x²] is [bold]2[/]",
+        fix="fix",
+    )
     return Diagnosis(
         model="Net",
         layers=(layer,),

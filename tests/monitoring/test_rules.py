@@ -14,9 +14,10 @@ from torch import nn
 
 import stabletrain as st
 from stabletrain import models
+from stabletrain.findings import Finding
 from stabletrain.monitoring import MemorySink, Thresholds, TrainingMonitor, every
 from stabletrain.monitoring import rules as R
-from stabletrain.monitoring.rules import Finding, LayerMeta, StepMetrics
+from stabletrain.monitoring.rules import LayerMeta, StepMetrics
 
 T = Thresholds()
 
@@ -343,7 +344,17 @@ def test_a_healthy_model_raises_no_finding() -> None:
 
 
 def test_a_finding_round_trips_through_json_and_bad_objects_are_refused() -> None:
-    f = Finding("error", "fc", "grad_norm", float("inf"), 1e3, "explodes", "clip", "exploding", 2)
+    f = Finding(
+        severity="error",
+        layer="fc",
+        metric="grad_norm",
+        value=float("inf"),
+        threshold=1e3,
+        message="explodes",
+        fix="clip",
+        rule="exploding",
+        step=2,
+    )
     back = Finding.from_json(f.to_json())
     assert back == f
     assert f.to_json()["value"] == "inf"
@@ -356,8 +367,30 @@ def test_a_finding_round_trips_through_json_and_bad_objects_are_refused() -> Non
 
 
 def test_merged_keeps_the_first_step_and_takes_the_latest_values() -> None:
-    first = Finding("warning", "fc", "update_ratio", 0.5, 0.1, "too high", "lower lr", "u", 4, 4)
-    later = Finding("error", "fc", "update_ratio", 1e-6, 1e-5, "too low", "raise lr", "u", 9, 9)
+    first = Finding(
+        severity="warning",
+        layer="fc",
+        metric="update_ratio",
+        value=0.5,
+        threshold=0.1,
+        message="too high",
+        fix="lower lr",
+        rule="u",
+        step=4,
+        last_step=4,
+    )
+    later = Finding(
+        severity="error",
+        layer="fc",
+        metric="update_ratio",
+        value=1e-6,
+        threshold=1e-5,
+        message="too low",
+        fix="raise lr",
+        rule="u",
+        step=9,
+        last_step=9,
+    )
     m = first.merged(later).merged(later)
     assert (m.step, m.last_step, m.count) == (4, 9, 3)
     assert (m.value, m.threshold, m.message, m.fix, m.severity) == (

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stabletrain.findings import Finding
 from stabletrain.monitoring import (
-    Finding,
     Histogram,
     JSONLSink,
     MemorySink,

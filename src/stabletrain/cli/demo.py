@@ -31,8 +31,9 @@ from stabletrain._fit import Col, FitTable
 from stabletrain.cli._commands import COMMANDS
 from stabletrain.cli._load import FORMATS, CLIError, check_int, check_seed
 from stabletrain.cli._out import check_kind, check_out_dir, check_report_extra, mark, writing_into
+from stabletrain.findings import Finding
 from stabletrain.models import mlp
-from stabletrain.monitoring import Finding, JSONLSink, TrainingMonitor, every
+from stabletrain.monitoring import JSONLSink, TrainingMonitor, every
 
 DEPTH, WIDTH, ACTIVATION = 30, 128, "tanh"
 LR = 0.01  # SGD with momentum 0.9: measured, default init 10.6% and auto_init 96.1% at 300 steps

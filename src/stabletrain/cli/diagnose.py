@@ -43,7 +43,7 @@ from stabletrain.cli._out import (
 if TYPE_CHECKING:
     from torch import nn
 
-    from stabletrain.monitoring.rules import Finding
+    from stabletrain.findings import Finding
 
 SEVERITY_ORDER = ("info", "warning", "error")
 DEFAULT_SHAPE = (64,)

@@ -25,8 +25,8 @@ from collections.abc import Set as AbstractSet
 
 from stabletrain._stats import pairwise_slopes
 from stabletrain.diagnostics.diagnosis import LayerStats
+from stabletrain.findings import Finding
 from stabletrain.monitoring._activations import RECTIFIERS
-from stabletrain.monitoring.rules import Finding
 
 DEPTH_RATIO = 10.0
 """A std that changes by more than this factor across the weight layers vanishes/explodes."""
@@ -78,16 +78,16 @@ def _trend(
     (start, v_start), (end, v_end) = seq[0], seq[-1]
     return [
         Finding(
-            "warning",
-            end,
-            attr,
-            change,
-            1 / DEPTH_RATIO if vanishing else DEPTH_RATIO,
-            f"{what.capitalize()}s {'vanish' if vanishing else 'explode'} with depth at "
+            severity="warning",
+            layer=end,
+            metric=attr,
+            value=change,
+            threshold=1 / DEPTH_RATIO if vanishing else DEPTH_RATIO,
+            message=f"{what.capitalize()}s {'vanish' if vanishing else 'explode'} with depth at "
             f"initialization: the {what} std changes ×{change:.3g} over {len(seq)} weight "
             f"layers (geometric fit), from {v_start:.3g} at {start} to {v_end:.3g} at {end}.",
-            _FIX_DEPTH,
-            f"propagation_{'backward' if backward else 'forward'}_"
+            fix=_FIX_DEPTH,
+            rule=f"propagation_{'backward' if backward else 'forward'}_"
             f"{'vanishing' if vanishing else 'exploding'}",
         )
     ]
@@ -100,16 +100,17 @@ def _nonfinite(layers: Sequence[LayerStats]) -> list[Finding]:
             if math.isinf(value) or (math.isnan(value) and attr == "out_std"):
                 return [
                     Finding(
-                        "error",
-                        x.name,
-                        attr,
-                        value,
-                        0.0,
-                        f"The {what} of {x.name or '(root)'} holds NaN or inf at initialization "
+                        severity="error",
+                        layer=x.name,
+                        metric=attr,
+                        value=value,
+                        threshold=0.0,
+                        message=f"The {what} of {x.name or '(root)'} holds NaN or inf at "
+                        "initialization "
                         "(the first layer where it does).",
-                        "check example_input for NaN/inf and the weights for overflow; "
+                        fix="check example_input for NaN/inf and the weights for overflow; "
                         f"{FIX_INIT} re-initializes every layer",
-                        "propagation_nonfinite",
+                        rule="propagation_nonfinite",
                     )
                 ]
     return []
@@ -122,31 +123,32 @@ def _activations(layers: Sequence[LayerStats]) -> list[Finding]:
         if act in RECTIFIERS and x.zero_fraction > DEAD_FRACTION:
             found.append(
                 Finding(
-                    "warning",
-                    x.name,
-                    "zero_fraction",
-                    x.zero_fraction,
-                    DEAD_FRACTION,
-                    f"{x.zero_fraction:.0%} of the {act} outputs after {x.name} are 0: those "
+                    severity="warning",
+                    layer=x.name,
+                    metric="zero_fraction",
+                    value=x.zero_fraction,
+                    threshold=DEAD_FRACTION,
+                    message=f"{x.zero_fraction:.0%} of the {act} outputs after {x.name} are 0: "
+                    "those "
                     "units pass no gradient (dying ReLU).",
-                    f"{FIX_INIT} (He init, zero biases); a negative bias or a shifted input "
+                    fix=f"{FIX_INIT} (He init, zero biases); a negative bias or a shifted input "
                     "kills units: center the input, or use nn.LeakyReLU",
-                    "propagation_dead",
+                    rule="propagation_dead",
                 )
             )
         if x.saturated_fraction > SATURATED_FRACTION:
             found.append(
                 Finding(
-                    "warning",
-                    x.name,
-                    "saturated_fraction",
-                    x.saturated_fraction,
-                    SATURATED_FRACTION,
-                    f"{x.saturated_fraction:.0%} of the {act} outputs after {x.name} are "
+                    severity="warning",
+                    layer=x.name,
+                    metric="saturated_fraction",
+                    value=x.saturated_fraction,
+                    threshold=SATURATED_FRACTION,
+                    message=f"{x.saturated_fraction:.0%} of the {act} outputs after {x.name} are "
                     "saturated (within 1% of a bound), where the derivative is below 0.02.",
-                    f"{FIX_INIT} (Xavier for tanh/sigmoid: smaller weights); scale the input "
+                    fix=f"{FIX_INIT} (Xavier for tanh/sigmoid: smaller weights); scale the input "
                     "to unit variance",
-                    "propagation_saturated",
+                    rule="propagation_saturated",
                 )
             )
     return found
@@ -163,18 +165,19 @@ def _mismatch(layers: Sequence[LayerStats]) -> list[Finding]:
     _, ratio, name, what = max(off)
     return [
         Finding(
-            "info",
-            name,
-            "forward_ratio" if what == "output" else "backward_ratio",
-            ratio,
-            RATIO_BAND,
-            f"Measured and predicted std differ by more than ×{RATIO_BAND:g} at {len(off)} "
+            severity="info",
+            layer=name,
+            metric="forward_ratio" if what == "output" else "backward_ratio",
+            value=ratio,
+            threshold=RATIO_BAND,
+            message=f"Measured and predicted std differ by more than ×{RATIO_BAND:g} at {len(off)} "
             f"place(s); the largest: the {what} std of {name} is ×{ratio:.3g} the prediction. "
             "Theory assumes independent zero-mean weights and inputs: constant, correlated or "
             "shifted weights, or an input far from zero mean, break it.",
-            f"check the weights and the input's scale; {FIX_INIT} re-initializes with the schemes "
+            fix=f"check the weights and the input's scale; {FIX_INIT} re-initializes with the "
+            "schemes "
             "the theory describes",
-            "propagation_theory_mismatch",
+            rule="propagation_theory_mismatch",
         )
     ]
 

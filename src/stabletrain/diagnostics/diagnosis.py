@@ -42,7 +42,7 @@ from rich.console import RenderableType
 
 from stabletrain._render import render_text
 from stabletrain.diagnostics._table import diagnosis_table
-from stabletrain.monitoring.rules import Finding
+from stabletrain.findings import Finding
 
 __all__ = ["SCHEMA_NAME", "SCHEMA_VERSION", "Diagnosis", "LayerStats"]
 

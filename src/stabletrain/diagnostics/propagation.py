@@ -38,6 +38,7 @@ from stabletrain.diagnostics._loss import compute_loss
 from stabletrain.diagnostics._scheme import scheme_of
 from stabletrain.diagnostics._theory import Inputs, Predictions, predict
 from stabletrain.diagnostics.diagnosis import Diagnosis, LayerStats
+from stabletrain.findings import SEVERITIES, Finding
 from stabletrain.graph import (
     Graph,
     check_example_input,
@@ -49,7 +50,6 @@ from stabletrain.graph import (
 )
 from stabletrain.init import auto_init
 from stabletrain.monitoring.metrics import moments
-from stabletrain.monitoring.rules import SEVERITIES, Finding
 
 __all__ = ["diagnose"]
 

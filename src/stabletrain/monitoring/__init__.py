@@ -18,6 +18,7 @@
 [5, 10]
 """
 
+from stabletrain.findings import SEVERITIES, Finding, Severity
 from stabletrain.monitoring import metrics
 from stabletrain.monitoring.monitor import (
     HISTOGRAM_BINS,
@@ -26,16 +27,7 @@ from stabletrain.monitoring.monitor import (
     SkipCounter,
     TrainingMonitor,
 )
-from stabletrain.monitoring.rules import (
-    RULES,
-    SEVERITIES,
-    Finding,
-    LayerMeta,
-    Rule,
-    Severity,
-    StepMetrics,
-    Thresholds,
-)
+from stabletrain.monitoring.rules import RULES, LayerMeta, Rule, StepMetrics, Thresholds
 from stabletrain.monitoring.schedules import Schedule, every
 from stabletrain.monitoring.sinks import (
     METRICS,

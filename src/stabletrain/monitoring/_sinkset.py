@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from stabletrain.monitoring.rules import Finding
+from stabletrain.findings import Finding
 from stabletrain.monitoring.sinks.base import Histogram, Row, Sink
 
 

@@ -10,7 +10,7 @@ from rich.console import RenderableType
 from rich.text import Text
 
 from stabletrain._fit import Col, FitTable
-from stabletrain.monitoring.rules import Finding
+from stabletrain.findings import Finding
 from stabletrain.monitoring.sinks.base import layer_label
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}

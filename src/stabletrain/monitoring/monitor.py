@@ -63,6 +63,14 @@ from torch import nn
 from stabletrain._checks import check_choice
 from stabletrain._render import render_text
 from stabletrain._wrappers import unwrap_model, unwrap_optimizer
+from stabletrain.findings import (
+    SEVERITIES,
+    Finding,
+    FindingKey,
+    Severity,
+    fold_findings,
+    ordered_findings,
+)
 from stabletrain.graph import Graph, trace
 from stabletrain.monitoring._hooks import ACTIVATION_ROWS, ActivationProbe, GradCapture, or_empty
 from stabletrain.monitoring._layers import LayerSpec, discover
@@ -82,18 +90,7 @@ from stabletrain.monitoring.metrics import (
     sample_rows,
     segment_sums,
 )
-from stabletrain.monitoring.rules import (
-    RULES,
-    SEVERITIES,
-    Finding,
-    FindingKey,
-    LayerMeta,
-    Severity,
-    StepMetrics,
-    Thresholds,
-    fold_findings,
-    ordered_findings,
-)
+from stabletrain.monitoring.rules import RULES, LayerMeta, StepMetrics, Thresholds
 from stabletrain.monitoring.schedules import Schedule, check_schedule, every
 from stabletrain.monitoring.sinks.base import Histogram, Row, Sink
 

@@ -37,12 +37,19 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from stabletrain._checks import check_positive_int, check_real
 from stabletrain._stats import pairwise_slopes
+from stabletrain.findings import (
+    SEVERITIES,
+    Finding,
+    FindingKey,
+    Severity,
+    fold_findings,
+    ordered_findings,
+)
 
 __all__ = [
     "RULES",
@@ -67,9 +74,6 @@ __all__ = [
     "update_ratio",
     "vanishing",
 ]
-
-Severity = Literal["info", "warning", "error"]
-SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
 
 
 @dataclass(frozen=True)
@@ -176,98 +180,6 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
-class Finding:
-    """A problem the monitor found: where, how bad, and which stabletrain call fixes it.
-
-    Attributes:
-        severity: ``"error"`` (training is broken), ``"warning"`` (it is impaired) or
-            ``"info"``.
-        layer: the qualified module name, or None for the whole model.
-        metric: the measurement that crossed the threshold (a row's metric name).
-        value: its value, on the latest step the finding fired.
-        threshold: the threshold it crossed.
-        message: what is wrong, in one sentence.
-        fix: the stabletrain call or setting that addresses it.
-        rule: the rule that fired (a name in :data:`RULES`).
-        step: the first logged step on which it fired.
-        last_step: the latest.
-        count: on how many logged steps it fired.
-    """
-
-    severity: Severity
-    layer: str | None
-    metric: str
-    value: float
-    threshold: float
-    message: str
-    fix: str
-    rule: str = ""
-    step: int = 0
-    last_step: int = 0
-    count: int = 1
-
-    def merged(self, again: Finding) -> Finding:
-        """This finding fired again as ``again`` on a later step: the first step kept, the
-        latest value, threshold, message, fix (too high vs too low) and severity, one more count.
-
-        Example:
-            >>> first = Finding("warning", "fc", "grad_norm", 1e-9, 1e-7, "small", "fix", "r", 5, 5)
-            >>> later = replace(first, value=1e-10, step=9, last_step=9)
-            >>> m = first.merged(later)
-            >>> m.step, m.last_step, m.count, m.value
-            (5, 9, 2, 1e-10)
-        """
-        return replace(
-            self,
-            value=again.value,
-            threshold=again.threshold,
-            message=again.message,
-            fix=again.fix,
-            severity=again.severity,
-            last_step=again.last_step,
-            count=self.count + again.count,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """The finding as a JSON object; a non-finite number is written as the string ``"nan"``,
-        ``"inf"`` or ``"-inf"`` (JSON has no NaN)."""
-        obj = asdict(self)
-        for key in ("value", "threshold"):
-            if not math.isfinite(obj[key]):
-                obj[key] = str(obj[key])
-        return obj
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> Finding:
-        """Read back a finding written by :meth:`to_json`.
-
-        Raises:
-            ValueError: a field is missing, or the severity is not one of :data:`SEVERITIES`.
-        """
-        try:
-            severity = obj["severity"]
-            if severity not in SEVERITIES:
-                raise ValueError(
-                    f"Finding.from_json: severity {severity!r} is not one of {SEVERITIES}."
-                )
-            return cls(
-                severity,
-                obj["layer"],
-                str(obj["metric"]),
-                float(obj["value"]),
-                float(obj["threshold"]),
-                str(obj["message"]),
-                str(obj["fix"]),
-                str(obj.get("rule", "")),
-                int(obj.get("step", 0)),
-                int(obj.get("last_step", 0)),
-                int(obj.get("count", 1)),
-            )
-        except KeyError as err:
-            raise ValueError(f"Finding.from_json: {dict(obj)!r} has no field {err}.") from err
-
-
-@dataclass(frozen=True)
 class LayerMeta:
     """What the rules know about a layer besides its measurements.
 
@@ -305,38 +217,6 @@ class StepMetrics:
 
 
 Rule = Callable[[StepMetrics, Thresholds], list[Finding]]
-FindingKey = tuple[str, str | None, str]
-"""How repeated firings are merged: ``(rule, layer, metric)``."""
-
-
-def fold_findings(merged: dict[FindingKey, Finding], events: Iterable[Finding]) -> None:
-    """Merge each firing of ``events`` into ``merged``, in place, by ``(rule, layer, metric)``
-    (:meth:`Finding.merged`): how the monitor and a report merge repeated findings.
-
-    Example:
-        >>> f = Finding("info", None, "loss", 1.0, 0.0, "plateau", "lr", "loss_plateau", 3, 3)
-        >>> merged: dict[FindingKey, Finding] = {}
-        >>> fold_findings(merged, [f, replace(f, step=5, last_step=5)])
-        >>> [(m.step, m.last_step, m.count) for m in merged.values()]
-        [(3, 5, 2)]
-    """
-    for event in events:
-        key = (event.rule, event.layer, event.metric)
-        old = merged.get(key)
-        merged[key] = event if old is None else old.merged(event)
-
-
-def ordered_findings(findings: Iterable[Finding], layers: Sequence[str]) -> list[Finding]:
-    """``findings`` errors first, then by first step, by position in ``layers`` (the whole
-    model's first) and by rule."""
-    rank = {s: i for i, s in enumerate(SEVERITIES)}
-    order = {name: i for i, name in enumerate(layers)}
-    return sorted(
-        findings,
-        key=lambda f: (-rank[f.severity], f.step, order.get(f.layer or "", -1), f.rule),
-    )
-
-
 _FIX_INIT = "stabletrain.auto_init(model, example_input)"
 _FIX_NORM_RESIDUAL = (
     "add LayerNorm/BatchNorm or residual connections "
@@ -371,21 +251,30 @@ def nonfinite(m: StepMetrics, t: Thresholds) -> list[Finding]:
             if count is not None and count > 0:
                 found.append(
                     Finding(
-                        "error",
-                        layer.name,
-                        metric,
-                        count,
-                        0.0,
-                        f"{int(count)} non-finite (NaN/inf) entries in the {what} of "
+                        severity="error",
+                        layer=layer.name,
+                        metric=metric,
+                        value=count,
+                        threshold=0.0,
+                        message=f"{int(count)} non-finite (NaN/inf) entries in the {what} of "
                         f"{layer.name or '(root)'}.",
-                        fix,
-                        "nonfinite",
+                        fix=fix,
+                        rule="nonfinite",
                     )
                 )
     loss = m.get(None, "loss")
     if loss is not None and not math.isfinite(loss):
         found.append(
-            Finding("error", None, "loss", loss, 0.0, f"The loss is {loss}.", fix, "nonfinite")
+            Finding(
+                severity="error",
+                layer=None,
+                metric="loss",
+                value=loss,
+                threshold=0.0,
+                message=f"The loss is {loss}.",
+                fix=fix,
+                rule="nonfinite",
+            )
         )
     return found
 
@@ -399,28 +288,28 @@ def exploding(m: StepMetrics, t: Thresholds) -> list[Finding]:
         if g is not None and g > t.exploding_norm:  # inf too: a norm that overflowed
             found.append(
                 Finding(
-                    "error",
-                    layer.name,
-                    "grad_norm",
-                    g,
-                    t.exploding_norm,
-                    f"Exploding gradient: norm {g:.3g} in {layer.name or '(root)'}.",
-                    fix,
-                    "exploding",
+                    severity="error",
+                    layer=layer.name,
+                    metric="grad_norm",
+                    value=g,
+                    threshold=t.exploding_norm,
+                    message=f"Exploding gradient: norm {g:.3g} in {layer.name or '(root)'}.",
+                    fix=fix,
+                    rule="exploding",
                 )
             )
     total = m.get(None, "grad_norm")
     if not found and total is not None and total > t.exploding_norm:
         found.append(
             Finding(
-                "error",
-                None,
-                "grad_norm",
-                total,
-                t.exploding_norm,
-                f"Exploding gradient: total norm {total:.3g}.",
-                fix,
-                "exploding",
+                severity="error",
+                layer=None,
+                metric="grad_norm",
+                value=total,
+                threshold=t.exploding_norm,
+                message=f"Exploding gradient: total norm {total:.3g}.",
+                fix=fix,
+                rule="exploding",
             )
         )
     return found
@@ -488,33 +377,35 @@ def depth_trend(m: StepMetrics, t: Thresholds) -> list[Finding]:
     if ratio < 1 / t.depth_ratio:
         return [
             Finding(
-                "warning",
-                first,
-                "grad_norm",
-                ratio,
-                1 / t.depth_ratio,
-                f"Vanishing gradients with depth: the gradient norm shrinks geometrically from "
+                severity="warning",
+                layer=first,
+                metric="grad_norm",
+                value=ratio,
+                threshold=1 / t.depth_ratio,
+                message="Vanishing gradients with depth: the gradient norm shrinks geometrically "
+                "from "
                 f"the last weight layer back to {first or '(root)'} (fitted ratio {ratio:.2g} "
                 f"over {len(pairs)} layers).",
-                f"{_FIX_INIT} (He init for ReLU, Xavier for tanh/sigmoid); use ReLU-family "
+                fix=f"{_FIX_INIT} (He init for ReLU, Xavier for tanh/sigmoid); use ReLU-family "
                 f"activations rather than sigmoid/tanh; {_FIX_NORM_RESIDUAL}",
-                "depth_trend",
+                rule="depth_trend",
             )
         ]
     if ratio > t.depth_ratio:
         return [
             Finding(
-                "warning",
-                first,
-                "grad_norm",
-                ratio,
-                t.depth_ratio,
-                f"Exploding gradients with depth: the gradient norm grows geometrically from "
+                severity="warning",
+                layer=first,
+                metric="grad_norm",
+                value=ratio,
+                threshold=t.depth_ratio,
+                message="Exploding gradients with depth: the gradient norm grows geometrically "
+                "from "
                 f"the last weight layer back to {first or '(root)'} (fitted ratio {ratio:.2g} "
                 f"over {len(pairs)} layers).",
-                f"{_FIX_INIT} (the init is too large for this depth); {_FIX_NORM_RESIDUAL}; "
+                fix=f"{_FIX_INIT} (the init is too large for this depth); {_FIX_NORM_RESIDUAL}; "
                 f"{_FIX_CLIP}",
-                "depth_trend",
+                rule="depth_trend",
             )
         ]
     return []
@@ -533,16 +424,16 @@ def vanishing(m: StepMetrics, t: Thresholds) -> list[Finding]:
         if g < t.vanishing_ratio * median:
             found.append(
                 Finding(
-                    "warning",
-                    layer.name,
-                    "grad_norm",
-                    g,
-                    t.vanishing_ratio * median,
-                    f"Vanishing gradient in {layer.name or '(root)'}: norm {g:.3g}, "
+                    severity="warning",
+                    layer=layer.name,
+                    metric="grad_norm",
+                    value=g,
+                    threshold=t.vanishing_ratio * median,
+                    message=f"Vanishing gradient in {layer.name or '(root)'}: norm {g:.3g}, "
                     f"{g / median:.2g} x the median layer's {median:.3g}.",
-                    f"{_FIX_INIT}; {_FIX_NORM_RESIDUAL}; check for dead or saturated units "
+                    fix=f"{_FIX_INIT}; {_FIX_NORM_RESIDUAL}; check for dead or saturated units "
                     "feeding this layer",
-                    "vanishing",
+                    rule="vanishing",
                 )
             )
     return found
@@ -558,17 +449,18 @@ def dead_units(m: StepMetrics, t: Thresholds) -> list[Finding]:
         if _finite(dead) and dead is not None and dead > t.dead_fraction:
             found.append(
                 Finding(
-                    "warning",
-                    layer.name,
-                    "dead_fraction",
-                    dead,
-                    t.dead_fraction,
-                    f"{dead:.0%} of the units after {layer.name or '(root)'} "
+                    severity="warning",
+                    layer=layer.name,
+                    metric="dead_fraction",
+                    value=dead,
+                    threshold=t.dead_fraction,
+                    message=f"{dead:.0%} of the units after {layer.name or '(root)'} "
                     f"({layer.activation or 'ReLU-like'}) were never positive over the last "
                     f"{t.dead_window} logged batches: they get no gradient.",
-                    f"{_FIX_INIT} (He init, zero biases); lower the learning rate{_lr_text(m)}; "
+                    fix=f"{_FIX_INIT} (He init, zero biases); lower the learning "
+                    f"rate{_lr_text(m)}; "
                     "or LeakyReLU/GELU, whose units cannot die",
-                    "dead_units",
+                    rule="dead_units",
                 )
             )
     return found
@@ -582,17 +474,17 @@ def saturation(m: StepMetrics, t: Thresholds) -> list[Finding]:
         if _finite(sat) and sat is not None and sat > t.saturation_fraction:
             found.append(
                 Finding(
-                    "warning",
-                    layer.name,
-                    "saturation_fraction",
-                    sat,
-                    t.saturation_fraction,
-                    f"{sat:.0%} of the {layer.activation or 'bounded'} outputs after "
+                    severity="warning",
+                    layer=layer.name,
+                    metric="saturation_fraction",
+                    value=sat,
+                    threshold=t.saturation_fraction,
+                    message=f"{sat:.0%} of the {layer.activation or 'bounded'} outputs after "
                     f"{layer.name or '(root)'} are saturated: their gradient is ~0.",
-                    f"{_FIX_INIT} (Xavier for tanh/sigmoid: the init is too large); add "
+                    fix=f"{_FIX_INIT} (Xavier for tanh/sigmoid: the init is too large); add "
                     "normalization before the activation (stabletrain.models.mlp(..., "
                     'norm="layer")); or a ReLU-family activation',
-                    "saturation",
+                    rule="saturation",
                 )
             )
     return found
@@ -606,17 +498,19 @@ def symmetric_units(m: StepMetrics, t: Thresholds) -> list[Finding]:
         if _finite(cos) and cos is not None and cos >= t.symmetric_cosine:
             found.append(
                 Finding(
-                    "error",
-                    layer.name,
-                    "max_row_cosine",
-                    cos,
-                    t.symmetric_cosine,
-                    f"Symmetric units in {layer.name or '(root)'}: two rows of its weight have "
+                    severity="error",
+                    layer=layer.name,
+                    metric="max_row_cosine",
+                    value=cos,
+                    threshold=t.symmetric_cosine,
+                    message=f"Symmetric units in {layer.name or '(root)'}: two rows of its weight "
+                    "have "
                     f"cosine similarity {cos:.4f}; identical units get identical gradients and "
                     "never differ (claim I1).",
-                    "break the symmetry with a random init: stabletrain.init.orthogonal_(weight)"
+                    fix="break the symmetry with a random init: "
+                    "stabletrain.init.orthogonal_(weight)"
                     f" or {_FIX_INIT}; never initialize weights to a constant",
-                    "symmetric_units",
+                    rule="symmetric_units",
                 )
             )
     return found
@@ -633,30 +527,31 @@ def update_ratio(m: StepMetrics, t: Thresholds) -> list[Finding]:
         if r > t.update_ratio_high:
             found.append(
                 Finding(
-                    "warning",
-                    layer.name,
-                    "update_ratio",
-                    r,
-                    t.update_ratio_high,
-                    f"One step changes the weights of {name} by {r:.2g} of their norm "
+                    severity="warning",
+                    layer=layer.name,
+                    metric="update_ratio",
+                    value=r,
+                    threshold=t.update_ratio_high,
+                    message=f"One step changes the weights of {name} by {r:.2g} of their norm "
                     "(rule of thumb ~1e-3): the learning rate is too high for this layer.",
-                    f"lower the learning rate{_lr_text(m)}, or clip: {_FIX_CLIP}",
-                    "update_ratio",
+                    fix=f"lower the learning rate{_lr_text(m)}, or clip: {_FIX_CLIP}",
+                    rule="update_ratio",
                 )
             )
         elif r < t.update_ratio_low:
             found.append(
                 Finding(
-                    "warning",
-                    layer.name,
-                    "update_ratio",
-                    r,
-                    t.update_ratio_low,
-                    f"One step changes the weights of {name} by only {r:.2g} of their norm "
+                    severity="warning",
+                    layer=layer.name,
+                    metric="update_ratio",
+                    value=r,
+                    threshold=t.update_ratio_low,
+                    message=f"One step changes the weights of {name} by only {r:.2g} of their norm "
                     "(rule of thumb ~1e-3): it barely learns.",
-                    f"raise the learning rate{_lr_text(m)}; check that the optimizer holds this "
+                    fix=f"raise the learning rate{_lr_text(m)}; check that the optimizer holds "
+                    "this "
                     "layer's parameters and that its gradient does not vanish",
-                    "update_ratio",
+                    rule="update_ratio",
                 )
             )
     return found
@@ -677,18 +572,20 @@ def clipping(m: StepMetrics, t: Thresholds) -> list[Finding]:
     median = statistics.median(clipped)
     return [
         Finding(
-            "warning",
-            None,
-            "clip_ratio",
-            median,
-            t.clip_fraction,
-            f"Gradient clipping is active on {share:.0%} of the last {len(ratios)} logged steps, "
+            severity="warning",
+            layer=None,
+            metric="clip_ratio",
+            value=median,
+            threshold=t.clip_fraction,
+            message=f"Gradient clipping is active on {share:.0%} of the last {len(ratios)} logged "
+            "steps, "
             f"scaling the gradients by {median:.2g} (median): the clipping threshold, not the "
             "learning rate, sets the step size.",
-            f"lower the learning rate{_lr_text(m)} until clipping is rare; if the gradient norms "
+            fix=f"lower the learning rate{_lr_text(m)} until clipping is rare; if the gradient "
+            "norms "
             "are healthy, raise max_norm (StepGuard(opt, max_norm=...)); see the exploding and "
             "depth findings",
-            "clipping",
+            rule="clipping",
         )
     ]
 
@@ -704,16 +601,16 @@ def loss_plateau(m: StepMetrics, t: Thresholds) -> list[Finding]:
         return []
     return [
         Finding(
-            "info",
-            None,
-            "loss",
-            after,
-            before,
-            f"The loss is not decreasing: mean {after:.4g} over the last {half} steps, "
+            severity="info",
+            layer=None,
+            metric="loss",
+            value=after,
+            threshold=before,
+            message=f"The loss is not decreasing: mean {after:.4g} over the last {half} steps, "
             f"{before:.4g} over the {half} before.",
-            f"check the learning rate{_lr_text(m)} (try 3-10x higher or lower) and the other "
+            fix=f"check the learning rate{_lr_text(m)} (try 3-10x higher or lower) and the other "
             "findings: vanishing gradients, dead or saturated units stop learning",
-            "loss_plateau",
+            rule="loss_plateau",
         )
     ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from stabletrain.monitoring.rules import Finding
+from stabletrain.findings import Finding
 
 
 def of_rule(findings: list[Finding], rule: str) -> list[Finding]:

@@ -13,7 +13,7 @@ from torch import nn
 import stabletrain as st
 from stabletrain import diagnostics, models
 from stabletrain.diagnostics.lint import LINT_RULES, LintThresholds, lint
-from stabletrain.monitoring.rules import SEVERITIES, Finding
+from stabletrain.findings import SEVERITIES, Finding
 from tests.diagnostics.lint._helpers import example_input, of_rule
 
 X = example_input(8, 8)

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from stabletrain.diagnostics import Diagnosis, LayerStats
-from stabletrain.monitoring import Finding, JSONLSink, Thresholds, TrainingMonitor, every
+from stabletrain.findings import Finding
+from stabletrain.monitoring import JSONLSink, Thresholds, TrainingMonitor, every
 
 # names a model may well hold (custom modules, ModuleDict keys) that break unescaped output
 SCRIPT = "<script>alert(1)</script>"
@@ -64,14 +65,14 @@ def diagnosis(scale: float = 1.0, *, names: tuple[str, ...] = HOSTILE) -> Diagno
         histogram_edges=EDGES,
         findings=[
             Finding(
-                "warning",
-                names[0],
-                "out_std",
-                scale,
-                0.5,
-                "Signal <shrinks> & vanishes | with depth.",
-                "stabletrain.auto_init(model, example_input)",
-                "propagation",
+                severity="warning",
+                layer=names[0],
+                metric="out_std",
+                value=scale,
+                threshold=0.5,
+                message="Signal <shrinks> & vanishes | with depth.",
+                fix="stabletrain.auto_init(model, example_input)",
+                rule="propagation",
             )
         ],
         init_report={

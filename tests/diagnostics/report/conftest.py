@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stabletrain.monitoring import Finding
+from stabletrain.findings import Finding
 from tests.diagnostics.report._data import monitored_run
 
 

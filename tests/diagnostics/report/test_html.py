@@ -17,7 +17,8 @@ from matplotlib.image import imread
 
 from stabletrain.diagnostics import Diagnosis, LayerStats
 from stabletrain.diagnostics.report import RunLog, diagnosis_html, load_run, run_html
-from stabletrain.monitoring import Finding, Row
+from stabletrain.findings import Finding
+from stabletrain.monitoring import Row
 from tests.diagnostics.report._data import HOSTILE, SCRIPT, THRESHOLDS, diagnosis, fixed_diagnosis
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -16,7 +16,8 @@ from stabletrain.diagnostics.report import (
     load_run,
     run_markdown,
 )
-from stabletrain.monitoring import Finding, Row
+from stabletrain.findings import Finding
+from stabletrain.monitoring import Row
 from tests.diagnostics.report._data import HOSTILE, SCRIPT, THRESHOLDS, diagnosis, fixed_diagnosis
 
 CELL_SPLIT = re.compile(r"(?<!\\)\|")  # a pipe that is not escaped separates cells

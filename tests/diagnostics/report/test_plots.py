@@ -32,7 +32,8 @@ from stabletrain.diagnostics.report import (
 )
 from stabletrain.diagnostics.report import plots as plots_module
 from stabletrain.diagnostics.report.plots import RULE_OF_THUMB_UPDATE_RATIO, Plot
-from stabletrain.monitoring import Finding, Row
+from stabletrain.findings import Finding
+from stabletrain.monitoring import Row
 from tests.diagnostics.report._data import EDGES, THRESHOLDS, diagnosis, fixed_diagnosis
 
 NAN = float("nan")

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from stabletrain.diagnostics.report import RunLog, load_run
-from stabletrain.monitoring import Finding, Row, Thresholds, read_findings, read_jsonl
+from stabletrain.findings import Finding
+from stabletrain.monitoring import Row, Thresholds, read_findings, read_jsonl
 from tests.diagnostics.report._data import THRESHOLDS, diagnosis, monitored_run
 
 

@@ -20,7 +20,8 @@ from stabletrain.diagnostics.report import (
     run_dict,
     write_report,
 )
-from stabletrain.monitoring import Finding, Row, Thresholds
+from stabletrain.findings import Finding
+from stabletrain.monitoring import Row, Thresholds
 from tests.diagnostics.report._data import THRESHOLDS, diagnosis, fixed_diagnosis
 
 

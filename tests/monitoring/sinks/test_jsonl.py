@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stabletrain.findings import Finding
 from stabletrain.monitoring import (
-    Finding,
     JSONLSink,
     Thresholds,
     TrainingMonitor,
@@ -155,8 +155,28 @@ def test_a_path_of_another_type_is_rejected() -> None:
 # --------------------------------------------------------------------------- findings
 
 FINDINGS = [
-    Finding("error", None, "loss", float("nan"), 0.0, "the loss is NaN", "StepGuard", "nonfinite"),
-    Finding("warning", "fc", "grad_norm", 1e-9, float("inf"), "vanishing", "auto_init", "v", 3, 3),
+    Finding(
+        severity="error",
+        layer=None,
+        metric="loss",
+        value=float("nan"),
+        threshold=0.0,
+        message="the loss is NaN",
+        fix="StepGuard",
+        rule="nonfinite",
+    ),
+    Finding(
+        severity="warning",
+        layer="fc",
+        metric="grad_norm",
+        value=1e-9,
+        threshold=float("inf"),
+        message="vanishing",
+        fix="auto_init",
+        rule="v",
+        step=3,
+        last_step=3,
+    ),
 ]
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from stabletrain.monitoring import Finding, MemorySink, Row, TrainingMonitor, every
+from stabletrain.findings import Finding
+from stabletrain.monitoring import MemorySink, Row, TrainingMonitor, every
 from stabletrain.monitoring.sinks import Histogram
 
 
@@ -45,7 +46,18 @@ def test_a_bad_bound_raises() -> None:
 
 def test_findings_are_kept_and_cleared() -> None:
     sink = MemorySink()
-    f = Finding("info", None, "loss", 1.0, 0.0, "plateau", "lr", "loss_plateau", 5, 5)
+    f = Finding(
+        severity="info",
+        layer=None,
+        metric="loss",
+        value=1.0,
+        threshold=0.0,
+        message="plateau",
+        fix="lr",
+        rule="loss_plateau",
+        step=5,
+        last_step=5,
+    )
     sink.write_findings(5, [f])
     assert list(sink.findings) == [f]
     sink.clear()

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
+from stabletrain.findings import Finding
 from stabletrain.monitoring import Row, TensorBoardSink, TrainingMonitor, every
-from stabletrain.monitoring.rules import Finding
 from stabletrain.monitoring.sinks.tensorboard import NONFINITE, tag
 
 
@@ -125,13 +125,13 @@ def test_zero_nonfinite_counts_become_one_model_series_and_nonzero_ones_stay(
 def test_findings_are_written_as_text(tmp_path: Path) -> None:
     sink = TensorBoardSink(tmp_path)
     found = Finding(
-        "warning",
-        "model.layers.0.self_attn.q_proj",
-        "grad_norm",
-        1e-9,
-        1e-7,
-        "Gradients vanish here.",
-        "stabletrain.auto_init(model, x)",
+        severity="warning",
+        layer="model.layers.0.self_attn.q_proj",
+        metric="grad_norm",
+        value=1e-9,
+        threshold=1e-7,
+        message="Gradients vanish here.",
+        fix="stabletrain.auto_init(model, x)",
         rule="vanishing",
         step=5,
         last_step=5,

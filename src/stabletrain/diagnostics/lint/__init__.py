@@ -58,8 +58,8 @@ from stabletrain.diagnostics.lint._weights import (
     init_mismatch,
     lstm_forget_gate_bias,
 )
+from stabletrain.findings import SEVERITIES, Finding
 from stabletrain.graph import Graph, trace
-from stabletrain.monitoring.rules import SEVERITIES, Finding
 from stabletrain.regularization._classify import classify
 
 __all__ = ["LINT_RULES", "LintRule", "LintThresholds", "lint"]
@@ -118,15 +118,16 @@ def _mean_square(example_input: Any) -> float | None:
 
 def _skipped(ctx: LintContext) -> Finding:
     return Finding(
-        "info",
-        None,
-        "skipped_rules",
-        float(len(_NEED_GRAPH)),
-        0.0,
-        f"without example_input the forward pass of this {type(ctx.model).__name__} (not a plain "
+        severity="info",
+        layer=None,
+        metric="skipped_rules",
+        value=float(len(_NEED_GRAPH)),
+        threshold=0.0,
+        message=f"without example_input the forward pass of this {type(ctx.model).__name__} (not "
+        "a plain "
         f"nn.Sequential) is unknown, so {', '.join(_NEED_GRAPH)} were not checked.",
-        "pass an input: stabletrain.diagnostics.lint(model, example_input)",
-        "needs_example_input",
+        fix="pass an input: stabletrain.diagnostics.lint(model, example_input)",
+        rule="needs_example_input",
     )
 
 

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from stabletrain.diagnostics.lint._thresholds import LintThresholds
+from stabletrain.findings import Finding, Severity
 from stabletrain.graph import NORM_TYPES, DataflowIndex, Graph, LayerInfo, Op
 from stabletrain.graph._ops import op_kind
-from stabletrain.monitoring.rules import Finding, Severity
 from stabletrain.regularization._classify import ParamInfo
 
 __all__ = ["LintContext", "ParamGroup", "Source", "longest_run", "readers", "through_reshapes"]
@@ -96,7 +96,16 @@ class LintContext:
         """A :class:`Finding`; the message says so when the structure came from module order."""
         if self.source == "module order":
             message = message.rstrip(".") + " (read from the module order: no example_input)."
-        return Finding(severity, layer, metric, value, threshold, message, fix, rule)
+        return Finding(
+            severity=severity,
+            layer=layer,
+            metric=metric,
+            value=value,
+            threshold=threshold,
+            message=message,
+            fix=fix,
+            rule=rule,
+        )
 
 
 def readers(ctx: LintContext, node: int, through: Callable[[Op, int], bool]) -> list[Op | None]:

@@ -10,7 +10,7 @@ from torch import nn
 
 from stabletrain._checks import check_real
 from stabletrain.diagnostics.lint._context import LintContext, ParamGroup
-from stabletrain.monitoring.rules import Finding
+from stabletrain.findings import Finding
 from stabletrain.regularization.param_groups import DEFAULT_NO_DECAY
 
 __all__ = ["check_param_groups", "decay_on_norm_or_bias"]

@@ -10,12 +10,12 @@ from stabletrain.diagnostics.lint._context import (
     readers,
     through_reshapes,
 )
+from stabletrain.findings import Finding
 from stabletrain.graph import LayerInfo
 from stabletrain.init.looks_linear import relu_chains
 from stabletrain.init.policy import following_of
 from stabletrain.init.policy._rules import CATEGORIES
 from stabletrain.models import TransformerBlock
-from stabletrain.monitoring.rules import Finding
 
 __all__ = ["deep_plain_stack", "deep_post_ln", "deep_saturating"]
 

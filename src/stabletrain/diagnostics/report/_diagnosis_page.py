@@ -8,7 +8,7 @@ from typing import Any
 from stabletrain.diagnostics.diagnosis import Diagnosis, LayerStats
 from stabletrain.diagnostics.report._format import Page, Table, finding_views, num, pct
 from stabletrain.diagnostics.report._format import ratio as fmt_ratio
-from stabletrain.monitoring.rules import SEVERITIES, Finding
+from stabletrain.findings import SEVERITIES, Finding
 
 
 def before_of(d: Diagnosis) -> Diagnosis | None:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from stabletrain.monitoring.rules import Finding
+from stabletrain.findings import Finding
 from stabletrain.monitoring.sinks.base import layer_label
 
 NOT_MEASURED = "n/a"

@@ -20,16 +20,8 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from stabletrain.monitoring.rules import (
-    RULES,
-    Finding,
-    FindingKey,
-    LayerMeta,
-    StepMetrics,
-    Thresholds,
-    fold_findings,
-    ordered_findings,
-)
+from stabletrain.findings import Finding, FindingKey, fold_findings, ordered_findings
+from stabletrain.monitoring.rules import RULES, LayerMeta, StepMetrics, Thresholds
 from stabletrain.monitoring.sinks.base import Row
 
 _ACTIVATION_METRICS = ("act_mean", "act_std", "dead_fraction", "saturation_fraction")

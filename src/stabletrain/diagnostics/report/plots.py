@@ -32,7 +32,8 @@ import numpy as np
 from stabletrain.diagnostics.diagnosis import Diagnosis, LayerStats
 from stabletrain.diagnostics.report._diagnosis_page import before_of
 from stabletrain.diagnostics.report.run import RunLog
-from stabletrain.monitoring.rules import RULES, SEVERITIES
+from stabletrain.findings import SEVERITIES
+from stabletrain.monitoring.rules import RULES
 from stabletrain.monitoring.sinks.base import layer_label
 
 if TYPE_CHECKING:

@@ -27,7 +27,8 @@ from typing import Any, Literal
 
 from stabletrain.diagnostics.diagnosis import SCHEMA_NAME as DIAGNOSIS_SCHEMA
 from stabletrain.diagnostics.report._replay import layer_order, merge, replay
-from stabletrain.monitoring.rules import Finding, Thresholds
+from stabletrain.findings import Finding
+from stabletrain.monitoring.rules import Thresholds
 from stabletrain.monitoring.sinks.base import SCHEMA_VERSION, Row
 from stabletrain.monitoring.sinks.jsonl import read_findings, read_jsonl, read_meta
 

@@ -38,7 +38,8 @@ from stabletrain.diagnostics.diagnosis import Diagnosis
 from stabletrain.diagnostics.report.html import diagnosis_html, run_html
 from stabletrain.diagnostics.report.markdown import diagnosis_markdown, run_markdown
 from stabletrain.diagnostics.report.run import RunLog, as_run
-from stabletrain.monitoring.rules import SEVERITIES, Thresholds
+from stabletrain.findings import SEVERITIES
+from stabletrain.monitoring.rules import Thresholds
 from stabletrain.monitoring.sinks.base import Row
 
 __all__ = [

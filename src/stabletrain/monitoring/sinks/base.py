@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stabletrain.monitoring.rules import Finding
+    from stabletrain.findings import Finding
 
 __all__ = ["METRICS", "SCHEMA_VERSION", "Histogram", "Row", "Sink", "layer_label"]
 

@@ -45,7 +45,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from stabletrain.monitoring.rules import Finding
+from stabletrain.findings import Finding
 from stabletrain.monitoring.sinks.base import SCHEMA_VERSION, Row, Sink
 
 __all__ = ["JSONLSink", "read_findings", "read_jsonl", "read_meta"]
@@ -154,8 +154,10 @@ def read_findings(path: str | os.PathLike[str]) -> list[Finding]:
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "run.jsonl"
         >>> sink = JSONLSink(path)
-        >>> sink.write_findings(3, [Finding("error", None, "loss", float("nan"), 0.0, "NaN loss",
-        ...                                 "StepGuard", "nonfinite", 3, 3)])
+        >>> nan_loss = Finding(severity="error", layer=None, metric="loss", value=float("nan"),
+        ...                    threshold=0.0, message="NaN loss", fix="StepGuard",
+        ...                    rule="nonfinite", step=3, last_step=3)
+        >>> sink.write_findings(3, [nan_loss])
         >>> sink.close()
         >>> [(f.rule, f.step, f.value) for f in read_findings(path)]
         [('nonfinite', 3, nan)]

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stabletrain._checks import check_positive_int
-from stabletrain.monitoring.rules import Finding
+from stabletrain.findings import Finding
 from stabletrain.monitoring.schedules import Schedule, check_schedule, every
 from stabletrain.monitoring.sinks.base import Histogram, Row, Sink
 

@@ -33,7 +33,7 @@ from stabletrain.monitoring.schedules import Schedule, check_schedule, every
 from stabletrain.monitoring.sinks.base import Histogram, Row, Sink, layer_label
 
 if TYPE_CHECKING:
-    from stabletrain.monitoring.rules import Finding
+    from stabletrain.findings import Finding
 
 __all__ = ["NONFINITE", "TensorBoardSink", "scalars", "tag"]
 
