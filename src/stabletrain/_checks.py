@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -162,3 +163,38 @@ def check_generator(generator: Any, device: torch.device, *, where: str) -> None
             f"{where}: the generator is on {generator.device.type} but the tensor on "
             f"{device.type}; create it with torch.Generator(device='{device.type}')."
         )
+
+
+UNSET: Any = object()  # an argument not given (see renamed_argument)
+
+
+def renamed_argument(new_name: str, new: Any, old_name: str, old: Any, *, where: str) -> Any:
+    """The value of an argument that was renamed from ``old_name`` to ``new_name``: ``new``,
+    or ``old`` with a ``DeprecationWarning`` (pass :data:`UNSET` for one not given).
+
+    Raises ``TypeError`` when both or neither are given.
+
+    Example:
+        >>> renamed_argument("example_input", 3, "batch", UNSET, where="f")
+        3
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     renamed_argument("example_input", UNSET, "batch", 4, where="f")
+        4
+        >>> caught[0].category.__name__, str(caught[0].message).split(";")[0]
+        ('DeprecationWarning', 'f: batch= is deprecated and will be removed in 1.0')
+    """
+    if new is not UNSET and old is not UNSET:
+        raise TypeError(f"{where}: got both {new_name}= and {old_name}=; pass {new_name}= only.")
+    if old is not UNSET:
+        warnings.warn(
+            f"{where}: {old_name}= is deprecated and will be removed in 1.0; pass {new_name}= "
+            "(or the input as the second positional argument).",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return old
+    if new is UNSET:
+        raise TypeError(f"{where}: missing the argument {new_name} (a tensor, tuple or dict).")
+    return new

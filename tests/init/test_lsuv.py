@@ -102,11 +102,11 @@ def test_buffers_are_unchanged_and_the_target_is_respected() -> None:
         ({"target_std": 0.0}, ValueError, "target_std must be > 0"),
         ({"tol": -1.0}, ValueError, "tol must be > 0"),
         ({"max_iter": 0}, ValueError, "max_iter must be >= 1"),
-        ({"batch": "x"}, TypeError, "example_input must be a tensor"),
+        ({"example_input": "x"}, TypeError, "example_input must be a tensor"),
     ],
 )
 def test_bad_input(kwargs: dict[str, object], error: type[Exception], match: str) -> None:
-    args: dict[str, object] = {"batch": torch.randn(4, 8), **kwargs}
+    args: dict[str, object] = {"example_input": torch.randn(4, 8), **kwargs}
     with pytest.raises(error, match=match):
         lsuv_(nn.Sequential(nn.Linear(8, 4)), **args)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no Linear/Conv-like layer"):
@@ -162,3 +162,24 @@ def test_notes_tell_a_never_called_layer_from_a_called_dead_one() -> None:
     assert "dead" in dead[0]
     assert "unused" not in dead[0]
     assert not any("attn" in n for n in report.notes)
+
+
+def test_the_input_is_example_input_as_everywhere_and_batch_is_a_deprecated_alias() -> None:
+    def fitted(**kwargs: object) -> list[float | None]:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))
+        x = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
+        g = torch.Generator().manual_seed(2)
+        if kwargs.pop("positional", False):
+            return [p.calibration for p in lsuv_(model, x, generator=g).params]
+        return [p.calibration for p in lsuv_(model, **{k: x for k in kwargs}, generator=g).params]
+
+    expected = fitted(positional=True)
+    assert fitted(example_input=True) == expected
+    with pytest.warns(DeprecationWarning, match=r"lsuv_: batch= is deprecated.*example_input="):
+        assert fitted(batch=True) == expected
+    model, x = nn.Linear(2, 2), torch.randn(4, 2)
+    with pytest.raises(TypeError, match=r"lsuv_: got both example_input= and batch="):
+        lsuv_(model, x, batch=x)
+    with pytest.raises(TypeError, match=r"lsuv_: missing the argument example_input"):
+        lsuv_(model)

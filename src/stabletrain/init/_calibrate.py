@@ -107,7 +107,7 @@ def _std(y: torch.Tensor) -> float:
 
 
 def _measure(
-    model: nn.Module, batch: Any, layers: dict[str, nn.Module], seed: int
+    model: nn.Module, example_input: Any, layers: dict[str, nn.Module], seed: int
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Per layer, the output std pooled over all its calls and the ratio pooled / first call."""
     sums: dict[str, list[float]] = {n: [0.0, 0.0, 0.0] for n in layers}  # n, sum, sum of squares
@@ -128,7 +128,7 @@ def _measure(
 
     with torch.random.fork_rng(devices=[]), _hooks([(m, hook(n)) for n, m in layers.items()]):
         torch.manual_seed(seed)
-        call_model(model, batch)
+        call_model(model, example_input)
     pooled, ratio = {}, {}
     for name, (n, s, ss) in sums.items():
         if n > 1:
@@ -139,7 +139,7 @@ def _measure(
 
 def calibrate(
     model: nn.Module,
-    batch: Any,
+    example_input: Any,
     layers: dict[str, nn.Module],
     *,
     target_std: float = 1.0,
@@ -257,13 +257,13 @@ def calibrate(
                 ),
             ):
                 torch.manual_seed(seed)
-                call_model(model, batch)
+                call_model(model, example_input)
             if not check:
                 return fitted, 1
             if rel and any(abs(f - 1) > tol / 10 for f in moved.values()):
                 passes += 1  # a relative goal's stream moved under it (a tied table was
                 continue  # fitted after the stream was measured): fit again before checking
-            stds, ratio = _measure(model, batch, layers, seed)
+            stds, ratio = _measure(model, example_input, layers, seed)
             passes += 2
             for name, std in stds.items():
                 fitted[name].std_after = std

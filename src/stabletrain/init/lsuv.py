@@ -24,7 +24,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from stabletrain._checks import check_not_meta, check_positive_int, check_real
+from stabletrain._checks import (
+    UNSET,
+    check_not_meta,
+    check_positive_int,
+    check_real,
+    renamed_argument,
+)
 from stabletrain._wrappers import unwrap_model
 from stabletrain.graph import NORM_TYPES, SnapshotDevice, check_example_input, transaction
 from stabletrain.init._calibrate import Fitted, calibrate
@@ -164,11 +170,12 @@ def _why_missed(
 
 def lsuv_(
     model: nn.Module,
-    batch: Any,
+    example_input: Any = UNSET,
     target_std: float = 1.0,
     tol: float = 0.1,
     max_iter: int = 10,
     *,
+    batch: Any = UNSET,
     orthogonal: bool = True,
     include_frozen: bool = False,
     snapshot: SnapshotDevice = "device",
@@ -178,7 +185,8 @@ def lsuv_(
 
     Args:
         model: the model, in the mode it will train in (train mode: BatchNorm uses the batch).
-        batch: a tensor, a tuple of positional inputs or a dict of keyword inputs.
+        example_input: a tensor, a tuple of positional inputs or a dict of keyword inputs, as
+            for :func:`~stabletrain.init.auto_init`.
         target_std: the output std every fitted layer is scaled to.
         tol: stop once every ``|std - target_std| <= tol``.
         max_iter: the most fit-and-check rounds (each is 2 forward passes).
@@ -188,6 +196,7 @@ def lsuv_(
         snapshot: where the undo copy lives while it runs (``"device"`` or ``"cpu"``): if the
             model raises, every parameter, buffer, gradient and mode is restored.
         generator: random generator for the orthogonal draws.
+        batch: the former name of ``example_input`` (deprecated: a ``DeprecationWarning``).
 
     Returns:
         An :class:`~stabletrain.init.policy.InitReport` with each layer's scale factor and its
@@ -200,8 +209,9 @@ def lsuv_(
         True
     """
     model = unwrap_model(model)
+    example_input = renamed_argument("example_input", example_input, "batch", batch, where="lsuv_")
     check_not_meta(model, "lsuv_")
-    check_example_input(batch, where="lsuv_")
+    check_example_input(example_input, where="lsuv_")
     target_std = check_real("target_std", target_std, where="lsuv_", positive=True)
     tol = check_real("tol", tol, where="lsuv_", positive=True)
     max_iter = check_positive_int("max_iter", max_iter, where="lsuv_")
@@ -225,7 +235,7 @@ def lsuv_(
         with _calls(layers) as called:
             fitted, passes = calibrate(
                 model,
-                batch,
+                example_input,
                 layers,
                 target_std=target_std,
                 tol=tol,
