@@ -410,3 +410,17 @@ def test_clipping_fires_when_most_steps_of_a_full_window_were_clipped() -> None:
     assert "75%" in found.message
     assert R.clipping(metrics({}, clip_ratios=(1.0, 1.0, 0.1, 0.3)), t) == []  # half: not most
     assert R.clipping(metrics({}, clip_ratios=(0.1, 0.1, 0.1)), t) == []  # window not full
+
+
+def test_the_monitor_rule_type_is_findingrule_and_rule_is_a_deprecated_alias() -> None:
+    import stabletrain.monitoring as monitoring
+    from stabletrain.monitoring import rules
+
+    assert all(callable(r) for r in monitoring.RULES.values())
+    assert "Rule" not in monitoring.__all__
+    assert "FindingRule" in monitoring.__all__
+    for module in (monitoring, rules):
+        with pytest.warns(DeprecationWarning, match=r"monitoring\.Rule is deprecated.*FindingRule"):
+            assert module.Rule is rules.FindingRule
+    with pytest.raises(AttributeError, match="no attribute 'Rules'"):
+        _ = monitoring.Rules  # type: ignore[attr-defined]

@@ -18,6 +18,8 @@
 [5, 10]
 """
 
+from typing import Any
+
 from stabletrain.findings import SEVERITIES, Finding, Severity
 from stabletrain.monitoring import metrics
 from stabletrain.monitoring.monitor import (
@@ -27,7 +29,7 @@ from stabletrain.monitoring.monitor import (
     SkipCounter,
     TrainingMonitor,
 )
-from stabletrain.monitoring.rules import RULES, LayerMeta, Rule, StepMetrics, Thresholds
+from stabletrain.monitoring.rules import RULES, FindingRule, LayerMeta, StepMetrics, Thresholds
 from stabletrain.monitoring.schedules import Schedule, every
 from stabletrain.monitoring.sinks import (
     METRICS,
@@ -53,13 +55,13 @@ __all__ = [
     "SEVERITIES",
     "ConsoleSink",
     "Finding",
+    "FindingRule",
     "Histogram",
     "JSONLSink",
     "LayerMeta",
     "MemorySink",
     "Preset",
     "Row",
-    "Rule",
     "Schedule",
     "Severity",
     "Sink",
@@ -74,3 +76,11 @@ __all__ = [
     "read_jsonl",
     "read_meta",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Rule":  # the former name of FindingRule, until 1.0
+        from stabletrain.monitoring import rules
+
+        return rules.Rule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

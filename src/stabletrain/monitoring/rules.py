@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from stabletrain._checks import check_positive_int, check_real
 from stabletrain._stats import pairwise_slopes
@@ -56,8 +58,8 @@ __all__ = [
     "SEVERITIES",
     "Finding",
     "FindingKey",
+    "FindingRule",
     "LayerMeta",
-    "Rule",
     "Severity",
     "StepMetrics",
     "Thresholds",
@@ -216,7 +218,23 @@ class StepMetrics:
         return self.values.get((layer, metric))
 
 
-Rule = Callable[[StepMetrics, Thresholds], list[Finding]]
+FindingRule = Callable[[StepMetrics, Thresholds], list[Finding]]
+"""A monitor rule: one logged step's measurements and the thresholds in, findings out (named
+apart from :class:`stabletrain.Rule`, the init policy's rule)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Rule":  # the former name, until 1.0
+        warnings.warn(
+            "stabletrain.monitoring.Rule is deprecated and will be removed in 1.0: it is now "
+            "FindingRule (stabletrain.Rule is the init policy's rule).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return FindingRule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _FIX_INIT = "stabletrain.auto_init(model, example_input)"
 _FIX_NORM_RESIDUAL = (
     "add LayerNorm/BatchNorm or residual connections "
@@ -615,7 +633,7 @@ def loss_plateau(m: StepMetrics, t: Thresholds) -> list[Finding]:
     ]
 
 
-RULES: dict[str, Rule] = {
+RULES: dict[str, FindingRule] = {
     "nonfinite": nonfinite,
     "exploding": exploding,
     "depth_trend": depth_trend,
