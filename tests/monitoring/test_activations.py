@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stabletrain.init.gain import quick_gelu
-from stabletrain.monitoring._activations import (
+from stabletrain.monitoring.activations import (
     DEAD_REGION,
     RECTIFIERS,
     SATURATING,

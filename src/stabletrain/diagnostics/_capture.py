@@ -30,8 +30,8 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from stabletrain.graph import Call, Op
-from stabletrain.graph._ops import ACTIVATION_OPS
-from stabletrain.monitoring._activations import activation_kind
+from stabletrain.graph.ops import ACTIVATION_OPS
+from stabletrain.monitoring.activations import activation_kind
 from stabletrain.monitoring.metrics import moments, saturated_count
 
 HISTOGRAM_RADIUS = 4.0

@@ -26,7 +26,7 @@ from collections.abc import Set as AbstractSet
 from stabletrain._stats import pairwise_slopes
 from stabletrain.diagnostics.diagnosis import LayerStats
 from stabletrain.findings import Finding
-from stabletrain.monitoring._activations import RECTIFIERS
+from stabletrain.monitoring.activations import RECTIFIERS
 
 DEPTH_RATIO = 10.0
 """A std that changes by more than this factor across the weight layers vanishes/explodes."""

@@ -23,7 +23,7 @@ from torch import nn
 
 from stabletrain.diagnostics._capture import Ledger
 from stabletrain.graph import NORM_TYPES, Graph
-from stabletrain.graph._ops import LINEAR_OPS
+from stabletrain.graph.ops import LINEAR_OPS
 from stabletrain.init import Fans, layer_fans
 
 LayerKind = Literal["linear", "embedding", "norm", "other"]

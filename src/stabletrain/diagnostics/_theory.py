@@ -53,7 +53,7 @@ from torch import nn
 
 from stabletrain.diagnostics._layers import LayerConstants, LayerSpec, conv_coverage
 from stabletrain.graph import Call, Op, Recording
-from stabletrain.graph._ops import (
+from stabletrain.graph.ops import (
     ACTIVATION_OPS,
     CONCAT_OPS,
     DROPOUT_OPS,

@@ -32,7 +32,15 @@ from typing import Any
 from torch import nn
 
 from stabletrain._wrappers import unwrap_model
-from stabletrain.graph._analysis import (
+from stabletrain.graph._modules import register_activation
+from stabletrain.graph._state import (
+    SnapshotDevice,
+    Transaction,
+    preserved_state,
+    snapshot_of,
+    transaction,
+)
+from stabletrain.graph.analysis import (
     NORM_TYPES,
     DataflowIndex,
     Following,
@@ -44,8 +52,7 @@ from stabletrain.graph._analysis import (
     first_activation,
     is_norm,
 )
-from stabletrain.graph._modules import register_activation
-from stabletrain.graph._recorder import (
+from stabletrain.graph.recorder import (
     Call,
     Observer,
     Op,
@@ -54,13 +61,6 @@ from stabletrain.graph._recorder import (
     check_example_input,
     run,
     tensors_in,
-)
-from stabletrain.graph._state import (
-    SnapshotDevice,
-    Transaction,
-    preserved_state,
-    snapshot_of,
-    transaction,
 )
 
 __all__ = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from stabletrain.graph._ops import ACTIVATION_OPS
+from stabletrain.graph.ops import ACTIVATION_OPS
 
 __all__ = ["ACTIVATION_MODULE_NAMES", "module_activation", "register_activation"]
 

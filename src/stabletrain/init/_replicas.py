@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch import nn
 
 if TYPE_CHECKING:  # policy imports this module: a runtime import would be circular
-    from stabletrain.init.policy._report import InitReport
+    from stabletrain.init.policy.report import InitReport
 
 __all__ = ["replicate_from_rank0"]
 

@@ -30,10 +30,10 @@ from torch import nn
 
 from stabletrain._checks import check_float_tensor, check_generator
 from stabletrain.graph import Graph
-from stabletrain.graph._ops import LINEAR_OPS, TRANSPARENT_OPS
+from stabletrain.graph.ops import LINEAR_OPS, TRANSPARENT_OPS
 from stabletrain.init.gain import ActivationLike
 from stabletrain.init.schemes import orthogonal_
-from stabletrain.init.schemes._core import gain_value
+from stabletrain.init.schemes.core import gain_value
 
 __all__ = ["looks_linear_", "relu_chains"]
 

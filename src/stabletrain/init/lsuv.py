@@ -35,7 +35,7 @@ from stabletrain._wrappers import unwrap_model
 from stabletrain.graph import NORM_TYPES, SnapshotDevice, check_example_input, transaction
 from stabletrain.init._calibrate import Fitted, calibrate
 from stabletrain.init._replicas import replicate_from_rank0
-from stabletrain.init.policy._report import InitReport, ParamRecord
+from stabletrain.init.policy.report import InitReport, ParamRecord
 from stabletrain.init.schemes import orthogonal_, zeros_
 
 _SKIP = (

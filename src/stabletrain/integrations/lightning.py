@@ -47,7 +47,7 @@ from stabletrain.monitoring import (
     TrainingMonitor,
     every,
 )
-from stabletrain.monitoring._ranks import WriteRanks
+from stabletrain.monitoring.ranks import WriteRanks
 from stabletrain.monitoring.sinks.base import Sink
 
 try:

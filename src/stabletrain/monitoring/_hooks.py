@@ -19,7 +19,7 @@ Which tensor a layer's activation statistics come from:
   pairs with whichever layer feeds it;
 - otherwise the layer's own output; if a traced forward pass saw a functional activation after
   it (``F.relu(self.fc(x))``), dead units and saturation are measured there on the activation's
-  input, with the equivalent thresholds (see :mod:`stabletrain.monitoring._activations`).
+  input, with the equivalent thresholds (see :mod:`stabletrain.monitoring.activations`).
 
 Of that tensor, at most :data:`ACTIVATION_ROWS` rows (positions: a sample, a token, a pixel) are
 measured, drawn anew on each measured pass from a private generator on the tensor's device
@@ -38,9 +38,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from stabletrain.monitoring._activations import ActivationKind, module_kind
 from stabletrain.monitoring._layers import LayerSpec
 from stabletrain.monitoring._params import ParamSet
+from stabletrain.monitoring.activations import ActivationKind, module_kind
 from stabletrain.monitoring.metrics import (
     dead_units,
     moments,

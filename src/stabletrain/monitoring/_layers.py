@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from stabletrain.graph import NORM_TYPES, Graph, LayerInfo
-from stabletrain.monitoring._activations import ActivationKind, activation_kind
+from stabletrain.monitoring.activations import ActivationKind, activation_kind
 
 _CHANNEL_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm)
 _LOOKUPS = (nn.Embedding, nn.EmbeddingBag)

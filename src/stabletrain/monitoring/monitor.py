@@ -77,7 +77,6 @@ from stabletrain.monitoring._layers import LayerSpec, discover
 from stabletrain.monitoring._losses import LossRing
 from stabletrain.monitoring._pack import Pack
 from stabletrain.monitoring._params import ParamSet
-from stabletrain.monitoring._ranks import WRITE_RANKS, WriteRanks, for_ranks, is_writer
 from stabletrain.monitoring._sampled import SampledNorms
 from stabletrain.monitoring._sinkset import SinkSet
 from stabletrain.monitoring._summary import findings_renderable
@@ -90,6 +89,7 @@ from stabletrain.monitoring.metrics import (
     sample_rows,
     segment_sums,
 )
+from stabletrain.monitoring.ranks import WRITE_RANKS, WriteRanks, for_ranks, is_writer
 from stabletrain.monitoring.rules import RULES, LayerMeta, StepMetrics, Thresholds
 from stabletrain.monitoring.schedules import Schedule, check_schedule, every
 from stabletrain.monitoring.sinks.base import Histogram, Row, Sink

@@ -8,8 +8,8 @@
 >>> loss = l2_penalty(model, 1e-4)  # weights only: no biases, no norms
 """
 
-from stabletrain.regularization._classify import CATEGORIES, Category
 from stabletrain.regularization._explain import ParamGroupReport, ParamGroupRow
+from stabletrain.regularization.classify import CATEGORIES, Category
 from stabletrain.regularization.decoupled import (
     DECAY_SCALINGS,
     DecayScaling,

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from torch import nn
 
 from stabletrain.graph import Graph
-from stabletrain.regularization._classify import ParamInfo
+from stabletrain.regularization.classify import ParamInfo
 
 
 def _positions(infos: list[ParamInfo], graph: Graph | None) -> list[float]:

@@ -2,7 +2,7 @@
 
 The rule, in one sentence: **decay the weights that multiply inputs; do not decay biases,
 normalization parameters, elementwise gains, embeddings or positional parameters** (each of the
-last five configurable), decided by structure (see :mod:`stabletrain.regularization._classify`),
+last five configurable), decided by structure (see :mod:`stabletrain.regularization.classify`),
 not by name patterns that miss BatchNorm, RMSNorm or layer-scale gammas; plus what the model
 declares itself (``no_weight_decay()``, as timm's and Swin's models do).
 
@@ -27,10 +27,10 @@ from torch import nn
 from stabletrain._checks import check_choice, check_real
 from stabletrain._wrappers import unwrap_model
 from stabletrain.graph import trace
-from stabletrain.regularization._classify import CATEGORIES, Category, ParamInfo, classify
 from stabletrain.regularization._declared import declared_no_decay
 from stabletrain.regularization._depth import depths
 from stabletrain.regularization._explain import ParamGroupReport, ParamGroupRow
+from stabletrain.regularization.classify import CATEGORIES, Category, ParamInfo, classify
 
 __all__ = [
     "DEFAULT_NO_DECAY",

@@ -29,7 +29,7 @@ from torch import nn
 
 from stabletrain._checks import check_choice, check_real
 from stabletrain._norms import norm_dtype
-from stabletrain.regularization._classify import Category
+from stabletrain.regularization.classify import Category
 from stabletrain.regularization.param_groups import DEFAULT_NO_DECAY, decay_parameters
 
 __all__ = ["Reduction", "elastic_net_penalty", "l1_penalty", "l2_penalty"]

@@ -60,7 +60,7 @@ from stabletrain.diagnostics.lint._weights import (
 )
 from stabletrain.findings import SEVERITIES, Finding
 from stabletrain.graph import Graph, trace
-from stabletrain.regularization._classify import classify
+from stabletrain.regularization.classify import classify
 
 __all__ = ["LINT_RULES", "LintRule", "LintThresholds", "lint"]
 

@@ -14,8 +14,8 @@ from torch import nn
 from stabletrain.diagnostics.lint._thresholds import LintThresholds
 from stabletrain.findings import Finding, Severity
 from stabletrain.graph import NORM_TYPES, DataflowIndex, Graph, LayerInfo, Op
-from stabletrain.graph._ops import op_kind
-from stabletrain.regularization._classify import ParamInfo
+from stabletrain.graph.ops import op_kind
+from stabletrain.regularization.classify import ParamInfo
 
 __all__ = ["LintContext", "ParamGroup", "Source", "longest_run", "readers", "through_reshapes"]
 

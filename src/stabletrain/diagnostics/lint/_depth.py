@@ -14,7 +14,7 @@ from stabletrain.findings import Finding
 from stabletrain.graph import LayerInfo
 from stabletrain.init.looks_linear import relu_chains
 from stabletrain.init.policy import following_of
-from stabletrain.init.policy._rules import CATEGORIES
+from stabletrain.init.policy.rules import CATEGORIES
 from stabletrain.models import TransformerBlock
 
 __all__ = ["deep_plain_stack", "deep_post_ln", "deep_saturating"]

@@ -7,7 +7,7 @@ from torch import nn
 from stabletrain.diagnostics.lint._context import LintContext, readers
 from stabletrain.findings import Finding
 from stabletrain.graph import Op
-from stabletrain.graph._ops import DROPOUT_OPS, LINEAR_OPS, op_kind
+from stabletrain.graph.ops import DROPOUT_OPS, LINEAR_OPS, op_kind
 
 __all__ = ["bias_before_bn", "dropout_before_bn"]
 

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from torch import nn
 
 from stabletrain.graph import Call, Graph, Op
-from stabletrain.graph._analysis import analyse
-from stabletrain.graph._ops import ACTIVATION_OPS
-from stabletrain.graph._recorder import Recording
+from stabletrain.graph.analysis import analyse
+from stabletrain.graph.ops import ACTIVATION_OPS
+from stabletrain.graph.recorder import Recording
 from stabletrain.init.gain import activation_name
 
 __all__ = ["is_sequential", "sequential_graph"]

@@ -10,11 +10,11 @@ from torch import nn
 from stabletrain.diagnostics.lint._context import LintContext, readers, through_reshapes
 from stabletrain.findings import Finding
 from stabletrain.graph import Op, is_norm
-from stabletrain.graph._ops import NORM_OPS, op_kind
+from stabletrain.graph.ops import NORM_OPS, op_kind
 from stabletrain.init.fans import layer_fans
 from stabletrain.init.policy import following_of
-from stabletrain.init.policy._rules import CATEGORIES
-from stabletrain.regularization._classify import ParamInfo
+from stabletrain.init.policy.rules import CATEGORIES
+from stabletrain.regularization.classify import ParamInfo
 
 __all__ = ["constant_weights", "init_mismatch", "lstm_forget_gate_bias"]
 

@@ -2,8 +2,8 @@
 
 from stabletrain.init.policy._auto import auto_init, following_of
 from stabletrain.init.policy._plan import plan_init
-from stabletrain.init.policy._report import InitReport, ParamRecord
-from stabletrain.init.policy._rules import (
+from stabletrain.init.policy.report import InitReport, ParamRecord
+from stabletrain.init.policy.rules import (
     CATEGORIES,
     FOLLOWING_VALUES,
     RULE_KEYS,

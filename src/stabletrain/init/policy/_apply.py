@@ -9,13 +9,13 @@ import torch
 from torch import nn
 
 from stabletrain.graph import Following, first_activation
-from stabletrain.graph._ops import ACTIVATION_OPS
+from stabletrain.graph.ops import ACTIVATION_OPS
 from stabletrain.init.fans import is_batched_weight, layer_fans, recurrent_gates
 from stabletrain.init.gain import gain
 from stabletrain.init.looks_linear import looks_linear_
-from stabletrain.init.policy._report import ParamRecord
 from stabletrain.init.policy._roles import Roles
-from stabletrain.init.policy._rules import ROLE_SCHEMES, VARIANCE_SCHEMES, Rule
+from stabletrain.init.policy.report import ParamRecord
+from stabletrain.init.policy.rules import ROLE_SCHEMES, VARIANCE_SCHEMES, Rule
 from stabletrain.init.schemes import (
     Distribution,
     constant_,

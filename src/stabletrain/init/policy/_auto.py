@@ -13,14 +13,14 @@ from stabletrain._wrappers import unwrap_model
 from stabletrain.graph import SnapshotDevice, check_example_input, trace, transaction
 from stabletrain.init._replicas import replicate_from_rank0
 from stabletrain.init.policy._apply import following_of
-from stabletrain.init.policy._report import InitReport
-from stabletrain.init.policy._rules import Rule, check_rules, default_rules
 from stabletrain.init.policy._stages import (
     calibrate_stage,
     finish,
     initialize,
     scale_branches_and_queries,
 )
+from stabletrain.init.policy.report import InitReport
+from stabletrain.init.policy.rules import Rule, check_rules, default_rules
 from stabletrain.init.residual import RESIDUAL_MODES, ResidualMode
 
 __all__ = ["auto_init", "following_of"]

@@ -14,14 +14,14 @@ from torch import nn
 from stabletrain.graph import snapshot_of, trace
 from stabletrain.init.policy._apply import PLAN_SOURCE, std_of
 from stabletrain.init.policy._auto import checked_arguments
-from stabletrain.init.policy._report import InitReport
-from stabletrain.init.policy._rules import Rule
 from stabletrain.init.policy._stages import (
     describe_calibration,
     finish,
     initialize,
     scale_branches_and_queries,
 )
+from stabletrain.init.policy.report import InitReport
+from stabletrain.init.policy.rules import Rule
 from stabletrain.init.residual import ResidualMode
 
 __all__ = ["plan_init"]

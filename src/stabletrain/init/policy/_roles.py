@@ -31,7 +31,7 @@ from torch import nn
 
 from stabletrain._units import is_hf_conv1d
 from stabletrain.graph import DataflowIndex, Following, Graph, is_norm
-from stabletrain.graph._ops import ADD_OPS, LINEAR_OPS, MUL_OPS, NORM_OPS, op_kind
+from stabletrain.graph.ops import ADD_OPS, LINEAR_OPS, MUL_OPS, NORM_OPS, op_kind
 
 # consumers that make a layer's output logits over its last dim (regression losses do not)
 LOGIT_CONSUMERS = frozenset(

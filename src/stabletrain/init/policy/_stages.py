@@ -22,9 +22,9 @@ from stabletrain.init.policy._apply import (
     looks_linear_record,
     std_of,
 )
-from stabletrain.init.policy._report import InitReport, ParamRecord
 from stabletrain.init.policy._roles import Roles, find_roles, fitted_logit_std
-from stabletrain.init.policy._rules import CATEGORIES, Rule
+from stabletrain.init.policy.report import InitReport, ParamRecord
+from stabletrain.init.policy.rules import CATEGORIES, Rule
 from stabletrain.init.residual import (
     ResidualMode,
     residual_factors,

@@ -31,7 +31,6 @@ from stabletrain.init.schemes._basic import (
     uniform_,
     zeros_,
 )
-from stabletrain.init.schemes._core import FAN_MODES, FanMode
 from stabletrain.init.schemes._structured import dirac_, identity_, orthogonal_
 from stabletrain.init.schemes._variance import (
     DISTRIBUTIONS,
@@ -45,6 +44,7 @@ from stabletrain.init.schemes._variance import (
     xavier_normal_,
     xavier_uniform_,
 )
+from stabletrain.init.schemes.core import FAN_MODES, FanMode
 
 __all__ = [
     "DISTRIBUTIONS",

@@ -7,12 +7,12 @@ import math
 import torch
 
 from stabletrain._checks import check_real
-from stabletrain.init.schemes._core import NORMAL_RANGE, check_draws_fit, initializer
 from stabletrain.init.schemes._truncated import (
     check_sampleable,
     parent_std_for,
     sample_truncated_,
 )
+from stabletrain.init.schemes.core import NORMAL_RANGE, check_draws_fit, initializer
 
 
 @initializer

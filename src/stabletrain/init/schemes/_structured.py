@@ -8,7 +8,7 @@ import torch
 
 from stabletrain._checks import check_positive_int
 from stabletrain.init.gain import ActivationLike
-from stabletrain.init.schemes._core import LOW_PRECISION, gain_value, initializer
+from stabletrain.init.schemes.core import LOW_PRECISION, gain_value, initializer
 
 
 @initializer

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from stabletrain.init.schemes._core import LOW_PRECISION
+from stabletrain.init.schemes.core import LOW_PRECISION
 
 
 def _pdf(x: float) -> float:

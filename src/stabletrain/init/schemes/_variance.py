@@ -16,7 +16,8 @@ import torch
 from stabletrain._checks import check_choice, check_real
 from stabletrain.init.fans import Fans
 from stabletrain.init.gain import ActivationLike, GainKind, gain
-from stabletrain.init.schemes._core import (
+from stabletrain.init.schemes._truncated import TWO_SIGMA_STD, sample_truncated_
+from stabletrain.init.schemes.core import (
     NORMAL_RANGE,
     FanMode,
     check_draws_fit,
@@ -26,7 +27,6 @@ from stabletrain.init.schemes._core import (
     resolve_fans,
     std_for,
 )
-from stabletrain.init.schemes._truncated import TWO_SIGMA_STD, sample_truncated_
 
 Distribution = Literal["normal", "truncated_normal", "uniform"]
 DISTRIBUTIONS: tuple[Distribution, ...] = ("normal", "truncated_normal", "uniform")

@@ -32,7 +32,7 @@ from typing import Literal
 from torch import nn
 
 from stabletrain.graph import NORM_TYPES, Graph, ParamUse, is_norm
-from stabletrain.graph._ops import ADD_OPS, LINEAR_OPS, MUL_OPS, NORM_OPS
+from stabletrain.graph.ops import ADD_OPS, LINEAR_OPS, MUL_OPS, NORM_OPS
 
 Category = Literal["weight", "bias", "norm", "gain", "embedding", "positional"]
 CATEGORIES: tuple[Category, ...] = ("weight", "bias", "norm", "gain", "embedding", "positional")

@@ -9,8 +9,8 @@ from typing import Literal
 
 from torch import nn
 
-from stabletrain.graph._ops import DROPOUT_OPS, op_kind
-from stabletrain.graph._recorder import Call, Op, Recording
+from stabletrain.graph.ops import DROPOUT_OPS, op_kind
+from stabletrain.graph.recorder import Call, Op, Recording
 
 FollowingKind = Literal[
     "activation", "norm", "residual", "add", "layer", "attention", "output", "other", "unused"

@@ -11,7 +11,7 @@ from typing import Any
 from torch import nn
 
 from stabletrain.graph import NORM_TYPES
-from stabletrain.graph._ops import LINEAR_OPS
+from stabletrain.graph.ops import LINEAR_OPS
 
 # Categories of "what follows the layer", for rules that apply to a family of activations.
 CATEGORIES: dict[str, frozenset[str]] = {

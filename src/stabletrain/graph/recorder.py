@@ -25,7 +25,7 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.hooks import RemovableHandle
 
 from stabletrain.graph._modules import module_activation
-from stabletrain.graph._ops import (
+from stabletrain.graph.ops import (
     ACTIVATION_OPS,
     VALUE_PRESERVING_OPS,
     activation_params,
