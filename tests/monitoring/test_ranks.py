@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from stabletrain.monitoring import JSONLSink, MemorySink, TrainingMonitor, _ranks, every
+from stabletrain.monitoring import JSONLSink, MemorySink, TrainingMonitor, every, ranks
 
 
 def run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rank: int | None, **kwargs: object
 ) -> tuple[MemorySink, JSONLSink]:
-    monkeypatch.setattr(_ranks, "global_rank", lambda: rank)
+    monkeypatch.setattr(ranks, "global_rank", lambda: rank)
     model = nn.Linear(3, 1)
     memory, jsonl = MemorySink(), JSONLSink(tmp_path / "rows.jsonl")
     with TrainingMonitor(model, schedule=every(1), sinks=[memory, jsonl], **kwargs) as mon:  # type: ignore[arg-type]

@@ -10,20 +10,16 @@ from torch import nn
 
 from stabletrain.graph import Following, first_activation
 from stabletrain.graph.ops import ACTIVATION_OPS
-from stabletrain.init.fans import is_batched_weight, layer_fans, recurrent_gates
+from stabletrain.init.fans import is_batched_weight, layer_fans
 from stabletrain.init.gain import gain
 from stabletrain.init.looks_linear import looks_linear_
+from stabletrain.init.policy._registry import REGISTRY, Draw, resolved_gain
 from stabletrain.init.policy._roles import Roles
 from stabletrain.init.policy.report import ParamRecord
-from stabletrain.init.policy.rules import ROLE_SCHEMES, VARIANCE_SCHEMES, Rule
+from stabletrain.init.policy.rules import ROLE_SCHEMES, Rule
 from stabletrain.init.schemes import (
-    Distribution,
     constant_,
     normal_,
-    orthogonal_,
-    standard_,
-    trunc_normal_,
-    variance_scaling_,
     zeros_,
 )
 
@@ -119,44 +115,13 @@ def _apply(
     generator: torch.Generator | None,
     ops: tuple[str, ...] = (),
 ) -> float | None:
-    """Initialize ``p`` by ``rule``; returns the gain used, if the scheme has one."""
-    opts = dict(rule.options)
-    g = opts.pop("gain", 1.0)
-    if g in ("auto", "auto_relu"):
-        g = act_gain if act_gain is not None else (1.0 if g == "auto" else math.sqrt(2.0))
-    g = float(g)
-    fans = _fans(module, pname, p, ops)
-    s = "xavier_uniform" if rule.scheme in ("logits", "embedding") else rule.scheme
-    if s in VARIANCE_SCHEMES:
-        mode = opts.get("mode", "fan_avg" if s.startswith("xavier") else "fan_in")
-        dist: Distribution = "uniform" if s.endswith("uniform") else "normal"
-        g = 1.0 if s.startswith("lecun") else g
-        variance_scaling_(p, g * g, mode, dist, fans=fans, generator=generator)
-        return g
-    if s == "orthogonal":
-        blocks = recurrent_gates(module) if isinstance(module, nn.RNNBase | nn.RNNCellBase) else 1
-        orthogonal_(p, g, blocks=blocks, generator=generator)
-        return g
-    if s == "zeros":
-        zeros_(p)
-    elif s == "ones":
-        constant_(p, 1.0)
-    elif s == "constant" and "forget_bias" in opts:  # LSTM gates i, f, g, o
-        zeros_(p)
-        forget = opts["forget_bias"]
-        if forget is not None and pname.startswith("bias_ih"):
-            hidden = p.shape[0] // 4
-            constant_(p[hidden : 2 * hidden], forget)
-    elif s == "constant":
-        constant_(p, opts.get("value", 0.0))
-    elif s == "normal":
-        normal_(p, opts.get("mean", 0.0), opts.get("std", 0.02), generator=generator)
-    elif s == "trunc_normal":
-        std = opts.get("std", 0.02)
-        trunc_normal_(p, 0.0, std, -2 * std, 2 * std, generator=generator)
-    elif s == "standard":
-        standard_(p, fans=fans, generator=generator)
-    return None
+    """Initialize ``p`` by ``rule``'s scheme (:data:`~._registry.REGISTRY`; the role schemes'
+    fallback is Xavier); returns the gain used, if the scheme has one."""
+    options = dict(rule.options)
+    g = resolved_gain(options.pop("gain", 1.0), act_gain)
+    name = "xavier_uniform" if rule.scheme in ROLE_SCHEMES else rule.scheme
+    draw = Draw(module, pname, g, options, _fans(module, pname, p, ops), generator)
+    return REGISTRY[name](p, draw)
 
 
 def looks_linear_record(

@@ -12,6 +12,7 @@ from torch import nn
 
 from stabletrain.graph import NORM_TYPES
 from stabletrain.graph.ops import LINEAR_OPS
+from stabletrain.init.policy._registry import REGISTRY
 
 # Categories of "what follows the layer", for rules that apply to a family of activations.
 CATEGORIES: dict[str, frozenset[str]] = {
@@ -37,28 +38,10 @@ CATEGORIES: dict[str, frozenset[str]] = {
 # "unknown" (the layer was never called, or nothing consumed its output).
 FOLLOWING_VALUES = (*CATEGORIES, "linear", "output", "unknown", "any")
 
-VARIANCE_SCHEMES = (
-    "he_normal",
-    "he_uniform",
-    "xavier_uniform",
-    "xavier_normal",
-    "lecun_normal",
-    "lecun_uniform",
-)
 # schemes decided by the parameter's role in the traced graph (see _roles.py)
 ROLE_SCHEMES = ("logits", "embedding", "norm_weight")
-SCHEMES = (
-    *VARIANCE_SCHEMES,
-    *ROLE_SCHEMES,
-    "orthogonal",
-    "zeros",
-    "ones",
-    "constant",
-    "normal",
-    "trunc_normal",
-    "standard",
-    "keep",
-)
+# every name a rule may give: the registry's drawn schemes, the role schemes, and "keep"
+SCHEMES = (*REGISTRY, *ROLE_SCHEMES, "keep")
 RULE_KEYS = ("name", "scheme", "module", "param", "following", "dims", "op", "norm", "options")
 
 
