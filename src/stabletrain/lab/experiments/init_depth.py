@@ -79,15 +79,7 @@ def _glorot_theory(q1: float, layers: int) -> list[float]:
     return [(1.0 / (1.0 / q1 + 2.0 * (layer - 1))) ** 0.5 for layer in range(1, layers + 1)]
 
 
-@experiment(
-    "I6",
-    title="Xavier keeps forward and backward std roughly constant for tanh",
-    claim=(
-        "Xavier/Glorot, Var(w) = 2/(n_in+n_out), normal or U(±sqrt(6/(n_in+n_out))), keeps "
-        "forward activation variance and backward gradient variance roughly constant across "
-        "layers for tanh/sigmoid-like activations."
-    ),
-)
+@experiment("I6")
 def xavier_depth(ctx: Context) -> Result:
     depth, width, batch = ctx.pick(30, 50), 256, ctx.pick(256, 512)
     profiles = {
@@ -171,14 +163,7 @@ def _widening(first: int, last: int, depth: int) -> nn.Sequential:
     return nn.Sequential(OrderedDict(layers))
 
 
-@experiment(
-    "I7",
-    title="He keeps the variance constant for ReLU; Xavier + ReLU halves it every layer",
-    claim=(
-        "He/Kaiming, Var(w) = 2/n_in, normal or U(±sqrt(6/n_in)), keeps variance constant for "
-        "ReLU; ReLU halves the variance so Xavier + ReLU shrinks with depth."
-    ),
-)
+@experiment("I7")
 def he_depth(ctx: Context) -> Result:
     depth, width, batch = ctx.pick(30, 50), ctx.pick(256, 512), 256
     profiles = {
@@ -268,14 +253,7 @@ def _train_digits(ctx: Context, depth: int, scheme: str, steps: int) -> tuple[fl
     return accuracy(model, data.x_test, data.y_test), log.first_below(1.0)
 
 
-@experiment(
-    "I11",
-    title="Deeper networks are more sensitive to initialization",
-    claim=(
-        "Deeper networks are more sensitive to initialization: good init is what lets them "
-        "train at all, and train faster."
-    ),
-)
+@experiment("I11")
 def depth_sensitivity(ctx: Context) -> Result:
     depths = ctx.pick((2, 8, 16), (2, 4, 8, 16, 24))
     schemes = ctx.pick(

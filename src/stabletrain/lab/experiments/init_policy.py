@@ -83,15 +83,7 @@ def _margin_verdict(margin: float) -> Verdict:
     return verdicts.at_least(margin, BEATS, caveat=TIE)
 
 
-@experiment(
-    "I10",
-    title="Init by activation: the automatic policy applies the tree, and it trains better",
-    claim=(
-        "Choose init by activation: ReLU family -> He, tanh/sigmoid -> Xavier, recurrent -> "
-        "orthogonal; biases 0; BatchNorm weight 1, bias 0; classification output layer "
-        "Xavier."
-    ),
-)
+@experiment("I10")
 def init_policy(ctx: Context) -> Result:
     # (1) the policy, parameter by parameter
     torch.manual_seed(ctx.seed)

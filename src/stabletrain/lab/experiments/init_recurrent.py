@@ -65,11 +65,7 @@ def _decades(profile: list[float]) -> float:
     return math.log10(first / last) if first > 0 else -math.inf  # -inf: below float64
 
 
-@experiment(
-    "I9",
-    title="Orthogonal recurrent weights keep gradients flowing through time",
-    claim=("Orthogonal init suits recurrent networks: it keeps gradients flowing through time."),
-)
+@experiment("I9")
 def orthogonal_recurrent(ctx: Context) -> Result:
     steps, draws = ctx.pick(100, 300), ctx.pick(4, 12)
     decades: dict[tuple[str, str], list[float]] = {}

@@ -96,14 +96,7 @@ def _factor_table(profiles: Sequence[_Profile]) -> Table:
     )
 
 
-@experiment(
-    "I3",
-    title="Too small or too large init: signals vanish, explode or saturate with depth",
-    claim=(
-        "Too-large init explodes activations or saturates tanh/sigmoid; too-small init shrinks "
-        "activations toward 0; either way gradients vanish or explode with depth."
-    ),
-)
+@experiment("I3")
 def init_scale(ctx: Context) -> Result:
     depth, batch = ctx.pick(20, 30), ctx.pick(256, 512)
     activations = ("tanh", "sigmoid", "relu")
@@ -192,14 +185,7 @@ def init_scale(ctx: Context) -> Result:
     )
 
 
-@experiment(
-    "I4",
-    title="Standard init U(±1/√n): variance 1/3 at layer 1, not at depth",
-    claim=(
-        '"Standard" init U(-1/sqrt(n), 1/sqrt(n)) with Var(x)=1 gives hidden pre-activations '
-        "of mean 0 and variance 1/3, independent of depth."
-    ),
-)
+@experiment("I4")
 def standard_init_depth(ctx: Context) -> Result:
     batch = ctx.pick(512, 4096)
     model = models.mlp(WIDTH, WIDTH, I4_DEPTH, WIDTH, activation="tanh")

@@ -111,14 +111,7 @@ def _figure(title: str, runs: list[_Run]) -> Figure:
     )
 
 
-@experiment(
-    "I1",
-    title="Constant init: hidden units stay identical through training",
-    claim=(
-        "All-zero or constant weights keep every hidden unit of a layer identical through "
-        "training: the symmetry problem."
-    ),
-)
+@experiment("I1")
 def constant_init_symmetry(ctx: Context) -> Result:
     runs = [
         _run(ctx, scheme, activation, 0.0)
@@ -149,11 +142,7 @@ def constant_init_symmetry(ctx: Context) -> Result:
     )
 
 
-@experiment(
-    "I2",
-    title="Random init and dropout break the symmetry",
-    claim="Random init breaks the symmetry; dropout breaks it as well.",
-)
+@experiment("I2")
 def symmetry_breaking(ctx: Context) -> Result:
     random_run = _run(ctx, "random (Xavier)", "tanh", 0.0)
     constant_run = _run(ctx, "constant", "tanh", 0.0)

@@ -37,13 +37,7 @@ def _fill(w: torch.Tensor, std: float, uniform: bool, g: torch.Generator) -> tor
     return init.normal_(w, 0.0, std, generator=g)
 
 
-@experiment(
-    "I5",
-    title="Var(z) = n_in · Var(w) · Var(x)",
-    claim=(
-        "Var(z) = n_in * Var(w) * Var(x) for z = sum_j w_j x_j with independent zero-mean factors."
-    ),
-)
+@experiment("I5")
 def variance_formula(ctx: Context) -> Result:
     batch, trials = ctx.pick(1024, 2048), ctx.pick(4, 8)
     g = ctx.generator(1)
@@ -173,13 +167,7 @@ def _ks_pvalue(w: torch.Tensor, distribution: str, std: float) -> float:
     return float(stats.kstest(sample, stats.truncnorm(-2, 2, scale=parent).cdf).pvalue)
 
 
-@experiment(
-    "I8",
-    title="Uniform and normal variants of a scheme have the same variance",
-    claim=(
-        "The uniform and normal variants of a scheme have the same variance (a = sqrt(3)·sigma)."
-    ),
-)
+@experiment("I8")
 def uniform_normal_variants(ctx: Context) -> Result:
     shape = ctx.pick((512, 256), (2048, 1024))  # (fan_out, fan_in)
     fans = Fans(fan_in=shape[1], fan_out=shape[0])

@@ -98,15 +98,7 @@ def _slope(xs: list[float], ys: list[float]) -> float:
     )
 
 
-@experiment(
-    "P-ADAMW2019",
-    title="AdamW separates the best weight decay from the learning rate",
-    claim=(
-        "Over a grid of learning rate × weight decay, decoupled weight decay (AdamW) separates "
-        "the optimal weight decay from the learning rate, while Adam + L2 couples them."
-    ),
-    source="I. Loshchilov, F. Hutter. Decoupled Weight Decay Regularization. ICLR 2019.",
-)
+@experiment("P-ADAMW2019")
 def adamw_separates_decay_from_lr(ctx: Context) -> Result:
     # 200 steps in both modes (full mode adds splits). With 300-400 steps the grid was noisier
     # (Adam + L2's slope +0.37..+0.84, AdamW's +0.1..+0.7 over two splits): longer training

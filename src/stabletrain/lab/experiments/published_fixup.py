@@ -116,19 +116,7 @@ def _run(ctx: Context, arm: str, blocks: int, steps: int, seed: int) -> _Run:
     return _Run(arm, seed, log.losses[0], log.diverged, len(log.losses), acc, growth, log.losses)
 
 
-@experiment(
-    "P-FIXUP2019",
-    title="Fixup trains a very deep residual MLP without normalization where He init diverges",
-    claim=(
-        "A very deep residual network without normalization trains with Fixup / "
-        "zero-initialized residual branches at a learning rate where the standard init "
-        "diverges."
-    ),
-    source=(
-        "H. Zhang, Y. N. Dauphin, T. Ma. Fixup Initialization: Residual Learning Without "
-        "Normalization. ICLR 2019."
-    ),
-)
+@experiment("P-FIXUP2019")
 def fixup(ctx: Context) -> Result:
     blocks, steps, seeds = ctx.pick(30, 100), ctx.pick(100, 300), 2
     runs = [_run(ctx, arm, blocks, steps, s) for arm in ARMS for s in range(seeds)]

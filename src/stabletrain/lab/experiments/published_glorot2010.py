@@ -52,20 +52,7 @@ def _same(values: list[float]) -> float:
     return min(values) / max(values)
 
 
-@experiment(
-    "P-GLOROT2010",
-    title="Glorot & Bengio 2010: standard vs normalized init, per-layer statistics (tanh)",
-    claim=(
-        "With the standard init, tanh activations shrink with the layer index and "
-        "back-propagated gradients shrink toward the input while weight gradients stay "
-        "about constant; the normalized init keeps activations and back-propagated gradients "
-        "about constant across layers."
-    ),
-    source=(
-        "Glorot & Bengio 2010, Understanding the difficulty of training deep feedforward "
-        "neural networks, AISTATS (Section 4.2, Figures 6-8)"
-    ),
-)
+@experiment("P-GLOROT2010")
 def glorot2010(ctx: Context) -> Result:
     width, batch = ctx.pick(256, 1000), ctx.pick(512, 1437)
     stats = {label: _profiles(ctx, scheme, width, batch) for label, scheme in SCHEMES.items()}

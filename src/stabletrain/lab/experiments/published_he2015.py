@@ -39,17 +39,7 @@ def _run(ctx: Context, scheme: str, width: int, steps: int) -> tuple[TrainLog, f
     return log, accuracy(model, data.x_test, data.y_test), signals[DEPTH - 1].batch_std
 
 
-@experiment(
-    "P-HE2015",
-    title="He et al. 2015: a 30-layer plain ReLU net stalls under Xavier, trains under He",
-    claim=(
-        "A 30-layer plain ReLU network initialized with Xavier does not train (the loss stays "
-        "at its initial value), while the same network with Var(w) = 2/n_in converges."
-    ),
-    source=(
-        "He, Zhang, Ren & Sun 2015, Delving Deep into Rectifiers, ICCV (Section 2.2, Figure 3)"
-    ),
-)
+@experiment("P-HE2015")
 def he2015(ctx: Context) -> Result:
     width, steps = ctx.pick(64, 128), ctx.pick(400, 1000)
     runs = {label: _run(ctx, scheme, width, steps) for label, scheme in SCHEMES.items()}

@@ -58,15 +58,7 @@ def _run(
     return log, accuracy(model, data.x_test, data.y_test), stds
 
 
-@experiment(
-    "P-LSUV2016",
-    title="Mishkin & Matas 2016: LSUV puts every layer at unit std and trains faster early",
-    claim=(
-        "After LSUV every layer's output std is 1 within the tolerance, and a deep thin "
-        "network trains faster in its early phase than with Xavier or He (MSRA) init."
-    ),
-    source="Mishkin & Matas 2016, All you need is a good init, ICLR (Algorithm 1, Figures 2-4)",
-)
+@experiment("P-LSUV2016")
 def lsuv2016(ctx: Context) -> Result:
     steps = ctx.pick(200, 500)
     runs = {method: _run(ctx, method, steps) for method in ("LSUV", *BASELINES)}

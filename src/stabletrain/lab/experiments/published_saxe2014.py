@@ -69,18 +69,7 @@ def _steps_to_criterion(
     return cap
 
 
-@experiment(
-    "P-SAXE2014",
-    title="Saxe et al. 2014: deep linear nets learn in depth-independent time from orthogonal init",
-    claim=(
-        "In deep linear networks, random orthogonal init learns in a time independent of "
-        "depth, while a scaled Gaussian init N(0, 1/N) learns more slowly as depth grows."
-    ),
-    source=(
-        "Saxe, McClelland & Ganguli 2014, Exact solutions to the nonlinear dynamics of "
-        "learning in deep linear neural networks, ICLR (Section 4, Figure 6)"
-    ),
-)
+@experiment("P-SAXE2014")
 def saxe2014(ctx: Context) -> Result:
     depths = ctx.pick((4, 8, 16), (4, 8, 16, 32, 64))
     grid = ctx.pick(QUICK_GRID, FULL_GRID)

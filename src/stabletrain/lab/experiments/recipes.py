@@ -352,11 +352,7 @@ C1 = Scenario(
 )
 
 
-@experiment(
-    "C1",
-    title="Deep ReLU network: He + L2 + Dropout against alternatives",
-    claim="Deep ReLU network → init: He; regularization: L2 + Dropout",
-)
+@experiment("C1")
 def recipe_deep_relu(ctx: Context) -> Result:
     return _result(ctx, C1, "a deep ReLU network should use He init with L2 + Dropout")
 
@@ -384,11 +380,7 @@ C2 = Scenario(
 )
 
 
-@experiment(
-    "C2",
-    title="Shallow tanh network: Xavier + L2 against alternatives",
-    claim="Shallow tanh/sigmoid network → init: Xavier; regularization: L2",
-)
+@experiment("C2")
 def recipe_shallow_tanh(ctx: Context) -> Result:
     return _result(ctx, C2, "a shallow tanh/sigmoid network should use Xavier init with L2")
 
@@ -417,11 +409,7 @@ C3 = Scenario(
 )
 
 
-@experiment(
-    "C3",
-    title="Small fully connected network: Xavier or default + L2 against alternatives",
-    claim="Small fully connected network → init: Xavier or default; regularization: L2",
-)
+@experiment("C3")
 def recipe_small_fc(ctx: Context) -> Result:
     return _result(ctx, C3, "a small fully connected network should use Xavier or default + L2")
 
@@ -462,11 +450,7 @@ C4 = Scenario(
 )
 
 
-@experiment(
-    "C4",
-    title="CNN image classification: He + Dropout + BatchNorm against alternatives",
-    claim="CNN image classification → init: He; regularization: Dropout + BatchNorm",
-)
+@experiment("C4")
 def recipe_cnn(ctx: Context) -> Result:
     return _result(ctx, C4, "a CNN image classifier should use He init with Dropout + BatchNorm")
 
@@ -573,11 +557,7 @@ C5 = Scenario(
 )
 
 
-@experiment(
-    "C5",
-    title="NLP (Transformer): Xavier + LayerNorm + Dropout against alternatives",
-    claim="NLP (RNN/Transformer) → init: Xavier or custom; regularization: LayerNorm + Dropout",
-)
+@experiment("C5")
 def recipe_nlp(ctx: Context) -> Result:
     return _result(
         ctx, C5, "an NLP model (RNN/Transformer) should use Xavier init with LayerNorm + Dropout"

@@ -57,11 +57,7 @@ def _decay_run(base: nn.Module, ctx_seed: int, lam: float, steps: int) -> _Decay
     return _DecayRun(lam, scores, norm)
 
 
-@experiment(
-    "R5",
-    title="weight decay reduces the train/test gap",
-    claim=("Weight decay reduces overfitting (the train/test gap) by limiting model complexity."),
-)
+@experiment("R5")
 def weight_decay_reduces_overfitting(ctx: Context) -> Result:
     steps = ctx.pick(300, 400)
     seeds = [ctx.seed + k for k in range(ctx.pick(1, 3))]
@@ -216,11 +212,7 @@ def _effect_run(base: nn.Module, seed: int, lam: float, steps: int, *, spare: bo
     return _EffectRun(scores.test_accuracy, _norm_gain(model))
 
 
-@experiment(
-    "R6",
-    title="no weight decay for biases and normalization parameters",
-    claim="Bias and normalization parameters should get no or less decay.",
-)
+@experiment("R6")
 def no_decay_for_biases_and_norms(ctx: Context) -> Result:
     steps = R6_STEPS
     seeds = [ctx.seed + k for k in range(ctx.pick(1, 3))]

@@ -88,15 +88,7 @@ def _network_z(p: float, passes: int, ctx: Context) -> tuple[float, float]:
     return out[0], out[1]
 
 
-@experiment(
-    "R7",
-    title="inverted and classic dropout agree in expectation",
-    claim=(
-        "Dropout zeroes units with probability p during training; inverted dropout scales kept "
-        "units by 1/(1−p) so no scaling at test; the classic form scales by the keep "
-        "probability at test: the two are equivalent in expectation."
-    ),
-)
+@experiment("R7")
 def dropout_forms_agree_in_expectation(ctx: Context) -> Result:
     passes = ctx.pick(20000, 100000)
     ctx.seed_all(6)
@@ -242,14 +234,7 @@ def _ensemble(model: nn.Module, split: DigitsSplit, passes: int, seed: int) -> _
     )
 
 
-@experiment(
-    "R8",
-    title="dropout reduces overfitting; the scaled network approximates the ensemble",
-    claim=(
-        "Dropout reduces overfitting, most with large models and small data; it acts as an "
-        "ensemble of exponentially many sub-networks."
-    ),
-)
+@experiment("R8")
 def dropout_reduces_overfitting(ctx: Context) -> Result:
     steps, width = ctx.pick((300, 256), (600, 256))
     sizes = ctx.pick(*R8_SIZES)
@@ -375,14 +360,7 @@ def _placement_difference(activation: str, gen: torch.Generator) -> float:
     return float((before - after).abs().max())
 
 
-@experiment(
-    "R9",
-    title="typical dropout rates and placement",
-    claim=(
-        "Typical rates: 0.5 for hidden layers, 0.1–0.3 for inputs; place dropout after the "
-        "activation, mostly after fully connected layers."
-    ),
-)
+@experiment("R9")
 def dropout_rates_sweep(ctx: Context) -> Result:
     steps = ctx.pick(250, 600)
     seeds = [ctx.seed + k for k in range(ctx.pick(1, 2))]
@@ -475,11 +453,7 @@ R14_LAMBDA = 3e-3  # R5's λ for SGD's coupled decay (= L2, claim R1)
 R14_MIN_GAIN = NOISE
 
 
-@experiment(
-    "R14",
-    title="L2 and dropout together",
-    claim="L2 + dropout together often work better than either alone.",
-)
+@experiment("R14")
 def l2_and_dropout_together(ctx: Context) -> Result:
     steps = ctx.pick(300, 600)
     seeds = [ctx.seed + k for k in range(ctx.pick(1, 3))]

@@ -117,14 +117,7 @@ def _irrelevant_ratio(weight: torch.Tensor, informative: list[int]) -> float:
     return float(norms[~mask].median() / norms[mask].median())
 
 
-@experiment(
-    "R3",
-    title="L1: constant shrink, exact zeros, feature selection",
-    claim=(
-        "L1 subtracts a constant η·λ·sign(w) each step, shrinks small weights harder than L2, "
-        "and drives unimportant weights to ~0: sparsity and feature selection."
-    ),
-)
+@experiment("R3")
 def l1_selects_features(ctx: Context) -> Result:
     steps = ctx.pick(300, 600)
     x, y, informative = _task(ctx.generator(1))

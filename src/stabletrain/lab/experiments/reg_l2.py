@@ -116,14 +116,7 @@ def _r1_runs(ctx: Context, dtype: torch.dtype, steps: int) -> dict[str, list[flo
     }
 
 
-@experiment(
-    "R1",
-    title="L2 penalty = weight decay under plain SGD",
-    claim=(
-        "L2 adds (λ/2)·‖θ‖² to the loss; with plain SGD it is exactly weight decay "
-        "θ ← θ − η·λ·θ − η·∇loss."
-    ),
-)
+@experiment("R1")
 def l2_equals_decay_under_sgd(ctx: Context) -> Result:
     steps = ctx.pick(100, 400)
     runs64 = _r1_runs(ctx, torch.float64, steps)
@@ -241,14 +234,7 @@ def _adam_run(
     return _AdamRun(decay_parameters(model), opt, scores.test_accuracy)
 
 
-@experiment(
-    "R2",
-    title="Adam + L2 is not AdamW",
-    claim=(
-        "With Adam, L2 and weight decay differ: L2's effect is rescaled by the adaptive step, "
-        "decoupled weight decay (AdamW) is not; AdamW is the right way to decay weights with Adam."
-    ),
-)
+@experiment("R2")
 def adam_l2_differs_from_adamw(ctx: Context) -> Result:
     n_train, steps = ctx.pick((200, 250), (300, 1000))
     split = small_digits(n_train, ctx.seed)
@@ -356,14 +342,7 @@ def _one_step_shrink(
     return sum(p.numel() for p in weights), mean, float((shrink - mean).abs().max()) / mean
 
 
-@experiment(
-    "R4",
-    title="the λ/n form of L2: λ must grow with n to keep the shrink factor",
-    claim=(
-        "To keep L2's per-step shrink factor when the number of weights n grows, λ must grow "
-        "with n (for the (λ/2n)·‖θ‖² form)."
-    ),
-)
+@experiment("R4")
 def l2_mean_form_shrink_scales_with_n(ctx: Context) -> Result:
     rows = []
     errors = []

@@ -52,14 +52,7 @@ def _batch_dependence(model: nn.Module, x: torch.Tensor, other: torch.Tensor) ->
         return float((model(x)[0] - model(swapped)[0]).abs().max())
 
 
-@experiment(
-    "R11",
-    title="LayerNorm: per-sample formula, independent of the batch",
-    claim=(
-        "LayerNorm normalizes each sample over its features: y = γ·(x − μ)/√(σ² + ε) + β; it "
-        "does not depend on the batch, unlike BatchNorm."
-    ),
-)
+@experiment("R11")
 def layer_norm_is_per_sample(ctx: Context) -> Result:
     gen = ctx.generator(11)
     batch, features = ctx.pick(16, 256), 32
@@ -190,11 +183,7 @@ def _reestimate_bn(model: nn.Module, x: torch.Tensor, *, dropout_on: bool, seed:
     model.eval()
 
 
-@experiment(
-    "R10",
-    title="dropout before BatchNorm shifts its variance",
-    claim="Dropout and BatchNorm are usually not combined (their functions overlap).",
-)
+@experiment("R10")
 def dropout_before_batchnorm_shifts_variance(ctx: Context) -> Result:
     steps = ctx.pick(300, 800)
     data = digits(ctx.seed)
@@ -306,11 +295,7 @@ def _mlp_run(norm: NormName | None, lr: float, steps: int, seed: int, *, init: b
     return train(model, opt, sample, steps=steps)
 
 
-@experiment(
-    "R12",
-    title="LayerNorm: larger learning rates, faster convergence",
-    claim="LayerNorm stabilizes training, speeds convergence and allows larger learning rates.",
-)
+@experiment("R12")
 def layer_norm_stabilizes_training(ctx: Context) -> Result:
     steps = ctx.pick(150, 300)
     lrs = ctx.pick(*R12_LRS)
@@ -463,13 +448,7 @@ class _Drop:
         return self.start - self.end
 
 
-@experiment(
-    "R13",
-    title="Pre-LN vs Post-LN Transformers without warmup",
-    claim=(
-        "Pre-LN (LayerNorm -> sublayer -> add) is more stable than Post-LN in deep Transformers."
-    ),
-)
+@experiment("R13")
 def pre_ln_trains_without_warmup(ctx: Context) -> Result:
     steps = ctx.pick(60, 150)
     lrs = ctx.pick(*R13_LRS)

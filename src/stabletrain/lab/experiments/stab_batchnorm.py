@@ -78,11 +78,7 @@ def _case(ctx: Context, label: str, scale: float, norm: bool, depth: int, steps:
     return _Case(label, norm, signals, acc, log.diverged)
 
 
-@experiment(
-    "S4",
-    title="BatchNorm keeps activations in range under a bad init; gradients improve, not fixed",
-    claim="BatchNorm keeps activations in range and indirectly fixes gradient problems.",
-)
+@experiment("S4")
 def batchnorm_range(ctx: Context) -> Result:
     depth, steps = ctx.pick(20, 30), ctx.pick(150, 400)
     cases = [

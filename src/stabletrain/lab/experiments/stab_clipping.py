@@ -111,14 +111,7 @@ def _label(max_norm: float | None) -> str:
     return "no clipping" if max_norm is None else f"clip {max_norm:g}"
 
 
-@experiment(
-    "S3",
-    title="Gradient clipping bounds the update and tames an RNN's explosions",
-    claim=(
-        "Gradient clipping by norm (max_norm 0.5–5) bounds the update and tames explosions, "
-        "notably in RNNs."
-    ),
-)
+@experiment("S3")
 def rnn_clipping(ctx: Context) -> Result:
     hidden, length, steps = ctx.pick((32, 20, 200), (48, 20, 600))
     lrs = ctx.pick((0.1, 0.3), (0.03, 0.1, 0.3, 1.0))

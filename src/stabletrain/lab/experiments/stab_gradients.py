@@ -143,14 +143,7 @@ S1_CASES = (
 )
 
 
-@experiment(
-    "S1",
-    title="Gradients vanish or explode as products of per-layer factors",
-    claim=(
-        "Gradients vanish in deep networks when backprop multiplies many factors below 1 "
-        "(sigmoid/tanh), and explode when they are above 1."
-    ),
-)
+@experiment("S1")
 def gradient_factors(ctx: Context) -> Result:
     depth, x = _depth_batch(ctx)
     rows, checks, mechanism, profiles = [], [], [], {}
@@ -242,13 +235,7 @@ S2_CASES = (
 )
 
 
-@experiment(
-    "S2",
-    title="ReLU, LeakyReLU and PReLU keep the gradient where sigmoid loses it",
-    claim=(
-        "ReLU and its variants (LeakyReLU, PReLU) avoid the vanishing of saturating activations."
-    ),
-)
+@experiment("S2")
 def relu_gradients(ctx: Context) -> Result:
     depth, x = _depth_batch(ctx)
     profiles: dict[str, _Profile] = {}

@@ -208,11 +208,7 @@ def _rate(outcomes: list[_Outcome]) -> float:
     return sum(o.flagged for o in outcomes) / len(outcomes)
 
 
-@experiment(
-    "S6",
-    title="The training monitor flags each injected problem on its first step",
-    claim="Monitor per-layer gradient norms during training to catch these problems early.",
-)
+@experiment("S6")
 def monitor_flags(ctx: Context) -> Result:
     trials = _trials(ctx.quick)
     seeds = range(ctx.pick(1, 3))

@@ -87,14 +87,7 @@ def _score(ctx: Context, arm: Arm, depth: int, seeds: int, steps: int) -> _Score
     return _Score(arm, depth, tuple(accs), tuple(losses), ratio)
 
 
-@experiment(
-    "S5",
-    title="Past ~20 layers a plain ReLU net stalls where a residual one trains",
-    claim=(
-        "Residual connections give gradients a direct path; networks deeper than ~20 layers "
-        "strongly need them."
-    ),
-)
+@experiment("S5")
 def residual_depth(ctx: Context) -> Result:
     depths = ctx.pick((10, 30), (10, 20, 30, 50))
     seeds, steps = ctx.pick(2, 3), ctx.pick(150, 300)
