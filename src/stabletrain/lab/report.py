@@ -382,15 +382,11 @@ def write_reports(
     }
     kwargs: dict[str, Any] = {"quick": quick, "seed": seed, "seconds": seconds}
     if "md" in formats:
-        paths["markdown"].write_text(
-            markdown_report(results, **kwargs), encoding="utf-8"
-        )
+        paths["markdown"].write_text(markdown_report(results, **kwargs), encoding="utf-8")
     if "json" in formats:
         data = results_json(results, **kwargs)
         paths["json"].write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     if "html" in formats:
-        paths["html"].write_text(
-            html_report(results, **kwargs), encoding="utf-8"
-        )
+        paths["html"].write_text(html_report(results, **kwargs), encoding="utf-8")
     wanted = {"markdown": "md", "json": "json", "html": "html"}
     return {name: path for name, path in paths.items() if wanted[name] in formats}

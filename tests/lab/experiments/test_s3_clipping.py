@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stabletrain.lab.experiments.stab_clipping import BOUND_TOL, adding_problem, rnn_clipping
+from stabletrain.lab.experiments.s3_clipping import BOUND_TOL, adding_problem, rnn_clipping
 from tests.lab.experiments._init_checks import run
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabletrain.lab.experiments.init_scale import DRIFT, init_scale, standard_init_depth
+from stabletrain.lab.experiments.i3_i4_scale import DRIFT, init_scale, standard_init_depth
 from tests.lab.experiments._init_checks import run
 
 

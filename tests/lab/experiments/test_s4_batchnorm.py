@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabletrain.lab.experiments.stab_batchnorm import IN_RANGE_DECADES, batchnorm_range
+from stabletrain.lab.experiments.s4_batchnorm import IN_RANGE_DECADES, batchnorm_range
 from tests.lab.experiments._init_checks import run
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from stabletrain.lab.experiments.recipes import (
+from stabletrain.lab.experiments.c1_to_c5_recipes import (
     NOISE_FLOOR,
     Scores,
     init_weights_,

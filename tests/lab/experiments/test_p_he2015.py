@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabletrain.lab.experiments.published_he2015 import CHANCE, TRAINS, he2015
+from stabletrain.lab.experiments.p_he2015 import CHANCE, TRAINS, he2015
 from tests.lab.experiments._init_checks import run
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabletrain.lab.experiments.stab_monitor import monitor_flags
+from stabletrain.lab.experiments.s6_monitor import monitor_flags
 from tests.lab.experiments._init_checks import run
 
 

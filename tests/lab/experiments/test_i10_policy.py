@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabletrain.lab.experiments.init_policy import BEATS, _claimed, init_policy
+from stabletrain.lab.experiments.i10_policy import BEATS, _claimed, init_policy
 from tests.lab.experiments._init_checks import run
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from stabletrain.lab.experiments.published_fixup import TRAINED, fixup
+from stabletrain.lab.experiments.p_fixup2019 import TRAINED, fixup
 from tests.lab.experiments._init_checks import run
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabletrain.lab.experiments.published_lsuv2016 import TOL, lsuv2016
+from stabletrain.lab.experiments.p_lsuv2016 import TOL, lsuv2016
 from tests.lab.experiments._init_checks import run
 
 

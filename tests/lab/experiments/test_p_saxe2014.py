@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabletrain.lab.experiments.published_saxe2014 import saxe2014
+from stabletrain.lab.experiments.p_saxe2014 import saxe2014
 from tests.lab.experiments._init_checks import run
 
 

@@ -9,7 +9,7 @@ import torch
 
 from stabletrain import models
 from stabletrain.lab._init_common import init_linears_
-from stabletrain.lab.experiments.stab_gradients import (
+from stabletrain.lab.experiments.s1_s2_gradients import (
     MEAN_FIELD_TOL,
     gradient_factors,
     mean_field_factors,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabletrain.lab.experiments.published_glorot2010 import SAME, glorot2010
+from stabletrain.lab.experiments.p_glorot2010 import SAME, glorot2010
 from tests.lab.experiments._init_checks import run
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from stabletrain.lab.experiments.init_symmetry import (
+from stabletrain.lab.experiments.i1_i2_symmetry import (
     BROKEN,
     SYMMETRY_TOL,
     constant_init_symmetry,

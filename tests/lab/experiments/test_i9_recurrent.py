@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabletrain.lab.experiments.init_recurrent import orthogonal_recurrent
+from stabletrain.lab.experiments.i9_recurrent import orthogonal_recurrent
 from tests.lab.experiments._init_checks import run
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from stabletrain.lab.experiments.init_depth import (
+from stabletrain.lab.experiments.i6_i7_i11_depth import (
     DRIFT,
     depth_sensitivity,
     he_depth,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabletrain.lab.experiments.stab_residual import NEED_GAP, residual_depth
+from stabletrain.lab.experiments.s5_residual import NEED_GAP, residual_depth
 from tests.lab.experiments._init_checks import run
 
 

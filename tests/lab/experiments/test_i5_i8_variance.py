@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from stabletrain.lab.experiments.init_variance import (
+from stabletrain.lab.experiments.i5_i8_variance import (
     FAN_INS,
     I5_TOL,
     I8_TOL,
