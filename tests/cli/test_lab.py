@@ -254,3 +254,17 @@ def test_a_real_sigint_exits_130_and_keeps_what_finished(tmp_path: Path) -> None
     assert sorted(p.name for p in (cache / "stabletrain" / "lab").iterdir()) == [
         "Z1-quick-seed0.json"
     ]
+
+
+def test_list_marks_an_experiment_whose_id_is_not_in_claims_py(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stabletrain._render import render_text
+    from stabletrain.cli.lab import list_json, list_table
+    from stabletrain.lab import registry
+
+    real = registry.index()
+    monkeypatch.setattr(registry, "index", lambda: {**real, "I99": registry.Entry("m", "")})
+    lines = render_text(list_table(), width=200).splitlines()
+    assert any(line.startswith("│ I99 ") and "not in claims.py" in line for line in lines)
+    assert list_json()[-1] == {"id": "I99", "title": "", "experiment": True}
