@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,16 +18,28 @@ from stabletrain.cli.main import main
 from stabletrain.lab import Context, Experiment, Result, experiment, verdicts
 from stabletrain.lab.claims import CLAIM_IDS
 from stabletrain.lab.experiment import REGISTRY
+from tests._claims import known_claims
 from tests._subprocess import python_env
 
-# A fake experiment registered before the command line runs: the lab runs it like any other.
+
+@pytest.fixture(autouse=True)
+def _fake_claims() -> Iterator[None]:
+    """Z1-Z3: claims for the fake experiments below (an experiment needs its claim listed)."""
+    with known_claims("Z1", "Z2", "Z3"):
+        yield
+
+
+# A fake claim and its experiment, registered before the command line runs: the lab runs it
+# like any other.
 _FAKE_RUN = textwrap.dedent(
     """
     import sys
     from stabletrain.cli.main import main
-    from stabletrain.lab import Figure, Result, Table, experiment, verdicts
+    from stabletrain.lab import Figure, Result, Table, claims, experiment, verdicts
 
-    @experiment("Z1", title="a fake <experiment>", claim="two is two")
+    claims._BY_ID["Z1"] = claims.Claim("Z1", "S", "a fake <experiment>", "two is two", (), "")
+
+    @experiment("Z1")
     def z1(ctx):
         return Result(
             verdicts.close_to(2.0, 2.0, rel_tol=1e-9),
@@ -145,7 +158,7 @@ def _fake(claim_id: str, calls: list[str], interrupt: bool = False) -> Experimen
             raise KeyboardInterrupt
         return Result(verdicts.close_to(2.0, 2.0, rel_tol=1e-9), "2 = 2", "Two is two.")
 
-    return experiment(claim_id, title=f"fake {claim_id}", claim="two", register=False)(fn)
+    return experiment(claim_id, register=False)(fn)
 
 
 def test_ctrl_c_exits_130_with_the_finished_experiments_cached_shown_and_reported(
@@ -193,13 +206,16 @@ _SIGINT_RUN = textwrap.dedent(
     # hands its children SIGINT ignored, and Python then leaves it ignored)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     from stabletrain.cli.main import main
-    from stabletrain.lab import Result, experiment, verdicts
+    from stabletrain.lab import Result, claims, experiment, verdicts
 
-    @experiment("Z1", title="quick", claim="two is two")
+    for claim_id in ("Z1", "Z2"):
+        claims._BY_ID[claim_id] = claims.Claim(claim_id, "S", "fake", "a fake claim", (), "")
+
+    @experiment("Z1")
     def z1(ctx):
         return Result(verdicts.close_to(2.0, 2.0, rel_tol=1e-9), "2 = 2", "Two is two.")
 
-    @experiment("Z2", title="slow", claim="waits")
+    @experiment("Z2")
     def z2(ctx):
         pathlib.Path(sys.argv[1]).write_text("started")
         time.sleep(60)
@@ -238,3 +254,17 @@ def test_a_real_sigint_exits_130_and_keeps_what_finished(tmp_path: Path) -> None
     assert sorted(p.name for p in (cache / "stabletrain" / "lab").iterdir()) == [
         "Z1-quick-seed0.json"
     ]
+
+
+def test_list_marks_an_experiment_whose_id_is_not_in_claims_py(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stabletrain._render import render_text
+    from stabletrain.cli.lab import list_json, list_table
+    from stabletrain.lab import registry
+
+    real = registry.index()
+    monkeypatch.setattr(registry, "index", lambda: {**real, "I99": registry.Entry("m", "")})
+    lines = render_text(list_table(), width=200).splitlines()
+    assert any(line.startswith("│ I99 ") and "not in claims.py" in line for line in lines)
+    assert list_json()[-1] == {"id": "I99", "title": "", "experiment": True}

@@ -117,7 +117,7 @@ def test_every_registered_experiment_answers_a_listed_claim() -> None:
 def test_every_registered_published_result_cites_its_paper() -> None:
     for claim_id, exp in load_all().items():
         if claim_id in PUBLISHED_IDS:
-            assert exp.source, f"{claim_id}: experiment(..., source=) names no paper"
+            assert exp.source, f"{claim_id}: claims.py gives no paper as its source"
 
 
 def test_every_claim_and_published_result_has_an_experiment() -> None:

@@ -81,7 +81,7 @@ def test_status_is_the_outcome_or_error() -> None:
 
 
 def test_experiment_run_keeps_the_result_and_sets_the_first_id() -> None:
-    @experiment("C1", "C2", title="t", claim="c", register=False)
+    @experiment("C1", "C2", register=False)
     def both(ctx: Context) -> Result:
         return full_result()
 

@@ -8,6 +8,7 @@ from stabletrain.lab import Result, experiment
 from stabletrain.lab._extras import describe_import_error
 from stabletrain.lab.experiment import REGISTRY
 from stabletrain.lab.runner import run
+from tests._claims import known_claims
 
 
 @pytest.mark.parametrize(
@@ -30,12 +31,14 @@ def test_other_errors_are_left_to_the_generic_message(err: Exception) -> None:
 
 
 def test_an_experiment_whose_import_is_missing_reports_the_extra() -> None:
-    @experiment("Z9", title="needs scipy", claim="scipy is there")
-    def z9(ctx: object) -> Result:
-        raise ModuleNotFoundError("No module named 'scipy'", name="scipy")
+    with known_claims("Z9"):
 
-    try:
-        (result,) = run(["Z9"], quick=True, seed=0, experiments={"Z9": REGISTRY["Z9"]})
-    finally:
-        REGISTRY.pop("Z9", None)
+        @experiment("Z9")
+        def z9(ctx: object) -> Result:
+            raise ModuleNotFoundError("No module named 'scipy'", name="scipy")
+
+        try:
+            (result,) = run(["Z9"], quick=True, seed=0, experiments={"Z9": REGISTRY["Z9"]})
+        finally:
+            REGISTRY.pop("Z9", None)
     assert "pip install 'stabletrain[lab]'" in result.error

@@ -7,13 +7,14 @@ import io
 import json
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from matplotlib.image import imread
 
 from stabletrain._render import render_text
-from stabletrain.lab import Experiment, Figure, Result, Table, Verdict, experiment, verdicts
+from stabletrain.lab import Figure, Result, Table, Verdict, verdicts
 from stabletrain.lab.report import (
     html_report,
     markdown_report,
@@ -21,17 +22,16 @@ from stabletrain.lab.report import (
     verdict_table,
     write_reports,
 )
+from tests._claims import fake_claim, known_claims
 
 EVIL = "<script>alert('x')</script> & | `a` *b*"
 
 
-def _fn(ctx: object) -> Result:
-    raise NotImplementedError
-
-
-FAKE: dict[str, Experiment] = {
-    "X1": experiment("X1", title=f"title {EVIL}", claim=f"claim {EVIL}", register=False)(_fn)
-}
+@pytest.fixture(scope="module", autouse=True)
+def _evil_claim() -> Iterator[None]:
+    """X1: a claim whose title and text are hostile (the report reads them from the list)."""
+    with known_claims(fake_claim("X1", title=f"title {EVIL}", text=f"claim {EVIL}")):
+        yield
 
 
 def results() -> list[Result]:
@@ -61,7 +61,7 @@ def results() -> list[Result]:
 
 @pytest.fixture(scope="module")
 def page() -> str:
-    return html_report(results(), quick=True, seed=3, experiments=FAKE)
+    return html_report(results(), quick=True, seed=3)
 
 
 def _pngs(page: str) -> list[bytes]:
@@ -101,7 +101,7 @@ def test_html_lists_each_claim_with_its_verdict_and_documents(page: str) -> None
 
 
 def test_markdown_escapes_text_so_tables_keep_their_columns() -> None:
-    md = markdown_report(results(), quick=False, seed=0, experiments=FAKE)
+    md = markdown_report(results(), quick=False, seed=0)
     assert "<script>" not in md
     assert "full mode" in md
     rows = [line for line in md.splitlines() if line.startswith("| X1 |")]
@@ -111,8 +111,15 @@ def test_markdown_escapes_text_so_tables_keep_their_columns() -> None:
     assert "| I5 | Var(z) = n_in·Var(w)·Var(x) | holds | Var ratio = 1.02 | 0.5 |" in md
     assert "| 64 | 0.34 | fine |" in md
     assert "## Initialization" in md
-    assert "## Other experiments" in md
-    assert md.index("## Initialization") < md.index("## Published") < md.index("## Other")
+    assert "## Numerical stability" in md  # X1's group
+    assert md.index("## Initialization") < md.index("## Published") < md.index("## Numerical")
+
+
+def test_a_result_whose_id_is_not_a_claim_goes_under_other_experiments() -> None:
+    r = Result(verdicts.at_most(0.0, 1.0), "k", "e", claim_id="Z7")
+    md = markdown_report([results()[0], r], quick=True, seed=0)
+    assert "### Z7: Z7" in md
+    assert md.index("## Initialization") < md.index("## Other experiments") < md.index("### Z7")
 
 
 def test_results_json_reads_back_into_the_same_results() -> None:
@@ -130,7 +137,7 @@ def test_results_json_reads_back_into_the_same_results() -> None:
 
 
 def test_verdict_table_shows_each_row_and_the_error_text() -> None:
-    text = render_text(verdict_table(results(), experiments=FAKE), width=200)
+    text = render_text(verdict_table(results()), width=200)
     assert "I5" in text
     assert "holds" in text
     assert "ValueError" in text
@@ -145,7 +152,7 @@ def test_verdict_table_shows_brackets_as_text_not_as_markup() -> None:
 
 def test_write_reports_writes_the_three_files(tmp_path: Path) -> None:
     out = tmp_path / "a" / "b"
-    paths = write_reports(results()[:2], out, quick=True, seed=0, experiments=FAKE)
+    paths = write_reports(results()[:2], out, quick=True, seed=0)
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.md", "results.json"]
     assert paths["html"].read_text().startswith("<!DOCTYPE html>")
     assert json.loads(paths["json"].read_text())["results"][0]["claim_id"] == "I5"
@@ -153,9 +160,7 @@ def test_write_reports_writes_the_three_files(tmp_path: Path) -> None:
 
 def test_write_reports_writes_only_the_formats_asked_for(tmp_path: Path) -> None:
     fast = ("md", "json")  # no HTML: no matplotlib figure to draw
-    paths = write_reports(
-        results()[:1], tmp_path, quick=True, seed=0, experiments=FAKE, formats=fast
-    )
+    paths = write_reports(results()[:1], tmp_path, quick=True, seed=0, formats=fast)
     assert sorted(paths) == ["json", "markdown"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md", "results.json"]
     with pytest.raises(ValueError, match="pdf; valid: html, md, json"):

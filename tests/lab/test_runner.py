@@ -6,7 +6,7 @@ import importlib.util
 import json
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -17,6 +17,14 @@ from stabletrain.lab import Context, Experiment, Result, Table, experiment, verd
 from stabletrain.lab import runner as runner_module
 from stabletrain.lab.claims import CLAIM_IDS
 from stabletrain.lab.runner import cache_key, run, source_hash
+from tests._claims import known_claims
+
+
+@pytest.fixture(autouse=True)
+def _fake_claims() -> Iterator[None]:
+    """IDs outside the real claim list for the fakes below (the lab orders them last)."""
+    with known_claims("X1", "X2", "X10"):
+        yield
 
 
 def fake(
@@ -37,7 +45,7 @@ def fake(
             tables=(Table("t", ("a", "b"), ((1, 2.5),)),),
         )
 
-    return experiment(*ids, title=f"fake {ids[0]}", claim="fake", register=False)(fn)
+    return experiment(*ids, register=False)(fn)
 
 
 def registry(*exps: Experiment) -> dict[str, Experiment]:
@@ -93,7 +101,7 @@ def test_experiments_run_with_the_threads_asked_and_the_setting_is_restored() ->
         seen.append(torch.get_num_threads())
         return Result(verdicts.at_most(0.0, 1.0), "0", "threads")
 
-    exp = experiment("X1", title="threads", claim="threads", register=False)(fn)
+    exp = experiment("X1", register=False)(fn)
     before = torch.get_num_threads()
     run(["X1"], experiments=registry(exp), progress=False, threads=1)
     assert seen == [1]
@@ -116,7 +124,7 @@ def test_an_experiment_that_raises_is_an_error_row_and_the_run_goes_on() -> None
 
 
 def test_an_experiment_that_returns_no_result_is_an_error_row() -> None:
-    bad = experiment("X1", title="bad", claim="", register=False)(lambda ctx: 42)
+    bad = experiment("X1", register=False)(lambda ctx: 42)
     (row,) = run(["X1"], experiments={"X1": bad}, progress=False)
     assert row.status == "error"
     assert "TypeError: experiment X1 returned int, not a Result" in row.error
@@ -208,7 +216,7 @@ from {helper} import VALUE
 CALLS = []
 
 
-@experiment("X1", title="from a file", claim="", register=False)
+@experiment("X1", register=False)
 def x1(ctx: Context) -> Result:
     CALLS.append(ctx.seed)
     return Result(verdicts.at_least(VALUE, 0.0), "{marker} " + str(VALUE), "")

@@ -1,14 +1,16 @@
 """The lab's building blocks: an experiment per claim, its result and its measured verdict.
 
 An experiment is a function ``(ctx: Context) -> Result`` registered under one or more IDs with
-:func:`experiment`. It builds its setup from ``ctx`` (``ctx.quick`` picks the CI sizes,
-``ctx.seed`` seeds everything, ``ctx.generator()`` and ``ctx.pick(quick, full)`` help), measures,
-and returns a :class:`Result` whose verdict comes from comparing a measured number with a
-threshold written next to it (:mod:`stabletrain.lab.verdicts`), never from a constant.
+:func:`experiment`. What it tests (the claim's title, text and source) is written once, in
+:mod:`stabletrain.lab.claims`; the decorator takes the IDs only. It builds its setup from
+``ctx`` (``ctx.quick`` picks the CI sizes, ``ctx.seed`` seeds everything, ``ctx.generator()``
+and ``ctx.pick(quick, full)`` help), measures, and returns a :class:`Result` whose verdict
+comes from comparing a measured number with a threshold written next to it
+(:mod:`stabletrain.lab.verdicts`), never from a constant.
 
 Example:
     >>> from stabletrain.lab import verdicts
-    >>> @experiment("X0", title="one plus one is two", claim="1 + 1 = 2", register=False)
+    >>> @experiment("I5", register=False)  # an unregistered example under a real ID
     ... def one_plus_one(ctx: Context) -> Result:
     ...     measured = 1.0 + 1.0
     ...     verdict = verdicts.close_to(measured, 2.0, rel_tol=1e-9)
@@ -16,6 +18,8 @@ Example:
     ...                   explanation="The sum is 2 within 1e-9.")
     >>> one_plus_one.run(Context(quick=True, seed=0)).verdict.outcome
     'holds'
+    >>> one_plus_one.title  # read from the claim list
+    'Var(z) = n_in·Var(w)·Var(x)'
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from stabletrain.lab.claims import Claim, get_claim
 
 if TYPE_CHECKING:  # imported where used: the claim list and the index load without torch
     import torch
@@ -279,15 +285,59 @@ class Context:
         torch.manual_seed(self.seed + offset)
 
 
+def _claim(claim_id: str) -> Claim:
+    """The claim of ``claim_id`` from the claim list, or why an experiment cannot answer it."""
+    if not isinstance(claim_id, str) or not _ID.match(claim_id):
+        raise ValueError(
+            f"experiment: {claim_id!r} is not a claim ID (a capital letter, then letters, "
+            "digits or '-', e.g. 'I5' or 'P-HE2015')."
+        )
+    try:
+        return get_claim(claim_id)
+    except ValueError:
+        raise ValueError(
+            f"experiment: claim {claim_id!r} is not in the claim list; add it to "
+            "stabletrain/lab/claims.py (ID, title, text, measurement; a paper source for a P- "
+            "result) before its experiment."
+        ) from None
+
+
 @dataclass(frozen=True)
 class Experiment:
-    """A registered experiment: the IDs it answers, a title, the claim quoted, the function."""
+    """A registered experiment: the claim IDs it answers and the function that measures them.
+
+    Its title, claim text and source are those of its first ID in :mod:`stabletrain.lab.claims`,
+    the one place they are written; every ID must be there (``ValueError`` otherwise).
+    """
 
     ids: tuple[str, ...]
-    title: str
-    claim: str
     fn: Callable[[Context], Result] = field(repr=False)
-    source: str = ""  # published result: the paper; tutorial claim: empty
+
+    def __post_init__(self) -> None:
+        if not self.ids:
+            raise ValueError("experiment: give at least one claim ID, e.g. experiment('I5').")
+        for claim_id in self.ids:
+            _claim(claim_id)
+
+    @property
+    def claims(self) -> tuple[Claim, ...]:
+        """The claims it answers, from the claim list, in the order of :attr:`ids`."""
+        return tuple(_claim(claim_id) for claim_id in self.ids)
+
+    @property
+    def title(self) -> str:
+        """The first claim's title."""
+        return _claim(self.ids[0]).title
+
+    @property
+    def claim(self) -> str:
+        """The first claim's text."""
+        return _claim(self.ids[0]).text
+
+    @property
+    def source(self) -> str:
+        """The paper of a published result (``P-`` IDs); empty for a tutorial claim."""
+        return _claim(self.ids[0]).source
 
     def run(self, ctx: Context) -> Result:
         """Run it and return its result (``claim_id`` set to the first ID)."""
@@ -303,28 +353,31 @@ REGISTRY: dict[str, Experiment] = {}
 
 
 def experiment(
-    *ids: str, title: str, claim: str, source: str = "", register: bool = True
+    *ids: str, register: bool = True
 ) -> Callable[[Callable[[Context], Result]], Experiment]:
     """Register the decorated function as the experiment for ``ids`` (e.g. ``"I5"``).
 
-    One function may answer several closely related IDs; each ID has exactly one experiment.
-    ``source`` names the paper for a published result (IDs such as ``"P-GLOROT2010"``).
+    The decorator takes the IDs only: the title, the claim's text and, for a published result
+    (IDs such as ``"P-GLOROT2010"``), the paper are read from :mod:`stabletrain.lab.claims`, so
+    a claim is written in one place. One function may answer several closely related IDs
+    (``@experiment("I5", "I8")``); each ID has exactly one experiment. ``ValueError`` for an ID
+    that is not of the form ``"I5"`` / ``"P-HE2015"``, for one missing from the claim list and for
+    one registered twice.
     """
     if not ids:
-        raise ValueError("experiment: give at least one claim ID, e.g. experiment('I5', ...).")
+        raise ValueError("experiment: give at least one claim ID, e.g. experiment('I5').")
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"experiment: an ID is given twice in {ids}.")
     for claim_id in ids:
-        if not _ID.match(claim_id):
-            raise ValueError(
-                f"experiment: {claim_id!r} is not a claim ID (a capital letter, then letters, "
-                "digits or '-', e.g. 'I5' or 'P-HE2015')."
-            )
+        _claim(claim_id)
 
     def wrap(fn: Callable[[Context], Result]) -> Experiment:
-        exp = Experiment(ids=tuple(ids), title=title, claim=claim, fn=fn, source=source)
+        exp = Experiment(ids=tuple(ids), fn=fn)
         if register:
             for claim_id in ids:
                 if claim_id in REGISTRY:
                     raise ValueError(f"experiment: {claim_id} is registered twice.")
+            for claim_id in ids:
                 REGISTRY[claim_id] = exp
         return exp
 

@@ -2,15 +2,18 @@
 imported only when their experiment is wanted.
 
 :func:`index` reads every module of :mod:`stabletrain.lab.experiments` as text (``ast``, no
-import) and maps each ID of an ``@experiment("I5", title=...)`` decorator to its module and
-title, so ``stabletrain lab --list`` needs neither the experiments nor what they import (scipy,
-the models). :func:`load` imports the modules of the IDs asked for; :func:`load_all` imports
-every one.
+import) and maps each ID of an ``@experiment("I5", ...)`` decorator to its module, with the
+claim's title from :mod:`stabletrain.lab.claims`, so ``stabletrain lab --list`` needs neither
+the experiments nor what they import (scipy, the models). :func:`declared` lists every
+decorator's IDs, repeats included, for the checks that each claim has exactly one experiment.
+:func:`load` imports the modules of the IDs asked for; :func:`load_all` imports every one.
 
 Example:
     >>> entries = index()
     >>> entries["I5"].module
-    'stabletrain.lab.experiments.init_variance'
+    'stabletrain.lab.experiments.i5_i8_variance'
+    >>> entries["I5"].title
+    'Var(z) = n_in·Var(w)·Var(x)'
     >>> "I5" in load(["I5"])
     True
 """
@@ -28,11 +31,12 @@ from typing import TYPE_CHECKING
 
 from stabletrain.lab import experiments as _package
 from stabletrain.lab._extras import describe_import_error
+from stabletrain.lab.claims import get_claim
 
 if TYPE_CHECKING:  # the experiments' building blocks import torch: only when one is loaded
     from stabletrain.lab.experiment import Experiment
 
-__all__ = ["LOAD_ERRORS", "Entry", "index", "load", "load_all"]
+__all__ = ["LOAD_ERRORS", "Entry", "declared", "index", "load", "load_all"]
 
 LOAD_ERRORS: dict[str, str] = {}
 """``{module name: the error}`` for experiment modules that failed to import."""
@@ -40,47 +44,58 @@ LOAD_ERRORS: dict[str, str] = {}
 
 @dataclass(frozen=True)
 class Entry:
-    """Where an ID's experiment lives: its module's dotted name and the experiment's title."""
+    """Where an ID's experiment lives: its module's dotted name, and the claim's title from
+    the claim list (empty for an ID that is not there: its module fails to import)."""
 
     module: str
     title: str
 
 
-def _decorated_ids(source: str) -> Iterable[tuple[str, str]]:
-    """``(ID, title)`` of every ``@experiment(...)`` decorator in ``source``."""
+def _decorated_ids(source: str) -> Iterable[str]:
+    """The IDs of every ``@experiment(...)`` decorator in ``source``, in order, repeats kept."""
     for node in ast.walk(ast.parse(source)):
         if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             continue
         for deco in node.decorator_list:
             if not (isinstance(deco, ast.Call) and getattr(deco.func, "id", "") == "experiment"):
                 continue
-            title = ""
-            for kw in deco.keywords:
-                if kw.arg == "title":
-                    try:
-                        title = str(ast.literal_eval(kw.value))
-                    except ValueError:  # a computed title: shown once the module is imported
-                        title = ""
             for arg in deco.args:
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                    yield arg.value, title
+                    yield arg.value
+
+
+def _title(claim_id: str) -> str:
+    try:
+        return get_claim(claim_id).title
+    except ValueError:
+        return ""
+
+
+@functools.cache
+def declared() -> tuple[tuple[str, str], ...]:
+    """``(ID, module)`` for each ID of each ``@experiment`` decorator of
+    :mod:`stabletrain.lab.experiments`, read from the sources (nothing is imported), modules in
+    name order; an ID decorated twice appears twice. A module that cannot be read or parsed
+    has none; :func:`load_all` reports its error."""
+    found: list[tuple[str, str]] = []
+    for info in pkgutil.iter_modules(_package.__path__):
+        name = f"{_package.__name__}.{info.name}"
+        path = Path(getattr(info.module_finder, "path", "")) / f"{info.name}.py"
+        try:
+            ids = list(_decorated_ids(path.read_text(encoding="utf-8")))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        found += [(claim_id, name) for claim_id in ids]
+    return tuple(found)
 
 
 @functools.cache
 def index() -> dict[str, Entry]:
     """``{ID: Entry}`` for every experiment of :mod:`stabletrain.lab.experiments`, read from
-    the sources (nothing is imported). A module that cannot be read or parsed has no entries;
-    :func:`load_all` reports its error."""
+    the sources (nothing is imported; an ID decorated twice keeps its first module)."""
     found: dict[str, Entry] = {}
-    for info in pkgutil.iter_modules(_package.__path__):
-        name = f"{_package.__name__}.{info.name}"
-        path = Path(getattr(info.module_finder, "path", "")) / f"{info.name}.py"
-        try:
-            source = path.read_text(encoding="utf-8")
-            for claim_id, title in _decorated_ids(source):
-                found.setdefault(claim_id, Entry(name, title))
-        except (OSError, SyntaxError, ValueError):
-            continue
+    for claim_id, module in declared():
+        found.setdefault(claim_id, Entry(module, _title(claim_id)))
     return found
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from stabletrain import __version__
 from stabletrain._fit import Col, FitTable
 from stabletrain._render import escape_markdown
 from stabletrain.lab.claims import GROUPS, SEEDS, get_claim
-from stabletrain.lab.experiment import REGISTRY, Experiment, Figure, Result, Table
+from stabletrain.lab.experiment import Figure, Result, Table
 
 __all__ = [
     "SCHEMA_NAME",
@@ -73,14 +73,11 @@ class _About:
     group: str
 
 
-def _about(claim_id: str, experiments: Mapping[str, Experiment]) -> _About:
+def _about(claim_id: str) -> _About:
     try:
         c = get_claim(claim_id)
-    except ValueError:  # an experiment outside the claim list (a new or a test one)
-        exp = experiments.get(claim_id)
-        if exp is None:
-            return _About(claim_id, "", "", "", "", _OTHER)
-        return _About(exp.title, exp.claim, "", "", exp.source, _OTHER)
+    except ValueError:  # a result whose ID is not in the claim list (read from elsewhere)
+        return _About(claim_id, "", "", "", "", _OTHER)
     seeds = ", ".join(f"{s} ({SEEDS[s]})" for s in c.seeds)
     return _About(c.title, c.text, seeds, c.measurement, c.source, GROUPS[c.group])
 
@@ -172,15 +169,14 @@ def markdown_report(
     quick: bool,
     seed: int,
     seconds: float | None = None,
-    experiments: Mapping[str, Experiment] | None = None,
 ) -> str:
     """The results as Markdown: summary, verdict table, then one section per claim by group.
 
-    ``seconds`` is the run's wall time (default: the sum of the experiments' times);
-    ``experiments`` names the IDs outside the claim list (default: the registry).
+    ``seconds`` is the run's wall time (default: the sum of the experiments' times). What a
+    section says about a claim comes from :mod:`stabletrain.lab.claims`; an ID outside it (a
+    result read from elsewhere) goes under "Other experiments".
     """
-    known = REGISTRY if experiments is None else experiments
-    abouts = {r.claim_id: _about(r.claim_id, known) for r in results}
+    abouts = {r.claim_id: _about(r.claim_id) for r in results}
     lines = [
         "# stabletrain lab: the tutorials' claims, measured",
         "",
@@ -275,7 +271,6 @@ def html_report(
     quick: bool,
     seed: int,
     seconds: float | None = None,
-    experiments: Mapping[str, Experiment] | None = None,
 ) -> str:
     """The results as one self-contained HTML page (figures embedded, every text escaped).
 
@@ -290,8 +285,7 @@ def html_report(
     """
     from stabletrain.diagnostics.report.html import load_template  # the HTML stack: only here
 
-    known = REGISTRY if experiments is None else experiments
-    sections = [_section_view(r, _about(r.claim_id, known)) for r in results]
+    sections = [_section_view(r, _about(r.claim_id)) for r in results]
     groups: list[tuple[str, list[_SectionView]]] = []
     for s in sections:
         if not groups or groups[-1][0] != s.about.group:
@@ -332,15 +326,12 @@ def results_json(
     }
 
 
-def verdict_table(
-    results: Sequence[Result], *, experiments: Mapping[str, Experiment] | None = None
-) -> FitTable:
+def verdict_table(results: Sequence[Result]) -> FitTable:
     """The verdict table for the terminal: ID, claim, verdict (coloured), key number, seconds.
 
     It fits the terminal (:class:`~stabletrain._fit.FitTable`): the claim and the key number
     wrap at word boundaries; on a narrow terminal each claim becomes a block.
     """
-    known = REGISTRY if experiments is None else experiments
     columns = (
         Col("ID", justify="left", key=True),
         Col("claim", justify="left", wrap=True, min_width=30, short=""),
@@ -351,7 +342,7 @@ def verdict_table(
     rows = [
         [  # Text, not markup: "[a, b]" in a key number is shown as it is
             Text(r.claim_id),
-            Text(_about(r.claim_id, known).title),
+            Text(_about(r.claim_id).title),
             Text(r.status, style=_STATUS_STYLE[r.status]),
             Text(r.error or r.key_number),
             Text(f"{r.seconds:.1f}"),
@@ -368,7 +359,6 @@ def write_reports(
     quick: bool,
     seed: int,
     seconds: float | None = None,
-    experiments: Mapping[str, Experiment] | None = None,
     formats: Sequence[str] = ("html", "md", "json"),
 ) -> dict[str, Path]:
     """Write ``report.md``, ``results.json`` and ``report.html`` into ``out_dir`` (created).
@@ -392,15 +382,11 @@ def write_reports(
     }
     kwargs: dict[str, Any] = {"quick": quick, "seed": seed, "seconds": seconds}
     if "md" in formats:
-        paths["markdown"].write_text(
-            markdown_report(results, experiments=experiments, **kwargs), encoding="utf-8"
-        )
+        paths["markdown"].write_text(markdown_report(results, **kwargs), encoding="utf-8")
     if "json" in formats:
         data = results_json(results, **kwargs)
         paths["json"].write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     if "html" in formats:
-        paths["html"].write_text(
-            html_report(results, experiments=experiments, **kwargs), encoding="utf-8"
-        )
+        paths["html"].write_text(html_report(results, **kwargs), encoding="utf-8")
     wanted = {"markdown": "md", "json": "json", "html": "html"}
     return {name: path for name, path in paths.items() if wanted[name] in formats}

@@ -14,9 +14,9 @@ Example:
     >>> from stabletrain.lab import Context, Experiment, Result, verdicts
     >>> def two(ctx: Context) -> Result:
     ...     return Result(verdicts.close_to(1.0 + 1.0, 2.0, rel_tol=1e-9), "1 + 1 = 2", "ok")
-    >>> fake = {"X1": Experiment(ids=("X1",), title="sum", claim="1 + 1 = 2", fn=two)}
-    >>> [(r.claim_id, r.status) for r in run(["X1"], experiments=fake, progress=False)]
-    [('X1', 'holds')]
+    >>> fake = {"I5": Experiment(ids=("I5",), fn=two)}  # in place of the registered one
+    >>> [(r.claim_id, r.status) for r in run(["I5"], experiments=fake, progress=False)]
+    [('I5', 'holds')]
 """
 
 from __future__ import annotations
