@@ -9,7 +9,7 @@ from torch import nn
 
 from stabletrain import models
 from stabletrain.monitoring import MemorySink, TrainingMonitor, every
-from stabletrain.monitoring.monitor import STANDARD_SYMMETRY_EVERY
+from stabletrain.monitoring.presets import STANDARD_SYMMETRY_EVERY
 
 
 def constant_tanh_mlp() -> nn.Module:

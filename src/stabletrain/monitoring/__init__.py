@@ -22,13 +22,8 @@ from typing import Any
 
 from stabletrain.findings import SEVERITIES, Finding, Severity
 from stabletrain.monitoring import metrics
-from stabletrain.monitoring.monitor import (
-    HISTOGRAM_BINS,
-    PRESETS,
-    Preset,
-    SkipCounter,
-    TrainingMonitor,
-)
+from stabletrain.monitoring.monitor import HISTOGRAM_BINS, SkipCounter, TrainingMonitor
+from stabletrain.monitoring.presets import PRESETS, Measurements, Preset, measurements
 from stabletrain.monitoring.rules import RULES, FindingRule, LayerMeta, StepMetrics, Thresholds
 from stabletrain.monitoring.schedules import Schedule, every
 from stabletrain.monitoring.sinks import (
@@ -59,6 +54,7 @@ __all__ = [
     "Histogram",
     "JSONLSink",
     "LayerMeta",
+    "Measurements",
     "MemorySink",
     "Preset",
     "Row",
@@ -71,6 +67,7 @@ __all__ = [
     "Thresholds",
     "TrainingMonitor",
     "every",
+    "measurements",
     "metrics",
     "read_findings",
     "read_jsonl",

@@ -54,7 +54,7 @@ from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, replace
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import torch
 from rich.console import Console
@@ -89,23 +89,17 @@ from stabletrain.monitoring.metrics import (
     sample_rows,
     segment_sums,
 )
+from stabletrain.monitoring.presets import PRESETS, Preset, measurements
 from stabletrain.monitoring.ranks import WRITE_RANKS, WriteRanks, for_ranks, is_writer
 from stabletrain.monitoring.rules import RULES, LayerMeta, StepMetrics, Thresholds
 from stabletrain.monitoring.schedules import Schedule, check_schedule, every
 from stabletrain.monitoring.sinks.base import Histogram, Row, Sink
 
-__all__ = ["HISTOGRAM_BINS", "PRESETS", "Preset", "SkipCounter", "TrainingMonitor"]
+__all__ = ["HISTOGRAM_BINS", "SkipCounter", "TrainingMonitor"]
 
-Preset = Literal["minimal", "standard", "full"]
-PRESETS: tuple[Preset, ...] = ("minimal", "standard", "full")
 HISTOGRAM_BINS = 64
 _EVERY_10 = every(10)
 _ROW_SEED = 0  # seed of the private generator that samples rows for max_row_cosine
-STANDARD_SYMMETRY_ROWS = 32
-"""Rows per weight matrix the ``standard`` preset compares for symmetric units."""
-STANDARD_SYMMETRY_EVERY = 10
-"""The ``standard`` preset measures symmetric units on the first logged step and every this many
-logged steps after it."""
 
 
 class SkipCounter(Protocol):
@@ -336,6 +330,7 @@ class TrainingMonitor:
         self.sinks = list(sinks)
         self._out = SinkSet(self.sinks)
         self.thresholds = thresholds or Thresholds()
+        self._measure = measurements(self.preset, self.thresholds)
         self.example_input = example_input
         self.guard = guard
         self.summary = bool(summary)
@@ -470,7 +465,7 @@ class TrainingMonitor:
             handle = counted.register_step_post_hook(self._count_step)
             self._stack.callback(handle.remove)
         self._probe: ActivationProbe | None = None
-        if self.preset != "minimal":
+        if self._measure.activations:
             self._probe = ActivationProbe(
                 self.model,
                 self._layers,
@@ -479,9 +474,9 @@ class TrainingMonitor:
             )
             self._probe.install(self._stack)
         self._row_samples: dict[int, torch.Tensor | None] = {}
-        if self.preset != "minimal":
+        if self._measure.symmetry_rows:
             gen = torch.Generator().manual_seed(_ROW_SEED)
-            k = t.symmetric_rows if self.preset == "full" else STANDARD_SYMMETRY_ROWS
+            k = self._measure.symmetry_rows
             for i, layer in enumerate(self._layers):
                 if layer.matrix is not None and layer.matrix.shape[0] >= 2:
                     rows = sample_rows(layer.matrix.shape[0], k, gen)
@@ -566,7 +561,7 @@ class TrainingMonitor:
             self._snapshot_step = next_step - 1
 
     def _wants_snapshot(self, logged: bool) -> bool:
-        return self.preset != "minimal" and logged and bool(self._updateset.params)
+        return self._measure.updates and logged and bool(self._updateset.params)
 
     # ------------------------------------------------------------------ public
 
@@ -744,12 +739,12 @@ class TrainingMonitor:
             )
             if stats is not None:
                 pack.add("act", stats)
-            if self._measures_symmetry():
+            if self._measure.measures_symmetry(self._logged):
                 for i, sample in self._row_samples.items():
                     matrix = self._layers[i].matrix
                     if matrix is not None:
                         pack.add(("cos", i), max_row_cosine(matrix, sample))
-            if self.preset == "full":
+            if self._measure.histograms:
                 wanting = self._out.wanting_histograms(step)
                 hists = self._queue_histograms(pack, tensors) if wanting else []
             else:
@@ -769,13 +764,6 @@ class TrainingMonitor:
             histograms = [self._histogram(step, key, num, values[key]) for key, num in hists]
             self._out.write_histograms(step, histograms, wanting)
         self._apply_rules(step, rows, values)
-
-    def _measures_symmetry(self) -> bool:
-        """Whether this logged step compares rows: every one under ``full``; under ``standard``
-        the first and every ``STANDARD_SYMMETRY_EVERY``-th logged step after it."""
-        if self.preset == "full":
-            return True
-        return self.preset == "standard" and (self._logged - 1) % STANDARD_SYMMETRY_EVERY == 0
 
     def _clip_ratio(self, values: dict[Hashable, list[float]], was_skipped: bool) -> float | None:
         """``‖g as stepped‖ / ‖g at the end of backward‖``: below 1 when the gradients were
