@@ -59,8 +59,13 @@ def plan_init(
         model: the model, on any device including ``meta``; it is not modified.
         example_input: a tensor, a tuple of positional inputs or a dict of keyword inputs
             (on any device: only shapes and dtypes are read on the twin).
-        policy, residual, calibrate_layers, target_std, looks_linear, include_frozen: as for
-            :func:`auto_init`.
+        policy: ordered rules, as for :func:`auto_init` (default: its default rules).
+        residual: ``None``, ``"zero"``, ``"scaled"`` or ``"fixup"``, as for :func:`auto_init`.
+        calibrate_layers: name the fits of the calibration pass (``False``: none, as
+            ``auto_init(calibrate_layers=False)`` makes none).
+        target_std: the output std the layers before an activation would be fitted to.
+        looks_linear: plan the looks-linear init of ReLU chains, as :func:`auto_init` does.
+        include_frozen: plan re-initializing frozen parameters too (default: listed as kept).
 
     Returns:
         An :class:`InitReport` with ``planned=True`` and ``forward_passes == 0``: the trace
