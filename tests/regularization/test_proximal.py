@@ -281,3 +281,14 @@ def test_bad_arguments_raise_clear_errors(
 ) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+def test_sparsity_of_a_compiled_model_names_its_parameters_as_written() -> None:
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    with torch.no_grad():
+        model[0].weight[0].zero_()
+    compiled = torch.compile(model, backend="eager")
+    got, plain = sparsity(compiled), sparsity(model)
+    assert [r.name for r in got.rows] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert [(r.name, r.zeros) for r in got.rows] == [(r.name, r.zeros) for r in plain.rows]
+    assert got.rows[0].zeros == 4

@@ -27,6 +27,7 @@ from stabletrain._checks import check_real
 from stabletrain._fit import Cell, Col, FitTable
 from stabletrain._norms import at_most
 from stabletrain._render import render_text
+from stabletrain._wrappers import unwrap_model
 from stabletrain.regularization._hooks import (
     OptimizerHook,
     Scalar,
@@ -287,8 +288,8 @@ class SparsityReport:
 
 
 def _named(target: Measured) -> list[tuple[str, torch.Tensor]]:
-    if isinstance(target, nn.Module):
-        return list(target.named_parameters())
+    if isinstance(target, nn.Module):  # names as the user wrote them: no "_orig_mod." or "module."
+        return list(unwrap_model(target).named_parameters())
     if isinstance(target, torch.Tensor):
         return [("0", target)]
     if not isinstance(target, Iterable):
@@ -331,8 +332,9 @@ def sparsity(model_or_params: Measured, *, atol: float = 1e-6) -> SparsityReport
     rounded to their dtype), integer and bool ones as numbers (``True`` is 1).
 
     Args:
-        model_or_params: a model (its named parameters, tied ones once), a tensor, tensors or
-            ``(name, tensor)`` pairs.
+        model_or_params: a model (its named parameters, tied ones once; a ``torch.compile``,
+            DDP or FSDP1 wrapper is read through the model inside, so the names carry no
+            ``_orig_mod.``/``module.`` prefix), a tensor, tensors or ``(name, tensor)`` pairs.
         atol: the near-zero bound, >= 0.
 
     Returns:
