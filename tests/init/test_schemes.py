@@ -497,3 +497,14 @@ def test_xavier_takes_any_real_number_as_its_gain(gain: object) -> None:
     weight = torch.empty(300, 100)
     init.xavier_normal_(weight, gain, generator=torch.Generator())  # type: ignore[arg-type]
     assert weight.var().item() * 200 == pytest.approx(4.0, rel=0.05)
+
+
+@pytest.mark.parametrize("correct_std", [False, True])
+def test_trunc_normal_far_from_a_huge_mean_is_refused_never_nan(correct_std: bool) -> None:
+    # mean 1e30 and the bounds ±2 (meant around the mean): float64 cannot tell -2 - 1e30 from
+    # 2 - 1e30, so the mass is 0 to it and the parent std cannot be solved for. This wrote NaN
+    # (correct_std=True) or raised a bare "math domain error" (False).
+    w = torch.zeros(16)
+    with pytest.raises(ValueError, match=r"trunc_normal_: .*a=mean-2\*std, b=mean\+2\*std"):
+        init.trunc_normal_(w, mean=1e30, std=0.01, correct_std=correct_std)
+    assert torch.equal(w, torch.zeros(16))

@@ -159,6 +159,14 @@ def trunc_normal_(
                 f"{where}: no truncation to [{a}, {b}] has std {std}; the largest possible is "
                 f"{limit:.4g} (U(a, b)'s). Widen [a, b] or lower std."
             )
-        std = parent_std_for(std, mean, a, b)
+        target, std = std, parent_std_for(std, mean, a, b)
+        if not math.isfinite(std):
+            raise ValueError(
+                f"{where}: no normal around mean {mean:g} truncated to [{a:g}, {b:g}] has std "
+                f"{target:g}: the mean lies {min(abs(a - mean), abs(b - mean)):.4g} outside the "
+                "interval, too far for float64 to solve for the parent std. a and b are absolute "
+                f"values: for ±2 std around the mean pass a=mean-2*std, b=mean+2*std; or move "
+                "mean into [a, b]."
+            )
     check_sampleable(mean, std, a, b, where=where)
     return sample_truncated_(tensor, mean, std, a, b, generator)

@@ -51,11 +51,17 @@ def check_sampleable(mean: float, std: float, a: float, b: float, *, where: str)
         return
     far = -beta if alpha > 0 else alpha
     log_near, log_far = torch.special.log_ndtr(torch.tensor([near, far], dtype=torch.float64))
-    log_mass = float(log_near) + math.log1p(-math.exp(float(log_far - log_near)))
+    gap = float(log_far - log_near)  # 0 where float64 cannot tell the bounds apart so far out
+    log_mass = float(log_near) + math.log1p(-math.exp(gap)) if gap < 0 else -math.inf
+    held = (
+        f"a fraction 10^{log_mass / math.log(10):.1f}"
+        if math.isfinite(log_mass)
+        else "a fraction float64 cannot tell from 0"
+    )
     side = "above" if alpha > 0 else "below"
     raise ValueError(
         f"{where}: [a, b] = [{a:g}, {b:g}] starts {abs(near):.4g} std {side} the mean (mean "
-        f"{mean:g}, std {std:g}) and holds a fraction 10^{log_mass / math.log(10):.1f} of "
+        f"{mean:g}, std {std:g}) and holds {held} of "
         f"N(mean, std²), below {SMALLEST_MASS:.2g}, the smallest probability float64 can "
         "resolve: every draw would land on a bound. a and b are absolute values, not multiples "
         f"of std: for ±2 std around the mean pass a=mean-2*std, b=mean+2*std (here "
