@@ -54,3 +54,15 @@ def test_defaults_are_restored_and_the_order_seed_does_not_reseed(
     result.assert_outcomes(passed=2)
     lines = [line for line in result.outlines if "::test_" in line]
     assert "test_a_" in lines[0]
+
+
+def test_hypothesis_draws_no_constants_from_the_modules_imported_so_far() -> None:
+    # Otherwise a derandomized test's examples depend on which tests ran (imported) before it.
+    import importlib
+
+    import conftest
+    from hypothesis.internal.conjecture import providers
+
+    assert conftest.LOCAL_CONSTANTS_OFF, "the Hypothesis hook was renamed: update conftest.py"
+    importlib.import_module("stabletrain.stability")  # a local module full of constants
+    assert len(providers._get_local_constants()) == 0
