@@ -42,13 +42,17 @@ def test_load_imports_only_the_module_of_the_ids_asked_for() -> None:
     assert REGISTRY  # this process still sees the registry it loaded
 
 
-def test_lab_list_imports_neither_scipy_nor_any_experiment() -> None:
+def _cli_imports(
+    args: list[str], forbidden: tuple[str, ...]
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run ``stabletrain <args>`` in a fresh interpreter: the process and the line naming every
+    module it imported that is scipy or starts with one of ``forbidden``."""
     code = (
         "import sys\n"
         "from stabletrain.cli.main import main\n"
-        "status = main(['lab', '--list', '--json'])\n"
+        f"status = main({args!r})\n"
         "bad = [m for m in sys.modules if m == 'scipy' or m.startswith(('scipy.', "
-        "'stabletrain.lab.experiments.', 'stabletrain.lab.runner'))]\n"
+        f"*{forbidden!r}))]\n"
         "print('IMPORTED', bad, file=sys.stderr)\n"
         "raise SystemExit(status)\n"
     )
@@ -56,7 +60,14 @@ def test_lab_list_imports_neither_scipy_nor_any_experiment() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=python_env()
     )
     assert done.returncode == 0, done.stderr
-    assert "IMPORTED []" in done.stderr
+    return done, next(line for line in done.stderr.splitlines() if line.startswith("IMPORTED"))
+
+
+def test_lab_list_imports_neither_scipy_nor_any_experiment() -> None:
+    done, imported = _cli_imports(
+        ["lab", "--list", "--json"], ("stabletrain.lab.experiments.", "stabletrain.lab.runner")
+    )
+    assert imported == "IMPORTED []"
     listed = {x["id"]: x for x in json.loads(done.stdout)}
     assert listed["I5"]["experiment"] is True
     assert listed["I5"]["title"] == get_claim("I5").title
@@ -67,20 +78,10 @@ def test_lab_i5_to_markdown_and_json_imports_neither_scipy_nor_the_diagnostics(
 ) -> None:
     # What `stabletrain lab I5` pays before its experiment runs: torch and the lab, not
     # scipy.stats (about 1 s) or the diagnostics/monitoring/HTML stack (about 0.4 s).
-    code = (
-        "import sys\n"
-        "from stabletrain.cli.main import main\n"
-        f"status = main(['lab', 'I5', '--no-cache', '--quiet', '--format', 'md,json', "
-        f"'--out', {str(tmp_path / 'out')!r}])\n"
-        "bad = [m for m in sys.modules if m == 'scipy' or m.startswith(('scipy.', "
-        "'stabletrain.diagnostics', 'stabletrain.monitoring', 'matplotlib', 'jinja2'))]\n"
-        "print('IMPORTED', bad, file=sys.stderr)\n"
-        "raise SystemExit(status)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=python_env()
-    )
-    assert done.returncode == 0, done.stderr
-    assert "IMPORTED []" in done.stderr
+    out = str(tmp_path / "out")
+    args = ["lab", "I5", "--no-cache", "--quiet", "--format", "md,json", "--out", out]
+    forbidden = ("stabletrain.diagnostics", "stabletrain.monitoring", "matplotlib", "jinja2")
+    _, imported = _cli_imports(args, forbidden)
+    assert imported == "IMPORTED []"
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [r["claim_id"] for r in results["results"]] == ["I5"]

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_map_only
 
 from stabletrain.graph import snapshot_of, trace
 from stabletrain.init.policy._apply import PLAN_SOURCE, std_of
@@ -176,10 +177,4 @@ def _meta_twin(model: nn.Module) -> nn.Module | None:
 
 def _to_meta(value: Any) -> Any:
     """``value`` with every tensor replaced by a ``meta`` tensor of its shape and dtype."""
-    if isinstance(value, torch.Tensor):
-        return torch.empty_like(value, device="meta")
-    if isinstance(value, Mapping):
-        return {k: _to_meta(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return type(value)(_to_meta(v) for v in value)
-    return value
+    return tree_map_only(torch.Tensor, lambda t: torch.empty_like(t, device="meta"), value)
