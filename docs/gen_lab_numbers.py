@@ -38,6 +38,7 @@ MAX_ROWS = 12  # a table longer than this is cut, with the count of rows left ou
 VERDICT_MARK = {
     "holds": "✅ holds",
     "holds with caveat": "⚠️ holds with caveat",
+    "inconclusive": "❔ inconclusive",
     "does not hold": "❌ does not hold",
 }
 

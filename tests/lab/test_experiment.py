@@ -58,6 +58,9 @@ def test_numpy_and_torch_numbers_in_a_verdict_become_floats() -> None:
         "measured": 0.25,
         "threshold": 0.5,
         "rule": "r",
+        "low": None,
+        "high": None,
+        "seeds": 1,
     }
 
 

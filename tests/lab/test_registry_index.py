@@ -16,12 +16,10 @@ from tests._subprocess import python_env
 def test_the_index_names_the_same_experiments_as_importing_them() -> None:
     entries = registry.index()
     loaded = registry.load_all()
-    in_package = {
-        i for i, e in loaded.items() if e.fn.__module__.startswith(registry._package.__name__)
-    }
+    in_package = {i for i, e in loaded.items() if e.module.startswith(registry._package.__name__)}
     assert set(entries) == in_package
     for claim_id, entry in entries.items():
-        assert entry.module == loaded[claim_id].fn.__module__
+        assert entry.module == loaded[claim_id].module
         assert entry.title == loaded[claim_id].title
 
 

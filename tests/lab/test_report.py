@@ -126,12 +126,18 @@ def test_results_json_reads_back_into_the_same_results() -> None:
     data = json.loads(json.dumps(results_json(results(), quick=True, seed=2, seconds=9.0)))
     assert (data["schema"], data["version"], data["mode"], data["seed"]) == (
         "stabletrain.lab",
-        1,
+        2,
         "quick",
         2,
     )
     assert data["seconds"] == 9.0
-    assert data["counts"] == {"holds": 1, "holds with caveat": 0, "does not hold": 1, "error": 1}
+    assert data["counts"] == {
+        "holds": 1,
+        "holds with caveat": 0,
+        "inconclusive": 0,
+        "does not hold": 1,
+        "error": 1,
+    }
     back = [Result.from_dict(r) for r in data["results"]]
     assert [r.to_dict() for r in back] == json.loads(json.dumps([r.to_dict() for r in results()]))
 

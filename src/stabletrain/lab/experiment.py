@@ -28,9 +28,10 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast, overload
 
 from stabletrain.lab.claims import Claim, get_claim
+from stabletrain.lab.estimate import NamedNumber
 
 if TYPE_CHECKING:  # imported where used: the claim list and the index load without torch
     import torch
@@ -48,11 +49,16 @@ __all__ = [
     "experiment",
 ]
 
-Outcome = Literal["holds", "holds with caveat", "does not hold"]
-OUTCOMES: tuple[Outcome, ...] = ("holds", "holds with caveat", "does not hold")
+Outcome = Literal["holds", "holds with caveat", "inconclusive", "does not hold"]
+# From strongest to weakest: "inconclusive" (the interval of the key number straddles the
+# threshold) is weaker than any "holds" and stronger than a measured "does not hold".
+OUTCOMES: tuple[Outcome, ...] = ("holds", "holds with caveat", "inconclusive", "does not hold")
 
+REPLICATE_STRIDE = 1_000_003  # seeds between two replicates (see Context.replicate)
 _ID = re.compile(r"^[A-Z][A-Za-z0-9-]*$")
 T = TypeVar("T")
+C = TypeVar("C", bound=type)
+STAGES = ("measure", "decide", "explain")
 
 
 @dataclass(frozen=True)
@@ -60,16 +66,30 @@ class Verdict:
     """The outcome and the comparison that decided it.
 
     Attributes:
-        outcome: ``"holds"``, ``"holds with caveat"`` or ``"does not hold"``.
-        measured: the number compared.
+        outcome: ``"holds"``, ``"holds with caveat"``, ``"inconclusive"`` (the measured
+            interval straddles the threshold: more seeds or a larger scale would decide) or
+            ``"does not hold"``.
+        measured: the number compared (the mean over the seeds).
         threshold: what it was compared against (a bound, a target, a p-value level).
         rule: the comparison in words, e.g. ``"ratio <= 1.1"``.
+        low, high: the 95% confidence interval of ``measured`` over the seeds
+            (:class:`~stabletrain.lab.estimate.Estimate`); None for a single measurement.
+        seeds: how many seeds the interval rests on (1: a single measurement).
     """
 
     outcome: Outcome
     measured: float
     threshold: float
     rule: str
+    low: float | None = None
+    high: float | None = None
+    seeds: int = 1
+
+    def interval(self) -> str:
+        """``" [0.8, 0.98] over 3 seeds"``, or empty for a single measurement."""
+        if self.low is None or self.high is None:
+            return ""
+        return f" [{self.low:.4g}, {self.high:.4g}] over {self.seeds} seeds"
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -82,12 +102,23 @@ class Verdict:
             "measured": float(self.measured),  # numpy or 0-d torch numbers become floats
             "threshold": float(self.threshold),
             "rule": self.rule,
+            "low": None if self.low is None else float(self.low),
+            "high": None if self.high is None else float(self.high),
+            "seeds": self.seeds,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
-        """The inverse of :meth:`to_dict`."""
-        return cls(data["outcome"], float(data["measured"]), float(data["threshold"]), data["rule"])
+        """The inverse of :meth:`to_dict` (results written before intervals read as one seed)."""
+        return cls(
+            data["outcome"],
+            float(data["measured"]),
+            float(data["threshold"]),
+            data["rule"],
+            low=None if data.get("low") is None else float(data["low"]),
+            high=None if data.get("high") is None else float(data["high"]),
+            seeds=int(data.get("seeds", 1)),
+        )
 
 
 @dataclass(frozen=True)
@@ -192,6 +223,8 @@ class Result:
         seconds: how long the experiment ran, filled in by the runner.
         error: ``"ExceptionType: message"`` when the experiment raised (the runner then reports
             an error row whose verdict is ``"does not hold"`` with NaN numbers); else empty.
+        measured: the experiment's named numbers, one value per seed (a staged experiment's
+            measurements, :class:`~stabletrain.lab.staged.Staged`); empty for the others.
     """
 
     verdict: Verdict
@@ -202,6 +235,7 @@ class Result:
     claim_id: str = ""
     seconds: float = 0.0
     error: str = ""
+    measured: tuple[NamedNumber, ...] = ()
 
     @property
     def status(self) -> str:
@@ -239,6 +273,7 @@ class Result:
             "figures": [f.to_dict() for f in self.figures],
             "seconds": self.seconds,
             "error": self.error,
+            "measured": [m.to_dict() for m in self.measured],
         }
 
     @classmethod
@@ -253,6 +288,7 @@ class Result:
             claim_id=data["claim_id"],
             seconds=float(data["seconds"]),
             error=data["error"],
+            measured=tuple(NamedNumber.from_dict(m) for m in data.get("measured", ())),
         )
 
 
@@ -271,6 +307,17 @@ class Context:
     def pick(self, quick: T, full: T) -> T:
         """``quick`` in quick mode, else ``full``."""
         return quick if self.quick else full
+
+    def replicate(self, index: int) -> Context:
+        """The context of the ``index``-th seed of a several-seed measurement.
+
+        Replicate 0 is this context; replicate ``i`` has seed ``seed + i·1000003``, far from
+        the offsets experiments add to their seed (``generator(offset)``), so two replicates
+        never share a random stream.
+        """
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise ValueError(f"Context.replicate: index must be an int >= 0, got {index!r}.")
+        return replace(self, seed=self.seed + index * REPLICATE_STRIDE)
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded with ``seed + offset``."""
@@ -312,6 +359,7 @@ class Experiment:
 
     ids: tuple[str, ...]
     fn: Callable[[Context], Result] = field(repr=False)
+    staged: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.ids:
@@ -339,6 +387,12 @@ class Experiment:
         """The paper of a published result (``P-`` IDs); empty for a tutorial claim."""
         return _claim(self.ids[0]).source
 
+    @property
+    def module(self) -> str:
+        """The name of the module that defines the experiment (for a staged one, its class's)."""
+        owner = self.fn if self.staged is None else type(self.staged)
+        return str(owner.__module__)
+
     def run(self, ctx: Context) -> Result:
         """Run it and return its result (``claim_id`` set to the first ID)."""
         result = self.fn(ctx)
@@ -352,14 +406,27 @@ class Experiment:
 REGISTRY: dict[str, Experiment] = {}
 
 
-def experiment(
-    *ids: str, register: bool = True
-) -> Callable[[Callable[[Context], Result]], Experiment]:
-    """Register the decorated function as the experiment for ``ids`` (e.g. ``"I5"``).
+class _Register(Protocol):
+    """What :func:`experiment` returns: registers a function or a staged class."""
+
+    @overload
+    def __call__(self, target: Callable[[Context], Result], /) -> Experiment: ...
+
+    @overload
+    def __call__(self, target: C, /) -> C: ...
+
+
+def experiment(*ids: str, register: bool = True) -> _Register:
+    """Register the decorated experiment for ``ids`` (e.g. ``"I5"``).
+
+    The decorated object is either a function ``(ctx) -> Result`` (the decorator returns its
+    :class:`Experiment`) or a :class:`~stabletrain.lab.staged.Staged` subclass with
+    ``measure``, ``decide`` and ``explain`` (the decorator registers an instance and returns the
+    class, so its stages stay callable one by one in tests).
 
     The decorator takes the IDs only: the title, the claim's text and, for a published result
     (IDs such as ``"P-GLOROT2010"``), the paper are read from :mod:`stabletrain.lab.claims`, so
-    a claim is written in one place. One function may answer several closely related IDs
+    a claim is written in one place. One experiment may answer several closely related IDs
     (``@experiment("I5", "I8")``); each ID has exactly one experiment. ``ValueError`` for an ID
     that is not of the form ``"I5"`` / ``"P-HE2015"``, for one missing from the claim list and for
     one registered twice.
@@ -371,14 +438,28 @@ def experiment(
     for claim_id in ids:
         _claim(claim_id)
 
-    def wrap(fn: Callable[[Context], Result]) -> Experiment:
-        exp = Experiment(ids=tuple(ids), fn=fn)
+    def wrap(target: Any) -> Any:
+        if isinstance(target, type):
+            if not all(callable(getattr(target, f, None)) for f in STAGES):
+                raise TypeError(
+                    f"experiment: class {target.__name__} must define {', '.join(STAGES)} "
+                    "(subclass stabletrain.lab.staged.Staged)."
+                )
+            staged = target()
+            exp = Experiment(ids=tuple(ids), fn=staged.run, staged=staged)
+        elif callable(target):
+            exp = Experiment(ids=tuple(ids), fn=target)
+        else:
+            raise TypeError(
+                f"experiment: decorate a function (ctx) -> Result or a Staged class, got "
+                f"{type(target).__name__}."
+            )
         if register:
             for claim_id in ids:
                 if claim_id in REGISTRY:
                     raise ValueError(f"experiment: {claim_id} is registered twice.")
             for claim_id in ids:
                 REGISTRY[claim_id] = exp
-        return exp
+        return target if isinstance(target, type) else exp
 
-    return wrap
+    return cast(_Register, wrap)

@@ -54,7 +54,7 @@ class Entry:
 def _decorated_ids(source: str) -> Iterable[str]:
     """The IDs of every ``@experiment(...)`` decorator in ``source``, in order, repeats kept."""
     for node in ast.walk(ast.parse(source)):
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             continue
         for deco in node.decorator_list:
             if not (isinstance(deco, ast.Call) and getattr(deco.func, "id", "") == "experiment"):

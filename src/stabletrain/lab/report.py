@@ -2,8 +2,10 @@
 
 - :func:`markdown_report`: the verdict table (claim ID, claim, verdict, key number, seconds),
   then per group a section per claim: the claim with the documents that make it, what a
-  measurement must show, the verdict with the comparison that decided it, the explanation and
-  the tables. For terminals and CI logs; every text is escaped.
+  measurement must show, the verdict with the comparison that decided it (and the 95% interval
+  of the measured number over the seeds), the measured numbers by name and unit with their
+  value on each seed, the explanation and the tables. For terminals and CI logs; every text is
+  escaped.
 - :func:`html_report`: the same as one self-contained page (Jinja2 template
   ``diagnostics/report/templates/lab.html.j2``, autoescaped) with the figures drawn by
   :mod:`stabletrain.diagnostics.report.figures` embedded as PNG ``data:`` URIs. Needs
@@ -35,6 +37,7 @@ from stabletrain import __version__
 from stabletrain._fit import Col, FitTable
 from stabletrain._render import escape_markdown
 from stabletrain.lab.claims import GROUPS, SEEDS, get_claim
+from stabletrain.lab.estimate import seeds_of
 from stabletrain.lab.experiment import Figure, Result, Table
 
 __all__ = [
@@ -49,12 +52,15 @@ __all__ = [
 ]
 
 SCHEMA_NAME = "stabletrain.lab"
-SCHEMA_VERSION = 1
-STATUSES = ("holds", "holds with caveat", "does not hold", "error")
+# 2: a verdict's interval (low, high, seeds), a result's named numbers (measured) and the
+# "inconclusive" count; files of version 1 read back with no interval and no named numbers.
+SCHEMA_VERSION = 2
+STATUSES = ("holds", "holds with caveat", "inconclusive", "does not hold", "error")
 TEMPLATE = "lab.html.j2"
 _STATUS_STYLE = {
     "holds": "green",
     "holds with caveat": "yellow",
+    "inconclusive": "cyan",
     "does not hold": "red",
     "error": "bold magenta",
 }
@@ -98,7 +104,22 @@ def _verdict_line(r: Result) -> str:
     if r.error:
         return f"error: {r.error}"
     v = r.verdict
-    return f"{v.outcome}: measured {v.measured:.4g} against {v.threshold:.4g} ({v.rule})"
+    return (
+        f"{v.outcome}: measured {v.measured:.4g}{v.interval()} against {v.threshold:.4g} ({v.rule})"
+    )
+
+
+def _measured_table(r: Result) -> tuple[Table, ...]:
+    """The experiment's named numbers: mean ± 95% interval and the value on each seed."""
+    if not r.measured:
+        return ()
+    rows = tuple(
+        (m.name, m.unit or "—", m.estimate.describe(4), seeds_of(m.values), m.about or "—")
+        for m in r.measured
+    )
+    seeds = len(r.measured[0].values)
+    title = f"Measured on {seeds} seed{'s' if seeds > 1 else ''}"
+    return (Table(title, ("quantity", "unit", "mean", "per seed", "what"), rows),)
 
 
 def _counts(results: Sequence[Result]) -> dict[str, int]:
@@ -155,7 +176,7 @@ def _md_section(r: Result, about: _About) -> list[str]:
         _md(r.explanation),
         "",
     ]
-    for t in r.tables:
+    for t in (*_measured_table(r), *r.tables):
         lines += _md_table(t)
     if r.figures:
         titles = "; ".join(_md(f.title) for f in r.figures)
@@ -260,7 +281,7 @@ def _section_view(r: Result, about: _About) -> _SectionView:
         r.key_number,
         r.explanation,
         r.seconds,
-        tuple(_table_view(t) for t in r.tables),
+        tuple(_table_view(t) for t in (*_measured_table(r), *r.tables)),
         figures,
     )
 
@@ -309,7 +330,7 @@ def results_json(
 ) -> dict[str, Any]:
     """The results and the run's settings as JSON-ready data (NaN written as JSON ``NaN``).
 
-    Schema: ``{"schema": "stabletrain.lab", "version": 1, "stabletrain": str, "torch": str,
+    Schema: ``{"schema": "stabletrain.lab", "version": 2, "stabletrain": str, "torch": str,
     "mode": "quick"|"full", "seed": int, "seconds": float, "counts": {status: int},
     "results": [Result.to_dict(), ...]}``.
     """

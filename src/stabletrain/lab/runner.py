@@ -116,7 +116,7 @@ def source_hash(exp: Experiment) -> str:
     (built in a REPL) hashes its own code object.
     """
     digest = hashlib.sha256()
-    module = sys.modules.get(exp.fn.__module__)
+    module = sys.modules.get(exp.module)
     if module is None:
         code = getattr(exp.fn, "__code__", None)
         digest.update(repr(exp.fn).encode() if code is None else code.co_code)

@@ -5,6 +5,12 @@ measurement passes the strict threshold, ``"holds with caveat"`` when it passes 
 ``caveat`` threshold (the claim is true in direction but weaker, or only in part), ``"does not
 hold"`` otherwise. A NaN measurement never holds.
 
+A measurement over several seeds is an :class:`~stabletrain.lab.estimate.Estimate` (mean and
+95% interval); the whole interval must pass a threshold for the verdict that threshold gives.
+When it straddles the threshold that separates two verdicts, the verdict is ``"inconclusive"``
+(this many seeds at this scale cannot tell), except between "holds" and "holds with caveat",
+where an interval that passes the caveat threshold reads "holds with caveat".
+
 Example:
     >>> at_most(0.03, 0.05).outcome
     'holds'
@@ -12,6 +18,8 @@ Example:
     'holds with caveat'
     >>> close_to(0.5, 1/3, rel_tol=0.1).outcome
     'does not hold'
+    >>> at_most(Estimate.of([0.02, 0.04, 0.07]), 0.05).outcome  # 0.043 ± 0.062
+    'inconclusive'
 """
 
 from __future__ import annotations
@@ -19,9 +27,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from stabletrain.lab.estimate import Estimate
 from stabletrain.lab.experiment import OUTCOMES, Outcome, Verdict
 
 __all__ = ["at_least", "at_most", "close_to", "weakest"]
+
+Measurement = float | Estimate
 
 
 def _check(name: str, value: float) -> float:
@@ -30,42 +41,81 @@ def _check(name: str, value: float) -> float:
     return float(value)
 
 
-def at_most(measured: float, bound: float, *, caveat: float | None = None) -> Verdict:
-    """Holds when ``measured <= bound``; with caveat when ``measured <= caveat`` (> bound)."""
-    m, b = _check("measured", measured), _check("bound", bound)
+def _estimate(name: str, value: Measurement) -> Estimate:
+    if isinstance(value, Estimate):
+        return value
+    return Estimate.exact(_check(name, value))
+
+
+def _outcome_at_most(e: Estimate, bound: float, caveat: float | None) -> Outcome:
+    """The outcome of ``e <= bound`` (caveat: ``<= caveat``) for the whole interval."""
+    if math.isnan(e.value) or math.isnan(e.high):
+        return "does not hold"
+    loosest = bound if caveat is None else caveat
+    if e.high <= bound:
+        return "holds"
+    if caveat is not None and e.high <= caveat:
+        return "holds with caveat"
+    if e.low > loosest:
+        return "does not hold"
+    return "inconclusive"
+
+
+def _verdict(outcome: Outcome, e: Estimate, threshold: float, rule: str) -> Verdict:
+    if e.n <= 1:  # a single measurement: no interval
+        return Verdict(outcome, e.value, threshold, rule)
+    return Verdict(outcome, e.value, threshold, rule, low=e.low, high=e.high, seeds=e.n)
+
+
+def at_most(measured: Measurement, bound: float, *, caveat: float | None = None) -> Verdict:
+    """Holds when ``measured <= bound``; with caveat when ``measured <= caveat`` (> bound).
+
+    ``measured`` is a number or an :class:`Estimate` over seeds (then its whole interval
+    decides; one that straddles the loosest threshold is ``"inconclusive"``).
+    """
+    e, b = _estimate("measured", measured), _check("bound", bound)
     if caveat is not None and _check("caveat", caveat) < b:
         raise ValueError(f"at_most: caveat ({caveat}) must be >= bound ({bound}).")
-    outcome: Outcome = "does not hold"
-    if m <= b:
-        outcome = "holds"
-    elif caveat is not None and m <= caveat:
-        outcome = "holds with caveat"
     rule = f"measured <= {b:g}" + ("" if caveat is None else f" (caveat <= {caveat:g})")
-    return Verdict(outcome, m, b, rule)
+    return _verdict(_outcome_at_most(e, b, caveat), e, b, rule)
 
 
-def at_least(measured: float, bound: float, *, caveat: float | None = None) -> Verdict:
-    """Holds when ``measured >= bound``; with caveat when ``measured >= caveat`` (< bound)."""
-    m, b = _check("measured", measured), _check("bound", bound)
+def at_least(measured: Measurement, bound: float, *, caveat: float | None = None) -> Verdict:
+    """Holds when ``measured >= bound``; with caveat when ``measured >= caveat`` (< bound).
+
+    ``measured`` is a number or an :class:`Estimate` (see :func:`at_most`).
+    """
+    e, b = _estimate("measured", measured), _check("bound", bound)
     if caveat is not None and _check("caveat", caveat) > b:
         raise ValueError(f"at_least: caveat ({caveat}) must be <= bound ({bound}).")
-    outcome: Outcome = "does not hold"
-    if m >= b:
-        outcome = "holds"
-    elif caveat is not None and m >= caveat:
-        outcome = "holds with caveat"
+    mirrored = Estimate(-e.value, -e.high, -e.low, e.n) if not math.isnan(e.value) else e
+    outcome = _outcome_at_most(mirrored, -b, None if caveat is None else -caveat)
     rule = f"measured >= {b:g}" + ("" if caveat is None else f" (caveat >= {caveat:g})")
-    return Verdict(outcome, m, b, rule)
+    return _verdict(outcome, e, b, rule)
+
+
+def _relative_error(e: Estimate, target: float) -> Estimate:
+    """The interval of ``|x − target| / |target|`` for ``x`` in ``e``'s interval."""
+    scale = abs(target) if target != 0 else 1.0
+    ends = (abs(e.low - target) / scale, abs(e.high - target) / scale)
+    value = abs(e.value - target) / scale
+    low = 0.0 if e.low <= target <= e.high else min(ends)
+    return Estimate(value, min(low, value), max(*ends, value), e.n)
 
 
 def close_to(
-    measured: float, target: float, *, rel_tol: float, caveat_rel_tol: float | None = None
+    measured: Measurement,
+    target: float,
+    *,
+    rel_tol: float,
+    caveat_rel_tol: float | None = None,
 ) -> Verdict:
     """Holds when ``|measured − target| <= rel_tol·|target|``; caveat with a looser tolerance.
 
-    ``Verdict.measured`` is the relative error, ``threshold`` the tolerance.
+    ``Verdict.measured`` is the relative error (its interval from ``measured``'s, for an
+    :class:`Estimate`), ``threshold`` the tolerance.
     """
-    m, t = _check("measured", measured), _check("target", target)
+    e, t = _estimate("measured", measured), _check("target", target)
     tol = _check("rel_tol", rel_tol)
     if caveat_rel_tol is not None:
         _check("caveat_rel_tol", caveat_rel_tol)
@@ -73,18 +123,11 @@ def close_to(
         raise ValueError(
             f"close_to: need 0 <= rel_tol ({rel_tol}) <= caveat_rel_tol ({caveat_rel_tol})."
         )
-    err = abs(m - t) / abs(t) if t != 0 else abs(m)
-    outcome: Outcome = "does not hold"
-    if err <= tol:
-        outcome = "holds"
-    elif caveat_rel_tol is not None and err <= caveat_rel_tol:
-        outcome = "holds with caveat"
+    err = _relative_error(e, t) if not math.isnan(e.value) else e
     rule = f"|measured - {t:.4g}| / |{t:.4g}| <= {tol:g}" + (
         "" if caveat_rel_tol is None else f" (caveat <= {caveat_rel_tol:g})"
     )
-    if math.isnan(err):
-        outcome = "does not hold"
-    return Verdict(outcome, err, tol, rule)
+    return _verdict(_outcome_at_most(err, tol, caveat_rel_tol), err, tol, rule)
 
 
 def weakest(verdicts: Sequence[Verdict]) -> Verdict:
