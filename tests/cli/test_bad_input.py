@@ -382,6 +382,7 @@ CASES: dict[str, Case] = {
     "lab-seed-negative": case("lab", "I1", "--seed", "-1", names=("--seed", ">= 0")),
     "lab-seed-huge": case("lab", "I1", "--seed", str(2**70), names=("--seed", "4294967295")),
     "lab-threads-zero": case("lab", "I1", "--threads", "0", names=("--threads", ">= 1")),
+    "lab-jobs-zero": case("lab", "I1", "--jobs", "0", names=("--jobs", ">= 1")),
     "lab-out-is-file": case("lab", "I1", "--out", "afile", names=("afile", "folder")),
     "lab-out-under-file": case("lab", "I1", "--out", "afile/below", names=("afile", "folder")),
     "lab-out-readonly": case("lab", "I1", "--out", "readonly", names=("readonly", "writable")),

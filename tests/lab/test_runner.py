@@ -310,3 +310,22 @@ def test_ctrl_c_while_a_cache_file_is_written_leaves_no_temporary_file(
     with pytest.raises(runner_module.LabInterrupted):
         run(["I1"], experiments=registry(fake("I1")), cache_dir=tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_several_jobs_give_the_same_results_as_one(tmp_path: Path) -> None:
+    # two cheap registered experiments, each in its own worker process
+    ids = ["I8", "R11"]
+    one = run(ids, progress=False)
+    two = run(ids, progress=False, jobs=2, cache_dir=tmp_path)
+    strip = [{**r.to_dict(), "seconds": 0} for r in one]
+    assert [{**r.to_dict(), "seconds": 0} for r in two] == strip
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "I8-quick-seed0.json",
+        "R11-quick-seed0.json",
+    ]
+
+
+@pytest.mark.parametrize(("jobs", "error"), [(0, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_a_bad_jobs_count_is_refused(jobs: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match="jobs must be"):
+        run(["I1"], jobs=jobs, progress=False)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ when interrupted (Ctrl-C): the experiments that finished are cached, shown and r
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -121,6 +122,15 @@ def _interrupted(stop: LabInterrupted, out: Path, args: argparse.Namespace, star
     return INTERRUPTED
 
 
+def default_jobs() -> int:
+    """The cores this process may use (its CPU affinity where the OS has one), at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
 def run(args: argparse.Namespace) -> int:
     """List the claims, or run the lab, print the verdicts and write the reports.
 
@@ -139,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--json goes with --list; the lab's results are in --out/results.json.")
     check_seed(args.seed)
     check_int("--threads", args.threads, low=1)
+    jobs = default_jobs() if args.jobs is None else check_int("--jobs", args.jobs, low=1)
     parse_formats(args.format)
     from stabletrain.lab.report import verdict_table
     from stabletrain.lab.runner import LabInterrupted, default_cache_dir, resolve_ids
@@ -158,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             cache_dir=None if args.no_cache else default_cache_dir(),
             threads=args.threads,
+            jobs=jobs,
             progress=not args.quiet,
         )
     except LabInterrupted as stop:
@@ -223,6 +235,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=int,
         default=1,
         help="torch threads while the experiments run (default 1: the models are small)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="experiments run at once, each in its own process with one thread (default: the "
+        "cores this process may use, at most 4); the results do not depend on it",
     )
     parser.add_argument(
         "--no-cache",

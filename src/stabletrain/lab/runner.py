@@ -32,9 +32,9 @@ import random
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -274,6 +274,7 @@ def run(
     progress: bool = True,
     experiments: Mapping[str, Experiment] | None = None,
     threads: int | None = 1,
+    jobs: int = 1,
 ) -> list[Result]:
     """Run the experiments of ``ids`` (every claim by default); one :class:`Result` per ID.
 
@@ -290,6 +291,9 @@ def run(
             None keeps the current setting. The lab's models are small: with one thread each
             experiment runs 2-15x faster on a 2-core machine than with two, which spend their
             time waiting for each other.
+        jobs: how many experiments run at once, each in its own process with one torch thread
+            (registered experiments only; ``experiments`` given runs in this process). The
+            results are the same as with ``jobs=1``: each experiment seeds itself.
 
     Raises:
         LabInterrupted: Ctrl-C (a ``KeyboardInterrupt``) while an experiment ran; it carries
@@ -299,17 +303,14 @@ def run(
         TypeError: ``ids`` given as one string, a seed that is not an int, ``quick`` not a bool.
     """
     _check_args(quick, seed)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
-        raise TypeError(f"run: threads must be a positive int or None, got {threads!r}.")
-    if threads is not None and threads < 1:
-        raise ValueError(f"run: threads must be >= 1 or None, got {threads!r}.")
+    _check_count("threads", threads, none_ok=True)
+    _check_count("jobs", jobs, none_ok=False)
     selected = resolve_ids(ids, experiments=experiments)
     # only the modules of the selected experiments are imported (and what they import)
     registry = load(selected) if experiments is None else dict(experiments)
     ctx = Context(quick=quick, seed=seed)
     cache = None if cache_dir is None else Path(cache_dir)
-    done: dict[int, Result] = {}  # one run per experiment, even when it answers several IDs
-    results: list[Result] = []
+    plan = _Plan.of(selected, registry, ctx, cache)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -320,39 +321,102 @@ def run(
         _threads(threads),
         Progress(*columns, console=Console(stderr=True), disable=not progress) as bar,
     ):
-        task = bar.add_task("lab", total=len(selected))
+        task = bar.add_task("lab", total=len(selected), completed=len(plan.finished))
+
+        def started(claim_id: str) -> None:
+            bar.update(task, description=f"{claim_id} {registry[claim_id].title}")
+
+        def finished(claim_id: str, result: Result) -> None:
+            bar.advance(task, plan.finish(claim_id, result, registry, ctx, cache))
+
         try:
-            for claim_id in selected:
-                exp = registry.get(claim_id)
-                bar.update(task, description=f"{claim_id} {exp.title if exp else ''}".strip())
-                if exp is None:
-                    broken = "; ".join(f"{m}: {e}" for m, e in LOAD_ERRORS.items())
-                    reason = "no experiment is registered for this claim yet" + (
-                        f" (experiment modules that failed to import: {broken})" if broken else ""
-                    )
-                    results.append(Result.failed(claim_id, reason))
-                else:
-                    results.append(_cached_or_run(exp, claim_id, ctx, cache, done))
-                bar.advance(task)
+            if jobs > 1 and experiments is None and len(plan.todo) > 1:
+                from stabletrain.lab._parallel import run_in_workers  # processes: only here
+
+                run_in_workers(plan.todo, ctx, jobs, started, finished)
+            else:
+                for claim_id in plan.todo:
+                    started(claim_id)
+                    finished(claim_id, _execute(registry[claim_id], claim_id, ctx))
         except KeyboardInterrupt as err:
-            raise LabInterrupted(results, selected[len(results) :]) from err
-    return results
+            done = [plan.finished[i] for i in selected if i in plan.finished]
+            raise LabInterrupted(done, [i for i in selected if i not in plan.finished]) from err
+    return [plan.finished[claim_id] for claim_id in selected]
 
 
-def _cached_or_run(
-    exp: Experiment, claim_id: str, ctx: Context, cache: Path | None, done: dict[int, Result]
-) -> Result:
-    key = path = None
-    if cache is not None:
-        key, path = cache_key(claim_id, exp, ctx), _cache_path(cache, claim_id, ctx)
-        hit = _read_cache(path, key)
-        if hit is not None:
-            return hit
-    if id(exp) in done:
-        result = replace(done[id(exp)], claim_id=claim_id)
-    else:
-        result = done[id(exp)] = _execute(exp, claim_id, ctx)
-    if key is not None and path is not None and not result.error:
-        with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
-            _write_cache(path, key, result)
-    return result
+def _check_count(name: str, value: object, *, none_ok: bool) -> None:
+    if value is None and none_ok:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        hint = " or None" if none_ok else ""
+        raise TypeError(f"run: {name} must be a positive int{hint}, got {value!r}.")
+    if value < 1:
+        raise ValueError(f"run: {name} must be >= 1{' or None' if none_ok else ''}, got {value!r}.")
+
+
+def _missing(claim_id: str) -> Result:
+    broken = "; ".join(f"{m}: {e}" for m, e in LOAD_ERRORS.items())
+    reason = "no experiment is registered for this claim yet" + (
+        f" (experiment modules that failed to import: {broken})" if broken else ""
+    )
+    return Result.failed(claim_id, reason)
+
+
+@dataclass
+class _Plan:
+    """What a run must do: results already known (cached, or no experiment) and the
+    experiments to run, each once, with the other IDs each one answers."""
+
+    finished: dict[str, Result]
+    todo: list[str]  # the first ID of each experiment to run
+    also: dict[str, list[str]]  # first ID -> the other selected IDs of the same experiment
+
+    @classmethod
+    def of(
+        cls,
+        selected: Sequence[str],
+        registry: Mapping[str, Experiment],
+        ctx: Context,
+        cache: Path | None,
+    ) -> _Plan:
+        plan = cls({}, [], {})
+        first_of: dict[int, str] = {}
+        for claim_id in selected:
+            exp = registry.get(claim_id)
+            if exp is None:
+                plan.finished[claim_id] = _missing(claim_id)
+                continue
+            hit = None if cache is None else _read_cache(*_cache_entry(claim_id, exp, ctx, cache))
+            if hit is not None:
+                plan.finished[claim_id] = hit
+            elif id(exp) in first_of:
+                plan.also[first_of[id(exp)]].append(claim_id)
+            else:
+                first_of[id(exp)] = claim_id
+                plan.todo.append(claim_id)
+                plan.also[claim_id] = []
+        return plan
+
+    def finish(
+        self,
+        claim_id: str,
+        result: Result,
+        registry: Mapping[str, Experiment],
+        ctx: Context,
+        cache: Path | None,
+    ) -> int:
+        """Record ``result`` for ``claim_id`` and the other IDs of its experiment, caching each
+        that is not an error; returns how many IDs it settled."""
+        ids = [claim_id, *self.also[claim_id]]
+        for other in ids:
+            settled = replace(result, claim_id=other)
+            self.finished[other] = settled
+            if cache is not None and not settled.error:
+                path, key = _cache_entry(other, registry[other], ctx, cache)
+                with contextlib.suppress(OSError):  # a cache that cannot be written costs time
+                    _write_cache(path, key, settled)
+        return len(ids)
+
+
+def _cache_entry(claim_id: str, exp: Experiment, ctx: Context, cache: Path) -> tuple[Path, str]:
+    return _cache_path(cache, claim_id, ctx), cache_key(claim_id, exp, ctx)
