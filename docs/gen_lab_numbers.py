@@ -121,8 +121,8 @@ def run_line(data: dict[str, Any], all_ids: list[str] | None) -> str:
 
 def _draw(figure: dict[str, Any], path: Path) -> bool:
     try:
-        from stabletrain.diagnostics.report.figures import figure_plot
         from stabletrain.lab import Figure
+        from stabletrain.report.figures import figure_plot
     except ImportError:
         return False
     try:

@@ -466,7 +466,7 @@ def test_the_table_covers_every_subcommand_with_at_least_40_cases() -> None:
 def test_a_write_that_fails_after_the_checks_removes_the_folder_it_made(
     folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import stabletrain.diagnostics.report as report
+    import stabletrain.report as report
 
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")

@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, data: Digits, out: Path) -> int:
     from stabletrain.diagnostics.propagation import diagnose
-    from stabletrain.diagnostics.report import render_run, write_report
+    from stabletrain.report import render_run, write_report
 
     console = Console()
     start = time.perf_counter()

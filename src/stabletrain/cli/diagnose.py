@@ -102,7 +102,7 @@ def fail_on_line(findings: Sequence[Finding], level: str, command: str) -> str |
 def run(args: argparse.Namespace) -> int:
     """Diagnose, print the table and findings, write the report; exit 1 on ``--fail-on``."""
     from stabletrain.diagnostics.propagation import diagnose
-    from stabletrain.diagnostics.report import write_report
+    from stabletrain.report import write_report
 
     formats = parse_formats(args.format)
     check_report_extra(formats)

@@ -23,7 +23,7 @@ DEFAULT_OUT = "stabletrain-run-report"
 
 def run(args: argparse.Namespace) -> int:
     """Render the log into ``--out``."""
-    from stabletrain.diagnostics.report import RunLog, write_report
+    from stabletrain.report import RunLog, write_report
 
     formats = parse_formats(args.format)
     check_report_extra(formats)

@@ -3,7 +3,7 @@
 from stabletrain.diagnostics.diagnosis import SCHEMA_NAME, SCHEMA_VERSION, Diagnosis, LayerStats
 from stabletrain.diagnostics.lint import LINT_RULES, LintThresholds, lint
 from stabletrain.diagnostics.propagation import diagnose
-from stabletrain.diagnostics.report import (
+from stabletrain.report import (
     RunLog,
     diagnosis_html,
     diagnosis_markdown,

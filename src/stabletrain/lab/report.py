@@ -7,8 +7,8 @@
   value on each seed, the explanation and the tables. For terminals and CI logs; every text is
   escaped.
 - :func:`html_report`: the same as one self-contained page (Jinja2 template
-  ``diagnostics/report/templates/lab.html.j2``, autoescaped) with the figures drawn by
-  :mod:`stabletrain.diagnostics.report.figures` embedded as PNG ``data:`` URIs. Needs
+  ``report/templates/lab.html.j2``, autoescaped) with the figures drawn by
+  :mod:`stabletrain.report.figures` embedded as PNG ``data:`` URIs. Needs
   ``pip install 'stabletrain[report]'``.
 - :func:`results_json`: the results with the run's settings, for machines.
 - :func:`verdict_table`: the verdict table for the terminal (rich).
@@ -262,7 +262,7 @@ def _table_view(t: Table) -> _TableView:
 
 
 def _figure_view(f: Figure) -> _FigureView:
-    from stabletrain.diagnostics.report.figures import figure_plot
+    from stabletrain.report.figures import figure_plot
 
     try:
         plot = figure_plot(f)
@@ -304,7 +304,7 @@ def html_report(
         >>> "&lt;b&gt;0.01&lt;/b&gt;" in page, "<b>0.01" in page
         (True, False)
     """
-    from stabletrain.diagnostics.report.html import load_template  # the HTML stack: only here
+    from stabletrain.report.html import load_template  # the HTML stack: only here
 
     sections = [_section_view(r, _about(r.claim_id)) for r in results]
     groups: list[tuple[str, list[_SectionView]]] = []

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from stabletrain.diagnostics.report.figures import SIZE, draw_figure, figure_plot
-from stabletrain.diagnostics.report.plots import DPI
 from stabletrain.lab import Figure
+from stabletrain.report.figures import SIZE, draw_figure, figure_plot
+from stabletrain.report.plots import DPI
 
 NAN = math.nan
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stabletrain.diagnostics.diagnosis import Diagnosis, LayerStats
-from stabletrain.diagnostics.report._format import Page, Table, finding_views, num, pct
-from stabletrain.diagnostics.report._format import ratio as fmt_ratio
 from stabletrain.findings import SEVERITIES, Finding
+from stabletrain.report._format import Page, Table, finding_views, num, pct
+from stabletrain.report._format import ratio as fmt_ratio
+
+if TYPE_CHECKING:
+    from stabletrain.diagnostics import Diagnosis, LayerStats
 
 
 def before_of(d: Diagnosis) -> Diagnosis | None:
     """The diagnosis before a fix was applied, if the diagnosis carries one."""
+    from stabletrain.diagnostics import Diagnosis
+
     before = getattr(d, "before", None)
     return before if isinstance(before, Diagnosis) else None
 
@@ -167,6 +171,8 @@ def _init_table(report: dict[str, Any]) -> Table:
 
 def diagnosis_page(d: Diagnosis) -> Page:
     """The text of a diagnosis report."""
+    from stabletrain.diagnostics import Diagnosis
+
     if not isinstance(d, Diagnosis):
         raise TypeError(
             f"expected a stabletrain.diagnostics.Diagnosis, got {type(d).__name__}; for a "

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stabletrain.diagnostics.diagnosis import Diagnosis
-from stabletrain.diagnostics.report._diagnosis_page import diagnosis_page
-from stabletrain.diagnostics.report._format import Page
-from stabletrain.diagnostics.report._run_page import run_page
-from stabletrain.diagnostics.report.plots import Plot, diagnosis_plots, run_plots
-from stabletrain.diagnostics.report.run import RunLog, as_run
 from stabletrain.monitoring.sinks.base import Row
+from stabletrain.report._diagnosis_page import diagnosis_page
+from stabletrain.report._format import Page
+from stabletrain.report._run_page import run_page
+from stabletrain.report.plots import Plot, diagnosis_plots, run_plots
+from stabletrain.report.run import RunLog, as_run
+
+if TYPE_CHECKING:
+    from stabletrain.diagnostics import Diagnosis
 
 __all__ = ["TEMPLATE", "diagnosis_html", "load_template", "run_html"]
 
@@ -42,7 +44,7 @@ def load_template(name: str = TEMPLATE) -> Any:
             f"'stabletrain[report]' (or pip install jinja2). ({err})"
         ) from err
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("stabletrain.diagnostics.report", "templates"),
+        loader=jinja2.PackageLoader("stabletrain.report", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -7,14 +7,17 @@ Markdown would read as code, emphasis, links or HTML), so a layer name cannot br
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from stabletrain._render import escape_markdown
-from stabletrain.diagnostics.diagnosis import Diagnosis
-from stabletrain.diagnostics.report._diagnosis_page import diagnosis_page
-from stabletrain.diagnostics.report._format import Page, Table
-from stabletrain.diagnostics.report._run_page import run_page
-from stabletrain.diagnostics.report.run import RunLog, as_run
 from stabletrain.monitoring.sinks.base import Row
+from stabletrain.report._diagnosis_page import diagnosis_page
+from stabletrain.report._format import Page, Table
+from stabletrain.report._run_page import run_page
+from stabletrain.report.run import RunLog, as_run
+
+if TYPE_CHECKING:
+    from stabletrain.diagnostics import Diagnosis
 
 __all__ = ["diagnosis_markdown", "escape_markdown", "run_markdown"]
 

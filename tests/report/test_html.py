@@ -16,10 +16,10 @@ import pytest
 from matplotlib.image import imread
 
 from stabletrain.diagnostics import Diagnosis, LayerStats
-from stabletrain.diagnostics.report import RunLog, diagnosis_html, load_run, run_html
 from stabletrain.findings import Finding
 from stabletrain.monitoring import Row
-from tests.diagnostics.report._data import HOSTILE, SCRIPT, THRESHOLDS, diagnosis, fixed_diagnosis
+from stabletrain.report import RunLog, diagnosis_html, load_run, run_html
+from tests.report._data import HOSTILE, SCRIPT, THRESHOLDS, diagnosis, fixed_diagnosis
 
 CHROMIUM = Path("/usr/bin/chromium")
 CSP_SCRIPTS = "script-src 'none'"

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 
 from stabletrain.diagnostics import Diagnosis, LayerStats
-from stabletrain.diagnostics.report import (
+from stabletrain.findings import Finding
+from stabletrain.monitoring import Row
+from stabletrain.report import (
     RunLog,
     diagnosis_markdown,
     escape_markdown,
     load_run,
     run_markdown,
 )
-from stabletrain.findings import Finding
-from stabletrain.monitoring import Row
-from tests.diagnostics.report._data import HOSTILE, SCRIPT, THRESHOLDS, diagnosis, fixed_diagnosis
+from tests.report._data import HOSTILE, SCRIPT, THRESHOLDS, diagnosis, fixed_diagnosis
 
 CELL_SPLIT = re.compile(r"(?<!\\)\|")  # a pipe that is not escaped separates cells
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from stabletrain.findings import Finding
-from tests.diagnostics.report._data import monitored_run
+from tests.report._data import monitored_run
 
 
 @pytest.fixture(scope="session")

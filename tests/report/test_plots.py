@@ -17,7 +17,9 @@ import pytest
 from matplotlib.image import imread
 
 from stabletrain.diagnostics import Diagnosis, LayerStats
-from stabletrain.diagnostics.report import (
+from stabletrain.findings import Finding
+from stabletrain.monitoring import Row
+from stabletrain.report import (
     RunLog,
     activation_heatmap,
     backward_std_plot,
@@ -30,11 +32,9 @@ from stabletrain.diagnostics.report import (
     run_plots,
     update_ratio_plot,
 )
-from stabletrain.diagnostics.report import plots as plots_module
-from stabletrain.diagnostics.report.plots import RULE_OF_THUMB_UPDATE_RATIO, Plot
-from stabletrain.findings import Finding
-from stabletrain.monitoring import Row
-from tests.diagnostics.report._data import EDGES, THRESHOLDS, diagnosis, fixed_diagnosis
+from stabletrain.report import plots as plots_module
+from stabletrain.report.plots import RULE_OF_THUMB_UPDATE_RATIO, Plot
+from tests.report._data import EDGES, THRESHOLDS, diagnosis, fixed_diagnosis
 
 NAN = float("nan")
 

@@ -25,12 +25,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from stabletrain.diagnostics.diagnosis import SCHEMA_NAME as DIAGNOSIS_SCHEMA
-from stabletrain.diagnostics.report._replay import layer_order, merge, replay
 from stabletrain.findings import Finding
 from stabletrain.monitoring.rules import Thresholds
 from stabletrain.monitoring.sinks.base import SCHEMA_VERSION, Row
 from stabletrain.monitoring.sinks.jsonl import read_findings, read_jsonl, read_meta
+from stabletrain.report._replay import layer_order, merge, replay
 
 __all__ = ["RunLog", "load_run"]
 
@@ -225,6 +224,8 @@ def _first_line(path: Path) -> tuple[int, str] | None:
 
 
 def _check_header(path: Path, number: int, line: str) -> None:
+    from stabletrain.diagnostics import SCHEMA_NAME as DIAGNOSIS_SCHEMA
+
     try:
         obj: Any = json.loads(line)
     except json.JSONDecodeError as err:

@@ -27,7 +27,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from stabletrain.diagnostics.report.plots import Plot, _label, _new_figure, _plot
+from stabletrain.report.plots import Plot, _label, _new_figure, _plot
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -114,6 +114,6 @@ def draw_figure(data: FigureData) -> Figure:
 
 
 def figure_plot(data: FigureData) -> Plot:
-    """``data`` drawn as a :class:`~stabletrain.diagnostics.report.plots.Plot` (PNG bytes, size
+    """``data`` drawn as a :class:`~stabletrain.report.plots.Plot` (PNG bytes, size
     in pixels, ``data_uri`` for a self-contained page); its title is the figure's."""
     return _plot(data.title, data.title, "", draw_figure(data))

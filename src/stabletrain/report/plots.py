@@ -29,16 +29,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stabletrain.diagnostics.diagnosis import Diagnosis, LayerStats
-from stabletrain.diagnostics.report._diagnosis_page import before_of
-from stabletrain.diagnostics.report.run import RunLog
 from stabletrain.findings import SEVERITIES
 from stabletrain.monitoring.rules import RULES
 from stabletrain.monitoring.sinks.base import layer_label
+from stabletrain.report._diagnosis_page import before_of
+from stabletrain.report.run import RunLog
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from stabletrain.diagnostics import Diagnosis, LayerStats
 
 __all__ = [
     "RULE_OF_THUMB_UPDATE_RATIO",

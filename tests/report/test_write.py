@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from stabletrain.diagnostics import Diagnosis, LayerStats
-from stabletrain.diagnostics.report import (
+from stabletrain.findings import Finding
+from stabletrain.monitoring import Row, Thresholds
+from stabletrain.report import (
     RUN_REPORT_SCHEMA,
     RUN_REPORT_VERSION,
     RunLog,
@@ -20,9 +22,7 @@ from stabletrain.diagnostics.report import (
     run_dict,
     write_report,
 )
-from stabletrain.findings import Finding
-from stabletrain.monitoring import Row, Thresholds
-from tests.diagnostics.report._data import THRESHOLDS, diagnosis, fixed_diagnosis
+from tests.report._data import THRESHOLDS, diagnosis, fixed_diagnosis
 
 
 def test_a_diagnosis_report_is_written_in_every_format(tmp_path: Path) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from stabletrain.diagnostics.report._diagnosis_page import severity_counts
-from stabletrain.diagnostics.report._format import Page, Table, finding_views, num, pct
-from stabletrain.diagnostics.report.run import RunLog
 from stabletrain.monitoring.sinks.base import layer_label
+from stabletrain.report._diagnosis_page import severity_counts
+from stabletrain.report._format import Page, Table, finding_views, num, pct
+from stabletrain.report.run import RunLog
 
 # (metric, column, formatter) of the last-step table, in order; a column nobody logged is left out
 _COLUMNS = (

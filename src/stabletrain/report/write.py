@@ -31,16 +31,18 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from stabletrain._checks import check_choice
-from stabletrain.diagnostics.diagnosis import Diagnosis
-from stabletrain.diagnostics.report.html import diagnosis_html, run_html
-from stabletrain.diagnostics.report.markdown import diagnosis_markdown, run_markdown
-from stabletrain.diagnostics.report.run import RunLog, as_run
 from stabletrain.findings import SEVERITIES
 from stabletrain.monitoring.rules import Thresholds
 from stabletrain.monitoring.sinks.base import Row
+from stabletrain.report.html import diagnosis_html, run_html
+from stabletrain.report.markdown import diagnosis_markdown, run_markdown
+from stabletrain.report.run import RunLog, as_run
+
+if TYPE_CHECKING:
+    from stabletrain.diagnostics import Diagnosis
 
 __all__ = [
     "FORMATS",
@@ -143,6 +145,8 @@ def write_report(
     chosen = _check_formats(formats)
     if not isinstance(out_dir, str | os.PathLike):
         raise TypeError(f"write_report: out_dir must be a str or a path, got {type(out_dir)}.")
+    from stabletrain.diagnostics import Diagnosis
+
     texts: dict[Format, Any]
     if isinstance(d_or_rows, Diagnosis):
         d = d_or_rows

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from stabletrain.diagnostics.report import RunLog, load_run
 from stabletrain.findings import Finding
 from stabletrain.monitoring import Row, Thresholds, read_findings, read_jsonl
-from tests.diagnostics.report._data import THRESHOLDS, diagnosis, monitored_run
+from stabletrain.report import RunLog, load_run
+from tests.report._data import THRESHOLDS, diagnosis, monitored_run
 
 
 def comparable(f: Finding) -> dict[str, object]:
