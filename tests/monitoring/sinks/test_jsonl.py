@@ -245,3 +245,22 @@ def test_the_monitor_writes_each_firing_once_per_logged_step(tmp_path: Path) -> 
     ]
     (merged,) = [f for f in mon.findings() if f.rule == "symmetric_units"]
     assert (merged.step, merged.last_step, merged.count) == (2, 6, 3)
+
+
+def test_the_row_encoder_writes_exactly_what_json_dumps_writes() -> None:
+    import json
+    import math
+    import random
+
+    from stabletrain.monitoring.sinks.jsonl import _RowEncoder
+
+    rng = random.Random(0)
+    layers = [None, "", "fc", "blocks.0.attn", 'q"uote\\slash', "ünï\u2028code", "\x00ctl"]
+    specials = [0.0, -0.0, 1e-320, 1e308, math.nan, math.inf, -math.inf, 1 / 3, 5e-324]
+    encoder = _RowEncoder()
+    for _ in range(3000):
+        value = rng.choice(specials) if rng.random() < 0.2 else rng.uniform(-1e6, 1e6)
+        if rng.random() < 0.05:
+            value = rng.randint(-5, 5)  # an int value (a count) takes the exact path
+        row = Row(rng.randint(1, 10**9), rng.choice(layers), rng.choice(["grad_norm", "x"]), value)
+        assert encoder.encode(row) == json.dumps(row.to_json())

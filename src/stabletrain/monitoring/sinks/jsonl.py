@@ -80,7 +80,7 @@ class JSONLSink(Sink):
         return f"JSONLSink({os.fspath(self.path)!r})"
 
     def write(self, step: int, rows: Sequence[Row]) -> None:
-        self._lines(json.dumps(row.to_json()) for row in rows)
+        self._lines(_encoder.encode(row) for row in rows)
 
     def write_meta(self, meta: Mapping[str, Any]) -> None:
         self._lines([json.dumps({"schema": SCHEMA_VERSION, "meta": dict(meta)})])
@@ -108,6 +108,40 @@ class JSONLSink(Sink):
         file, self._file = self._file, None
         if file is not None:
             file.close()
+
+
+class _RowEncoder:
+    """``json.dumps(row.to_json())``, byte for byte, at a fraction of its cost.
+
+    A logged step writes one line per (layer, metric): tens to thousands of lines, each
+    through the general JSON encoder. Here the constant part of a line, ``{"schema": 1,
+    "step": `` ... ``"layer": "fc", "metric": "grad_norm", "value": ``, is built once per
+    (layer, metric) and cached, and the value is written with ``float.__repr__``, which is
+    what ``json.dumps`` uses for a float. Anything else (an int subclass, a non-finite value)
+    goes through the exact path.
+    """
+
+    def __init__(self) -> None:
+        self._middle: dict[tuple[str | None, str], str] = {}
+
+    def encode(self, row: Row) -> str:
+        value = row.value
+        if type(value) is not float or value != value or value in (_INF, -_INF):
+            return json.dumps(row.to_json())
+        key = (row.layer, row.metric)
+        middle = self._middle.get(key)
+        if middle is None:
+            if len(self._middle) > _MAX_CACHED:
+                self._middle.clear()
+            layer, metric = json.dumps(row.layer), json.dumps(row.metric)
+            middle = self._middle[key] = f', "layer": {layer}, "metric": {metric}, "value": '
+        step = row.step if type(row.step) is int else json.dumps(row.step)
+        return f'{{"schema": {SCHEMA_VERSION}, "step": {step}{middle}{float.__repr__(value)}}}'
+
+
+_INF = float("inf")
+_MAX_CACHED = 100_000  # (layer, metric) pairs; a model has a few thousand at most
+_encoder = _RowEncoder()
 
 
 def _objects(path: str | os.PathLike[str], where: str) -> Iterator[tuple[int, dict[str, Any]]]:
