@@ -10,8 +10,10 @@ evaluation); :func:`~stabletrain.regularization.mc_predict` averages sub-network
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import mean
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,9 +21,17 @@ from torch.nn import functional as F
 
 from stabletrain import models
 from stabletrain.lab import verdicts
-from stabletrain.lab._common import DigitsSplit, digits
+from stabletrain.lab._common import DigitsSplit
 from stabletrain.lab._reg_common import FitScores, fit_and_score, small_digits
+from stabletrain.lab.estimate import Estimate
 from stabletrain.lab.experiment import Context, Figure, Result, Table, Verdict, experiment
+from stabletrain.lab.experiments._dropout_fits import (
+    Curve,
+    ThreeWaySplit,
+    fit_tracked,
+    three_way_digits,
+)
+from stabletrain.lab.staged import Explanation, Staged, measured, named_numbers
 from stabletrain.regularization.dropout import ClassicDropout
 from stabletrain.regularization.mc_dropout import mc_predict
 from stabletrain.regularization.param_groups import param_groups
@@ -194,11 +204,17 @@ def _fit_dropout(
 
 # --- R8 ---------------------------------------------------------------------------------------
 
-R8_SIZES = ((100, 1000), (100, 300, 1000))
-R8_POOL = 0.6  # 1078 training digits to draw from, 719 test digits
-# "Reduces overfitting": the accuracy gap (train − test) falls by at least 2 points at the
-# smallest training set; caveat: by at least half a point.
-R8_MIN_GAP_CUT, R8_CAVEAT_GAP_CUT = 0.02, 0.005
+R8_N_TRAIN = 100  # 100 training digits, 719 validation, 719 test
+# Adam at 1e-3, full batch: the 64-w-w-10 MLP fits the 100 digits within about 50 steps and
+# its test loss then rises (overconfidence), which is the overfitting dropout is meant to cut.
+R8_LR = 1e-3
+R8_EVERY = 10  # evaluation interval (steps)
+R8_BINS = 15  # equal-width confidence bins of the ECE
+# "Reduces overfitting": at each run's best-validation step, the test loss without dropout
+# minus with dropout is above 0.01 nats over the whole interval (about 2.5% of the ~0.4-nat
+# test loss: a smaller difference would not matter in practice); "does not hold" when the
+# whole interval is below it, "inconclusive" when it straddles it.
+R8_MIN_LOSS_CUT = 0.01
 # "An ensemble of sub-networks": the weight-scaled network (evaluation mode) predicts the same
 # class as the Monte-Carlo average of sub-networks on at least 97% of test digits.
 R8_MIN_AGREEMENT = 0.97
@@ -213,14 +229,15 @@ class _Ensemble:
     mc_nll: float
 
 
-def _ensemble(model: nn.Module, split: DigitsSplit, passes: int, seed: int) -> _Ensemble:
+def _ensemble(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, passes: int, seed: int
+) -> _Ensemble:
     """Weight-scaled prediction (eval mode) vs the mean of ``passes`` sub-networks' softmax."""
     probs_net = nn.Sequential(model, nn.Softmax(-1))
-    mc = mc_predict(probs_net, split.x_test, n=passes, seed=seed).mean  # (n_test, 10)
+    mc = mc_predict(probs_net, x, n=passes, seed=seed).mean  # (n_test, 10)
     model.eval()
     with torch.no_grad():
-        scaled = F.softmax(model(split.x_test), -1)  # (n_test, 10)
-    y = split.y_test
+        scaled = F.softmax(model(x), -1)  # (n_test, 10)
 
     def nll(p: torch.Tensor) -> float:
         return float(-p.gather(1, y[:, None]).clamp_min(1e-12).log().mean())
@@ -234,109 +251,180 @@ def _ensemble(model: nn.Module, split: DigitsSplit, passes: int, seed: int) -> _
     )
 
 
-@experiment("R8")
-def dropout_reduces_overfitting(ctx: Context) -> Result:
-    steps, width = ctx.pick((300, 256), (600, 256))
-    sizes = ctx.pick(*R8_SIZES)
-    seeds = [ctx.seed + k for k in range(ctx.pick(1, 2))]
-    gap: dict[tuple[int, bool], list[float]] = {}
-    test: dict[tuple[int, bool], list[float]] = {}
-    ensembles = []
-    for seed in seeds:
-        for n in sizes:
-            split = digits(seed, train_fraction=R8_POOL, n_train=n)
-            for dropout in (False, True):
-                rates = {"p_input": P_INPUT, "p_hidden": P_HIDDEN} if dropout else {}
-                model, scores = _fit_dropout(split, seed, steps, width=width, **rates)
-                gap.setdefault((n, dropout), []).append(scores.gap)
-                test.setdefault((n, dropout), []).append(scores.test_accuracy)
-                if dropout and n == sizes[0]:
-                    ensembles.append(_ensemble(model, split, ctx.pick(32, 128), seed))
-    cut = {n: mean(gap[(n, False)]) - mean(gap[(n, True)]) for n in sizes}
-    small, large = sizes[0], sizes[-1]
-    ens = _Ensemble(*(mean(getattr(e, f) for e in ensembles) for f in _Ensemble.__annotations__))
-    agreement = verdicts.at_least(ens.agreement, R8_MIN_AGREEMENT)
-    overfit = verdicts.at_least(cut[small], R8_MIN_GAP_CUT, caveat=R8_CAVEAT_GAP_CUT)
-    verdict = verdicts.weakest([overfit, agreement])
-    rows = tuple(
-        (
-            n,
-            f"{mean(test[(n, False)]):.3f}",
-            f"{mean(test[(n, True)]):.3f}",
-            f"{mean(gap[(n, False)]):.3f}",
-            f"{mean(gap[(n, True)]):.3f}",
-            f"{cut[n]:+.3f}",
-        )
-        for n in sizes
+@dataclass(frozen=True)
+class R8Measure:
+    """One seed of R8: both nets (same split and initial weights) at their best-validation
+    step and at the end, and the weight-scaled vs Monte-Carlo comparison of the dropout net."""
+
+    loss_cut: float = measured("nats", "test loss, no dropout − dropout, at best-val steps")
+    test_loss_plain: float = measured("nats", "test loss, no dropout, best-val step")
+    test_loss_dropout: float = measured("nats", "test loss, dropout, best-val step")
+    test_acc_plain: float = measured("accuracy", "test accuracy, no dropout, best-val step")
+    test_acc_dropout: float = measured("accuracy", "test accuracy, dropout, best-val step")
+    ece_plain: float = measured("ECE", "test calibration error, no dropout, best-val step")
+    ece_dropout: float = measured("ECE", "test calibration error, dropout, best-val step")
+    best_step_plain: int = measured("steps", "best-validation step, no dropout")
+    best_step_dropout: int = measured("steps", "best-validation step, dropout")
+    final_loss_cut: float = measured("nats", "final test loss, no dropout − dropout")
+    final_loss_plain: float = measured("nats", "final test loss, no dropout")
+    final_loss_dropout: float = measured("nats", "final test loss, dropout")
+    final_acc_plain: float = measured("accuracy", "final test accuracy, no dropout")
+    final_acc_dropout: float = measured("accuracy", "final test accuracy, dropout")
+    final_ece_plain: float = measured("ECE", "final test calibration error, no dropout")
+    final_ece_dropout: float = measured("ECE", "final test calibration error, dropout")
+    rise_plain: float = measured("nats", "final − lowest test loss, no dropout (overfitting)")
+    rise_dropout: float = measured("nats", "final − lowest test loss, dropout")
+    agreement: float = measured("fraction", "weight-scaled and MC-average predictions agree")
+    scaled_accuracy: float = measured("accuracy", "final dropout net, weight-scaled")
+    mc_accuracy: float = measured("accuracy", "final dropout net, MC average of sub-networks")
+    width: int = measured("units", "hidden-layer width")
+    steps: tuple[int, ...] = ()
+    curve_plain: tuple[float, ...] = ()
+    curve_dropout: tuple[float, ...] = ()
+
+
+def _r8_fit(split: ThreeWaySplit, seed: int, width: int, steps: int, dropout: bool) -> Any:
+    """(model, curve) of one net; the same initial weights with and without dropout."""
+    torch.manual_seed(seed)
+    model = _dropout_mlp(P_INPUT if dropout else 0.0, P_HIDDEN if dropout else 0.0, width)
+    opt = torch.optim.Adam(model.parameters(), lr=R8_LR)
+    return model, fit_tracked(model, opt, split, steps, R8_EVERY, bins=R8_BINS)
+
+
+def _r8_measure(plain: Curve, drop: Curve, ens: _Ensemble, width: int) -> R8Measure:
+    i, j = plain.best, drop.best
+    return R8Measure(
+        loss_cut=plain.test_loss[i] - drop.test_loss[j],
+        test_loss_plain=plain.test_loss[i],
+        test_loss_dropout=drop.test_loss[j],
+        test_acc_plain=plain.test_accuracy[i],
+        test_acc_dropout=drop.test_accuracy[j],
+        ece_plain=plain.test_ece[i],
+        ece_dropout=drop.test_ece[j],
+        best_step_plain=plain.steps[i],
+        best_step_dropout=drop.steps[j],
+        final_loss_cut=plain.test_loss[-1] - drop.test_loss[-1],
+        final_loss_plain=plain.test_loss[-1],
+        final_loss_dropout=drop.test_loss[-1],
+        final_acc_plain=plain.test_accuracy[-1],
+        final_acc_dropout=drop.test_accuracy[-1],
+        final_ece_plain=plain.test_ece[-1],
+        final_ece_dropout=drop.test_ece[-1],
+        rise_plain=plain.overfit_rise,
+        rise_dropout=drop.overfit_rise,
+        agreement=ens.agreement,
+        scaled_accuracy=ens.scaled_accuracy,
+        mc_accuracy=ens.mc_accuracy,
+        width=width,
+        steps=plain.steps,
+        curve_plain=plain.test_loss,
+        curve_dropout=drop.test_loss,
     )
-    return Result(
-        verdict=verdict,
-        key_number=(
-            f"accuracy gap cut by dropout: {cut[small]:+.3f} at {small} digits, "
-            f"{cut[large]:+.3f} at {large}; scaled vs MC ensemble agree on "
-            f"{100 * ens.agreement:.1f}%"
-        ),
-        explanation=(
+
+
+def _mean_curve(curves: Sequence[tuple[float, ...]]) -> list[float]:
+    return [mean(c[k] for c in curves) for k in range(len(curves[0]))]
+
+
+def _est(ms: Sequence[Any], name: str) -> Estimate:
+    return Estimate.of(float(getattr(m, name)) for m in ms)
+
+
+@experiment("R8")
+class DropoutReducesOverfitting(Staged[R8Measure]):
+    """Claim R8: an over-parameterized MLP on 100 digits, trained until its test loss rises,
+    with and without dropout (0.2 inputs, 0.5 hidden; Srivastava et al. 2014), from the same
+    initial weights. Each run's step is chosen on a validation split and scored on a separate
+    test split (loss, accuracy, ECE); the dropout net's weight-scaled prediction is compared
+    with the Monte-Carlo average of its sub-networks (the ensemble reading)."""
+
+    def measure(self, ctx: Context) -> R8Measure:
+        width, steps = ctx.pick((256, 300), (512, 500))
+        split = three_way_digits(ctx.seed, n_train=R8_N_TRAIN)
+        _, plain = _r8_fit(split, ctx.seed, width, steps, dropout=False)
+        model, drop = _r8_fit(split, ctx.seed, width, steps, dropout=True)
+        ens = _ensemble(model, split.x_test, split.y_test, ctx.pick(32, 128), ctx.seed)
+        return _r8_measure(plain, drop, ens, width)
+
+    def decide(self, ms: Sequence[R8Measure]) -> Verdict:
+        return verdicts.weakest(
+            [
+                verdicts.at_least(_est(ms, "loss_cut"), R8_MIN_LOSS_CUT),
+                verdicts.at_least(_est(ms, "agreement"), R8_MIN_AGREEMENT),
+            ]
+        )
+
+    def explain(self, ms: Sequence[R8Measure], verdict: Verdict) -> Explanation:
+        d = {name: _est(ms, name).describe() for name in ("loss_cut", "final_loss_cut")}
+        d |= {n.name: f"{n.estimate.value:.3g}" for n in named_numbers(ms)}
+        width = ms[0].width
+        text = (
             "Claim: dropout reduces overfitting, most with large models and small data, and "
-            f"acts as an ensemble of sub-networks. A 64-{width}-{width}-10 MLP trained {steps} "
-            f"SGD steps (momentum {MOMENTUM}, batch {BATCH}) on {', '.join(map(str, sizes))} "
-            f"digits, without dropout and with the paper's rates ({P_INPUT} on the inputs, "
-            f"{P_HIDDEN} on the hidden units), mean of {len(seeds)} split(s), tested on 719 "
-            "digits. Both fit every training digit; dropout changes the accuracy gap by "
-            f"{cut[small]:+.3f} at {small} training digits and {cut[large]:+.3f} at {large} "
-            f"(threshold +{R8_MIN_GAP_CUT} at the smallest size, caveat +{R8_CAVEAT_GAP_CUT}): "
-            "Srivastava et al. 2014 (Sec. 7.5, Fig. 10) report no gain either for their "
-            "smallest MNIST subsets, and gains from about a thousand examples up. "
-            "The ensemble reading: the weight-scaled network and the average of "
-            f"{ctx.pick(32, 128)} sampled sub-networks predict the same class on "
-            f"{100 * ens.agreement:.1f}% of test digits (threshold {100 * R8_MIN_AGREEMENT:g}%), "
-            f"accuracy {ens.scaled_accuracy:.3f} vs {ens.mc_accuracy:.3f}, test NLL "
-            f"{ens.scaled_nll:.3f} vs {ens.mc_nll:.3f} (lower is better calibrated). Verdict: "
-            f"{verdict.outcome}."
+            f"acts as an ensemble of sub-networks. A 64-{width}-{width}-10 MLP trained "
+            f"{ms[0].steps[-1]} full-batch Adam steps (lr {R8_LR:g}) on {R8_N_TRAIN} digits, "
+            f"without dropout and with the paper's rates ({P_INPUT} inputs, {P_HIDDEN} hidden), "
+            f"the same initial weights, scored every {R8_EVERY} steps on 719 validation and 719 "
+            f"test digits, {len(ms)} seeds (split and weights). Without dropout the test loss "
+            f"rises by {d['rise_plain']} nats after its minimum (with dropout "
+            f"{d['rise_dropout']}): the net overfits. At each run's best-validation step "
+            f"(mean steps {d['best_step_plain']} and {d['best_step_dropout']}) the test loss is "
+            f"{d['test_loss_plain']} without and {d['test_loss_dropout']} with dropout, a cut "
+            f"of {d['loss_cut']} nats (holds above {R8_MIN_LOSS_CUT}); accuracy "
+            f"{d['test_acc_plain']} vs {d['test_acc_dropout']}, ECE ({R8_BINS} bins) "
+            f"{d['ece_plain']} vs {d['ece_dropout']}. At the end of training the cut is "
+            f"{d['final_loss_cut']} nats, accuracy {d['final_acc_plain']} vs "
+            f"{d['final_acc_dropout']}, ECE {d['final_ece_plain']} vs {d['final_ece_dropout']}."
+            " The ensemble reading: the weight-scaled network and the average of sampled "
+            f"sub-networks predict the same class on {d['agreement']} of test digits "
+            f"(threshold {R8_MIN_AGREEMENT:g}), accuracy {d['scaled_accuracy']} vs "
+            f"{d['mc_accuracy']}. Verdict: {verdict.outcome}."
+        )
+        return Explanation(
+            key_number=f"test-loss cut by dropout at the best-validation step: {d['loss_cut']}",
+            text=text,
+            tables=_r8_tables(ms),
+            figures=(_r8_figure(ms),),
+        )
+
+
+_R8_ROWS = (  # (when, net, loss field, accuracy field, ECE field)
+    ("best-validation step", "no dropout", "test_loss_plain", "test_acc_plain", "ece_plain"),
+    ("best-validation step", "dropout", "test_loss_dropout", "test_acc_dropout", "ece_dropout"),
+    ("end of training", "no dropout", "final_loss_plain", "final_acc_plain", "final_ece_plain"),
+    ("end of training", "dropout", "final_loss_dropout", "final_acc_dropout", "final_ece_dropout"),
+)
+
+
+def _r8_tables(ms: Sequence[R8Measure]) -> tuple[Table, ...]:
+    def cell(name: str) -> str:
+        return _est(ms, name).describe()
+
+    scores = Table(
+        f"test scores (mean ± 95% interval over {len(ms)} seeds)",
+        ("when", "net", "test loss", "test accuracy", f"ECE ({R8_BINS} bins)"),
+        tuple((when, net, cell(lo), cell(acc), cell(ece)) for when, net, lo, acc, ece in _R8_ROWS),
+    )
+    ensemble = Table(
+        f"final dropout net: weight-scaled vs Monte-Carlo average ({len(ms)} seeds)",
+        ("prediction", "test accuracy", "same class as the other"),
+        (
+            ("weight-scaled (eval mode)", cell("scaled_accuracy"), cell("agreement")),
+            ("MC average of sub-networks", cell("mc_accuracy"), cell("agreement")),
         ),
-        tables=(
-            Table(
-                f"test accuracy and train−test gap (mean over {len(seeds)} split(s))",
-                (
-                    "training digits",
-                    "test acc, no dropout",
-                    "test acc, dropout",
-                    "gap, no dropout",
-                    "gap, dropout",
-                    "gap cut",
-                ),
-                rows,
-            ),
-            Table(
-                f"weight-scaled network vs Monte-Carlo average ({small} training digits)",
-                ("prediction", "test accuracy", "test NLL", "same class as the other"),
-                (
-                    (
-                        "weight-scaled (eval mode)",
-                        f"{ens.scaled_accuracy:.3f}",
-                        f"{ens.scaled_nll:.3f}",
-                        f"{ens.agreement:.3f}",
-                    ),
-                    (
-                        "MC average of sub-networks",
-                        f"{ens.mc_accuracy:.3f}",
-                        f"{ens.mc_nll:.3f}",
-                        f"{ens.agreement:.3f}",
-                    ),
-                ),
-            ),
-        ),
-        figures=(
-            Figure(
-                "train−test accuracy gap vs training-set size",
-                "training digits",
-                "gap",
-                {
-                    "no dropout": (list(sizes), [mean(gap[(n, False)]) for n in sizes]),
-                    "dropout": (list(sizes), [mean(gap[(n, True)]) for n in sizes]),
-                },
-            ),
-        ),
+    )
+    return scores, ensemble
+
+
+def _r8_figure(ms: Sequence[R8Measure]) -> Figure:
+    steps = [float(s) for s in ms[0].steps]
+    return Figure(
+        f"test loss over training (mean over {len(ms)} seeds)",
+        "step",
+        "test cross-entropy (nats)",
+        {
+            "no dropout": (steps, _mean_curve([m.curve_plain for m in ms])),
+            "dropout": (steps, _mean_curve([m.curve_dropout for m in ms])),
+        },
     )
 
 
