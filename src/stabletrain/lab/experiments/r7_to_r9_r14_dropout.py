@@ -5,6 +5,13 @@ placement) and R14 (L2 and dropout together).
 torch's ``nn.Dropout`` is the inverted form (kept units scaled by 1/(1−p) in training);
 :class:`~stabletrain.regularization.ClassicDropout` is the form first published (scaled by 1−p at
 evaluation); :func:`~stabletrain.regularization.mc_predict` averages sub-networks.
+
+R8 trains an over-parameterized MLP on 100 digits until its test loss rises, with and without
+dropout from the same initial weights, and reads the test loss, accuracy and calibration error
+(:func:`~stabletrain.lab.experiments._dropout_fits.expected_calibration_error`) at the step a
+separate validation split chooses (:mod:`stabletrain.lab.experiments._dropout_fits`). Each claim
+runs on several seeds (splits and initial weights) and is decided on the interval of its key
+number over them.
 """
 
 from __future__ import annotations
