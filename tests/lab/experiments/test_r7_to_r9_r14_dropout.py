@@ -138,6 +138,7 @@ def test_r8_verdict_at_quick_size(r8_quick: tuple[Any, ...]) -> None:
     # measured: a cut of 0.029 ± 0.062 nats, below the seed-to-seed spread
     assert result.verdict.outcome == "inconclusive"
     assert result.verdict.seeds == 3
+    assert "± " in result.key_number  # the key number with its interval
     assert all(math.isfinite(v) for v in result.figures[0].series["dropout"][1])
 
 

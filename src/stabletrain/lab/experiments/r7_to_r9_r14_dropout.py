@@ -321,6 +321,7 @@ class R8Measure:
     test_loss_dropout: float = measured("nats", "test loss, dropout, best-val step")
     test_acc_plain: float = measured("accuracy", "test accuracy, no dropout, best-val step")
     test_acc_dropout: float = measured("accuracy", "test accuracy, dropout, best-val step")
+    acc_gain: float = measured("accuracy", "test accuracy, dropout − no dropout, best-val steps")
     ece_plain: float = measured("ECE", "test calibration error, no dropout, best-val step")
     ece_dropout: float = measured("ECE", "test calibration error, dropout, best-val step")
     best_step_plain: int = measured("steps", "best-validation step, no dropout")
@@ -359,6 +360,7 @@ def _r8_measure(plain: Curve, drop: Curve, ens: _Ensemble, width: int) -> R8Meas
         test_loss_dropout=drop.test_loss[j],
         test_acc_plain=plain.test_accuracy[i],
         test_acc_dropout=drop.test_accuracy[j],
+        acc_gain=drop.test_accuracy[j] - plain.test_accuracy[i],
         ece_plain=plain.test_ece[i],
         ece_dropout=drop.test_ece[j],
         best_step_plain=plain.steps[i],
@@ -411,8 +413,8 @@ class DropoutReducesOverfitting(Staged[R8Measure]):
         )
 
     def explain(self, ms: Sequence[R8Measure], verdict: Verdict) -> Explanation:
-        d = {name: _est(ms, name).describe() for name in ("loss_cut", "final_loss_cut")}
-        d |= {n.name: f"{n.estimate.value:.3g}" for n in named_numbers(ms)}
+        d = {n.name: f"{n.estimate.value:.3g}" for n in named_numbers(ms)}
+        d |= {n: _est(ms, n).describe() for n in ("loss_cut", "final_loss_cut", "acc_gain")}
         width = ms[0].width
         text = (
             "Claim: dropout reduces overfitting, most with large models and small data, and "
@@ -426,7 +428,8 @@ class DropoutReducesOverfitting(Staged[R8Measure]):
             f"(mean steps {d['best_step_plain']} and {d['best_step_dropout']}) the test loss is "
             f"{d['test_loss_plain']} without and {d['test_loss_dropout']} with dropout, a cut "
             f"of {d['loss_cut']} nats (holds above {R8_MIN_LOSS_CUT}); accuracy "
-            f"{d['test_acc_plain']} vs {d['test_acc_dropout']}, ECE ({R8_BINS} bins) "
+            f"{d['test_acc_plain']} vs {d['test_acc_dropout']} (dropout − none: "
+            f"{d['acc_gain']}), ECE ({R8_BINS} bins) "
             f"{d['ece_plain']} vs {d['ece_dropout']}. At the end of training the cut is "
             f"{d['final_loss_cut']} nats, accuracy {d['final_acc_plain']} vs "
             f"{d['final_acc_dropout']}, ECE {d['final_ece_plain']} vs {d['final_ece_dropout']}."
