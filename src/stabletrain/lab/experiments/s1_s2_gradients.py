@@ -284,36 +284,41 @@ class GradientProducts(Staged[GradientFactors]):
             tol=MEAN_FIELD_TOL,
             verdict=verdict.outcome,
         )
-        rows = tuple(
-            (
-                label,
-                case.expect,
-                ratio(i),
-                mean(i, "factor"),
-                mean(i, "predicted"),
-                mean(i, "predicted_ratio"),
-            )
-            for i, (label, case) in enumerate(zip(labels, S1_CASES, strict=True))
-        )
         key = (
             f"layer-1/layer-{depth} gradient: sigmoid {ratio(0):.1e} (x{mean(0, 'factor'):.3f}"
             f"/layer), 1.5x He ReLU {ratio(3):.1e} (x{mean(3, 'factor'):.3f}/layer)"
-        )
-        columns = (
-            "setting",
-            "expected",
-            f"grad std layer 1 / layer {depth}",
-            "measured factor per layer",
-            "mean-field factor",
-            f"mean-field ratio layer 1 / layer {depth}",
         )
         profiles = {c.label: c.signals for c in ms[0].chains}
         return Explanation(
             key,
             text,
-            (Table("Gradient over depth: measured against the mean-field factor", columns, rows),),
+            (_s1_table(ms),),
             (profile_figure("Gradient std over depth", profiles, what="backward"),),
         )
+
+
+def _s1_table(ms: Sequence[GradientFactors]) -> Table:
+    depth = ms[0].depth
+    rows = tuple(
+        (
+            case.label,
+            case.expect,
+            _ratio(ms, "chains", case.label),
+            _mean(ms, "chains", case.label, "factor"),
+            _mean(ms, "chains", case.label, "predicted"),
+            _mean(ms, "chains", case.label, "predicted_ratio"),
+        )
+        for case in S1_CASES
+    )
+    columns = (
+        "setting",
+        "expected",
+        f"grad std layer 1 / layer {depth}",
+        "measured factor per layer",
+        "mean-field factor",
+        f"mean-field ratio layer 1 / layer {depth}",
+    )
+    return Table("Gradient over depth: measured against the mean-field factor", columns, rows)
 
 
 _S1_TEXT = (
