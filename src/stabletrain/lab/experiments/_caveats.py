@@ -14,6 +14,8 @@ Example:
     'holds with caveat'
     >>> with_caveat(main, verdicts.at_least(0.05, 0.1), "fine").outcome
     'holds'
+    >>> weakened_by(main, verdicts.at_most(0.08, 0.05, caveat=0.2), "part").outcome
+    'holds with caveat'
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import replace
 
 from stabletrain.lab.experiment import Verdict
 
-__all__ = ["with_caveat"]
+__all__ = ["weakened_by", "with_caveat"]
 
 
 def with_caveat(main: Verdict, applies: Verdict, note: str) -> Verdict:
@@ -38,3 +40,16 @@ def with_caveat(main: Verdict, applies: Verdict, note: str) -> Verdict:
     if applies.outcome == "inconclusive":
         return replace(main, outcome="inconclusive", rule=f"{main.rule}; caveat unsure: {note}")
     return main
+
+
+def weakened_by(main: Verdict, part: Verdict, note: str) -> Verdict:
+    """``main`` no stronger than ``part``, a secondary part of the claim, keeping ``main``'s number.
+
+    A holding ``main`` reads "holds with caveat" when ``part`` does, and takes ``part``'s
+    outcome when that is "inconclusive" or "does not hold"; ``note`` says why in the rule.
+    """
+    if main.outcome not in ("holds", "holds with caveat") or part.outcome == "holds":
+        return main
+    if part.outcome == "holds with caveat":
+        return replace(main, outcome="holds with caveat", rule=f"{main.rule}; caveat: {note}")
+    return replace(main, outcome=part.outcome, rule=f"{main.rule}; {part.outcome}: {note}")
