@@ -112,11 +112,6 @@ def _hidden_ratio(model: nn.Module, x: torch.Tensor, generator: torch.Generator)
     return signals[0].backward_std / signals[-1].backward_std
 
 
-def _hidden_ratio(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -> float:
-    signals = layer_signals(model, x, generator=generator)[:-1]  # Linear outputs, no head
-    return signals[0].backward_std / signals[-1].backward_std
-
-
 def _score(ctx: Context, arm: Arm, depth: int, steps: int) -> Score:
     """Train ``arm`` at ``depth`` for ``steps`` SGD steps on ``ctx``'s seed."""
     data = digits(ctx.seed)
