@@ -34,7 +34,7 @@ from stabletrain.lab._init_common import Scheme, init_linears_, per_layer_factor
 from stabletrain.lab._stab_common import fan_in_normal, scaled_he
 from stabletrain.lab.estimate import Estimate
 from stabletrain.lab.experiment import Context, Table, Verdict, experiment
-from stabletrain.lab.experiments._caveats import with_caveat
+from stabletrain.lab.experiments._stab_caveats import with_caveat
 from stabletrain.lab.staged import Explanation, Staged, measured
 
 WIDTH = 128

@@ -26,7 +26,7 @@ from stabletrain.lab import verdicts
 from stabletrain.lab._common import train
 from stabletrain.lab.estimate import Estimate
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
-from stabletrain.lab.experiments._caveats import with_caveat
+from stabletrain.lab.experiments._stab_caveats import with_caveat
 from stabletrain.lab.staged import Explanation, Staged, measured
 from stabletrain.models.tasks import adding_problem
 from stabletrain.stability import clip_grad_norm_, grad_norm

@@ -27,7 +27,7 @@ from stabletrain.lab._common import accuracy, digits, layer_signals, train
 from stabletrain.lab._init_common import init_linears_
 from stabletrain.lab.estimate import Estimate
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
-from stabletrain.lab.experiments._caveats import weakened_by, with_caveat
+from stabletrain.lab.experiments._stab_caveats import weakened_by, with_caveat
 from stabletrain.lab.staged import Explanation, Staged, measured
 
 WIDTH = 64

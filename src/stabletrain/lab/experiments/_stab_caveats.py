@@ -1,4 +1,4 @@
-"""A claim that holds, but with a caveat decided on its own interval (S1–S6).
+"""A claim that holds, but with a caveat decided on its own interval (claims S1–S6).
 
 Several stability claims hold in their main part and carry a caveat measured separately (the
 mean-field fit is off, a mismatched init vanishes as well, a bounded step can still wreck
