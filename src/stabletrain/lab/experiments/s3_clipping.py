@@ -190,7 +190,7 @@ def _settings(ctx: Context) -> list[tuple[float, float | None]]:
 
 def _sizes(ctx: Context) -> tuple[int, int, int]:
     """(hidden, sequence length, steps)."""
-    return ctx.pick((32, 20, 100), (48, 20, 600))
+    return ctx.pick((32, 20, 80), (48, 20, 600))
 
 
 def _fraction(flags: Sequence[bool]) -> float:

@@ -38,7 +38,7 @@ from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experime
 from stabletrain.lab.staged import Explanation, Staged, measured
 from stabletrain.monitoring import MemorySink, Preset, Thresholds, TrainingMonitor, every
 
-STEPS, BATCH, LR, MOMENTUM = 12, 64, 0.01, 0.9
+STEPS, BATCH, LR, MOMENTUM = 10, 64, 0.01, 0.9
 WIDTH = 64
 # Each problem must be flagged in at least 90% of its trials, a healthy run in at most 10%.
 DETECTED, FALSE_ALARMS = 0.9, 0.1
