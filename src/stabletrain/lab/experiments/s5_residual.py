@@ -15,6 +15,7 @@ MLP with ``stabletrain.auto_init(..., looks_linear=True)``, the mirrored init of
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -24,33 +25,72 @@ from stabletrain import init, models
 from stabletrain.lab import verdicts
 from stabletrain.lab._common import accuracy, digits, layer_signals, train
 from stabletrain.lab._init_common import init_linears_
-from stabletrain.lab._stab_common import mean_se
-from stabletrain.lab.experiment import Context, Figure, Result, Table, Verdict, experiment
+from stabletrain.lab.estimate import Estimate
+from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
+from stabletrain.lab.experiments._stab_caveats import weakened_by, with_caveat
+from stabletrain.lab.staged import Explanation, Staged, measured
 
 WIDTH = 64
 LR, MOMENTUM, BATCH = 0.01, 0.9, 64
 # "Strongly need": at every depth >= DEEP the residual net beats the plain one by 20 points of
 # test accuracy (chance is 10%, a shallow MLP reaches ~97%).
 DEEP, NEED_GAP = 30, 0.2
-# Below ~20 layers they should not be needed: at the shallowest depth within 5 points.
+# Below ~20 layers they should not be needed: at the shallowest depth within 5 points; a gap
+# between 5 points and NEED_GAP (residual helps, but not "strongly") is a caveat, a larger one
+# contradicts "past ~20 layers".
 SHALLOW_GAP = 0.05
-# The looks-linear plain net counts as trained as well as the residual one within 5 points.
-MATCH_GAP = 0.05
+# The plain net does not "strongly need" skip connections if another fix gains as much: the
+# caveat applies when the looks-linear plain net beats the He plain net by NEED_GAP as well.
+STEPS_QUICK = 100  # 150 before the verdict went on the interval over three seeds
+
 
 Arm = str  # "plain", "residual" or "plain, looks-linear"
+LOOKS_LINEAR: Arm = "plain, looks-linear"
 
 
 @dataclass(frozen=True)
-class _Score:
+class Score:
+    """One network trained on one seed.
+
+    Attributes:
+        arm: "plain", "residual" or "plain, looks-linear".
+        depth: the plain net's hidden layers (the residual net has ``depth + 1``).
+        accuracy: test accuracy after the budget.
+        final_loss: mean training loss over the last steps.
+        grad_ratio: gradient std at the first hidden layer / at the last, at init.
+    """
+
     arm: Arm
     depth: int
-    accuracies: tuple[float, ...]
-    final_losses: tuple[float, ...]
-    grad_ratio: float  # gradient std at the first hidden layer / at the last, at init, seed 0
+    accuracy: float
+    final_loss: float
+    grad_ratio: float
+
+
+@dataclass(frozen=True)
+class ResidualDepth:
+    """S5's measurements on one seed: accuracy gaps residual − plain, and the looks-linear arm."""
+
+    deep_gap: float = measured("accuracy", "smallest residual − plain test accuracy at depth >= 30")
+    shallow_gap: float = measured(
+        "accuracy", "|residual − plain| test accuracy at the shallowest depth"
+    )
+    looks_linear_gain: float = measured(
+        "accuracy", "looks-linear plain − He plain test accuracy at the deepest depth"
+    )
+    looks_linear_gap: float = measured(
+        "accuracy", "residual − looks-linear plain test accuracy at the deepest depth"
+    )
+    steps: int = measured("", "SGD steps of every run")
+    scores: tuple[Score, ...] = ()
+
+    def score(self, arm: Arm, depth: int) -> Score:
+        """The score of ``arm`` at ``depth``."""
+        return next(s for s in self.scores if (s.arm, s.depth) == (arm, depth))
 
     @property
-    def mean(self) -> float:
-        return statistics.fmean(self.accuracies)
+    def depths(self) -> tuple[int, ...]:
+        return tuple(sorted({s.depth for s in self.scores if s.arm == "plain"}))
 
 
 def _build(arm: Arm, depth: int, x: torch.Tensor, generator: torch.Generator) -> nn.Module:
@@ -72,117 +112,144 @@ def _hidden_ratio(model: nn.Module, x: torch.Tensor, generator: torch.Generator)
     return signals[0].backward_std / signals[-1].backward_std
 
 
-def _score(ctx: Context, arm: Arm, depth: int, seeds: int, steps: int) -> _Score:
-    accs, losses, ratio = [], [], float("nan")
-    for s in range(seeds):
-        data = digits(ctx.seed + s)
-        ctx.seed_all(10 * s + 1)
-        model = _build(arm, depth, data.x_train[:BATCH], ctx.generator(10 * s + 2))
-        if s == 0:
-            ratio = _hidden_ratio(model, data.x_train[:256], ctx.generator(3))
-        opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-        log = train(model, opt, data.sampler(BATCH, ctx.generator(10 * s + 4)), steps=steps)
-        accs.append(accuracy(model, data.x_test, data.y_test))
-        losses.append(log.final_loss())
-    return _Score(arm, depth, tuple(accs), tuple(losses), ratio)
+def _score(ctx: Context, arm: Arm, depth: int, steps: int) -> Score:
+    """Train ``arm`` at ``depth`` for ``steps`` SGD steps on ``ctx``'s seed."""
+    data = digits(ctx.seed)
+    ctx.seed_all(1)
+    model = _build(arm, depth, data.x_train[:BATCH], ctx.generator(2))
+    ratio = _hidden_ratio(model, data.x_train[:256], ctx.generator(3))
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    log = train(model, opt, data.sampler(BATCH, ctx.generator(4)), steps=steps)
+    acc = accuracy(model, data.x_test, data.y_test)
+    return Score(arm, depth, acc, log.final_loss(), ratio)
+
+
+def _sizes(ctx: Context) -> tuple[tuple[int, ...], int]:
+    """(depths, steps)."""
+    return ctx.pick(((10, 30), STEPS_QUICK), ((10, 20, 30, 50), 300))
 
 
 @experiment("S5")
-def residual_depth(ctx: Context) -> Result:
-    depths = ctx.pick((10, 30), (10, 20, 30, 50))
-    seeds, steps = ctx.pick(2, 3), ctx.pick(150, 300)
-    scores = [
-        _score(ctx, arm, depth, seeds, steps) for depth in depths for arm in ("plain", "residual")
-    ]
-    looks_linear = _score(ctx, "plain, looks-linear", depths[-1], seeds, steps)
-    by = {(s.arm, s.depth): s for s in scores}
-    gaps = {d: by["residual", d].mean - by["plain", d].mean for d in depths}
-    deep = [d for d in depths if d >= DEEP]
-    need = verdicts.at_least(min(gaps[d] for d in deep), NEED_GAP)
-    shallow = verdicts.at_most(abs(gaps[depths[0]]), SHALLOW_GAP)
-    deepest = by["residual", depths[-1]].mean
-    matched = deepest - looks_linear.mean <= MATCH_GAP
-    verdict = need
-    caveats = []
-    if shallow.outcome != "holds":
-        caveats.append(f"at depth {depths[0]} the gap is already {gaps[depths[0]]:.2f}")
-    if matched:
-        caveats.append(
-            f"a plain net with looks-linear init reaches {looks_linear.mean:.2f} at depth "
-            f"{depths[-1]} (residual {deepest:.2f})"
+class ResidualNeed(Staged[ResidualDepth]):
+    """Plain and residual ReLU MLPs over depth, and a looks-linear plain one, on one seed."""
+
+    def measure(self, ctx: Context) -> ResidualDepth:
+        depths, steps = _sizes(ctx)
+        arms = [(arm, d) for d in depths for arm in ("plain", "residual")]
+        scores = [_score(ctx, arm, d, steps) for arm, d in [*arms, (LOOKS_LINEAR, depths[-1])]]
+        acc = {(s.arm, s.depth): s.accuracy for s in scores}
+        gaps = {d: acc["residual", d] - acc["plain", d] for d in depths}
+        return ResidualDepth(
+            deep_gap=min(gaps[d] for d in depths if d >= DEEP),
+            shallow_gap=abs(gaps[depths[0]]),
+            looks_linear_gain=acc[LOOKS_LINEAR, depths[-1]] - acc["plain", depths[-1]],
+            looks_linear_gap=acc["residual", depths[-1]] - acc[LOOKS_LINEAR, depths[-1]],
+            scores=tuple(scores),
+            steps=steps,
         )
-    if need.outcome == "holds" and caveats:
-        verdict = Verdict(
-            "holds with caveat",
-            need.measured,
-            need.threshold,
-            f"{need.rule}; caveat: " + "; ".join(caveats),
+
+    def decide(self, ms: Sequence[ResidualDepth]) -> Verdict:
+        need = verdicts.at_least(Estimate.of(m.deep_gap for m in ms), NEED_GAP)
+        shallow = Estimate.of(m.shallow_gap for m in ms)
+        gain = Estimate.of(m.looks_linear_gain for m in ms)
+        verdict = weakened_by(
+            need,
+            verdicts.at_most(shallow, SHALLOW_GAP, caveat=NEED_GAP),
+            f"at the shallowest depth the gap is already {shallow.value:.2f}",
         )
+        return with_caveat(
+            verdict,
+            verdicts.at_least(gain, NEED_GAP),
+            f"a plain net with looks-linear init gains {gain.value:.2f} over He at the "
+            "deepest depth, no skip connections needed",
+        )
+
+    def explain(self, ms: Sequence[ResidualDepth], verdict: Verdict) -> Explanation:
+        depths, deepest = ms[0].depths, ms[0].depths[-1]
+
+        def acc(arm: Arm, d: int) -> float:
+            return statistics.fmean(m.score(arm, d).accuracy for m in ms)
+
+        def ratio(arm: Arm) -> float:
+            return statistics.fmean(m.score(arm, deepest).grad_ratio for m in ms)
+
+        text = _S5_TEXT.format(
+            width=WIDTH,
+            steps=ms[0].steps,
+            lr=LR,
+            momentum=MOMENTUM,
+            seeds=len(ms),
+            accs=", ".join(
+                f"depth {d}: {acc('residual', d):.2f} vs {acc('plain', d):.2f}" for d in depths
+            ),
+            deep_gap=Estimate.of(m.deep_gap for m in ms).describe(),
+            deep=DEEP,
+            need=NEED_GAP,
+            shallowest=depths[0],
+            shallow_gap=Estimate.of(m.shallow_gap for m in ms).describe(),
+            shallow=SHALLOW_GAP,
+            plain_ratio=ratio("plain"),
+            res_ratio=ratio("residual"),
+            ll=acc(LOOKS_LINEAR, deepest),
+            deepest=deepest,
+            res=acc("residual", deepest),
+            ll_gap=Estimate.of(m.looks_linear_gap for m in ms).describe(),
+            ll_gain=Estimate.of(m.looks_linear_gain for m in ms).describe(),
+            verdict=verdict.outcome,
+        )
+        key = (
+            f"depth {deepest}: residual {acc('residual', deepest):.2f} vs plain "
+            f"{acc('plain', deepest):.2f} test accuracy; depth {depths[0]}: "
+            f"{acc('residual', depths[0]):.2f} vs {acc('plain', depths[0]):.2f}"
+        )
+        return Explanation(key, text, (_table(ms),), (_figure(ms, acc),))
+
+
+def _table(ms: Sequence[ResidualDepth]) -> Table:
     rows = []
-    for s in [*scores, looks_linear]:
-        mean, se = mean_se(s.accuracies)
+    for s in ms[0].scores:
+        mine = [m.score(s.arm, s.depth) for m in ms]
+        acc = Estimate.of(x.accuracy for x in mine)
         layers = s.depth + (1 if s.arm == "residual" else 0)
-        rows.append(
-            (s.arm, s.depth, layers, mean, se, statistics.fmean(s.final_losses), s.grad_ratio)
-        )
-    plain_deep = by["plain", depths[-1]]
-    return Result(
-        verdict=verdict,
-        key_number=(
-            f"depth {depths[-1]}: residual {deepest:.2f} vs plain {plain_deep.mean:.2f} test "
-            f"accuracy; depth {depths[0]}: {by['residual', depths[0]].mean:.2f} vs "
-            f"{by['plain', depths[0]].mean:.2f}"
-        ),
-        explanation=(
-            "Claim: residual connections give gradients a direct path; networks deeper than "
-            f"~20 layers strongly need them. ReLU MLPs of width {WIDTH} on digits, plain (He "
-            "init) against residual (two-layer branches, He + Fixup scaling, no "
-            f"normalization), {steps} SGD steps (lr {LR:g}, momentum {MOMENTUM:g}), "
-            f"{seeds} seeds. Test accuracy, residual vs plain: "
-            + ", ".join(
-                f"depth {d}: {by['residual', d].mean:.2f} vs {by['plain', d].mean:.2f}"
-                for d in depths
-            )
-            + f". The residual net trains at every depth; the plain one falls behind by "
-            f"{min(gaps[d] for d in deep):.2f} or more from depth {DEEP} (bound {NEED_GAP:g}), "
-            f"while at depth {depths[0]} the gap is {gaps[depths[0]]:.2f} (bound "
-            f"{SHALLOW_GAP:g}). Why: not the gradient's size at init. With He init the "
-            f"plain net's gradient reaches layer 1 at {plain_deep.grad_ratio:.2f} of its "
-            f"size at the last layer (the residual net's: "
-            f"{by['residual', depths[-1]].grad_ratio:.2f}); what degrades with depth is the "
-            "gradient's structure (it decorrelates across inputs, Balduzzi et al. 2017, "
-            "'shattered gradients'), and the identity path keeps the net close to linear. "
-            "Caveat: the plain net does not need skip connections if its init is linear "
-            "at the start: with stabletrain.auto_init(..., looks_linear=True) it reaches "
-            f"{looks_linear.mean:.2f} at depth {depths[-1]} (residual {deepest:.2f}, "
-            f"match within {MATCH_GAP:g}). Residual connections are the robust way; 'strongly "
-            "need' holds for the standard init."
-        ),
-        tables=(
-            Table(
-                "Test accuracy after a fixed budget, plain vs residual",
-                (
-                    "network",
-                    "depth",
-                    "hidden layers",
-                    "test accuracy (mean)",
-                    "± s.e.",
-                    "final train loss",
-                    "grad std layer 1 / last at init",
-                ),
-                tuple(rows),
-            ),
-        ),
-        figures=(
-            Figure(
-                "Test accuracy after a fixed budget vs depth",
-                "depth",
-                "test accuracy",
-                {
-                    arm: ([float(d) for d in depths], [by[arm, d].mean for d in depths])
-                    for arm in ("plain", "residual")
-                }
-                | {"plain, looks-linear": ([float(depths[-1])], [looks_linear.mean])},
-            ),
-        ),
+        loss = statistics.fmean(x.final_loss for x in mine)
+        ratio = statistics.fmean(x.grad_ratio for x in mine)
+        rows.append((s.arm, s.depth, layers, acc.value, acc.half_width, loss, ratio))
+    columns = (
+        "network",
+        "depth",
+        "hidden layers",
+        "test accuracy (mean)",
+        "± 95% CI",
+        "final train loss",
+        "grad std layer 1 / last at init",
     )
+    return Table("Test accuracy after a fixed budget, plain vs residual", columns, tuple(rows))
+
+
+def _figure(ms: Sequence[ResidualDepth], acc: Callable[[Arm, int], float]) -> Figure:
+    depths = ms[0].depths
+    series = {
+        arm: ([float(d) for d in depths], [acc(arm, d) for d in depths])
+        for arm in ("plain", "residual")
+    }
+    series[LOOKS_LINEAR] = ([float(depths[-1])], [acc(LOOKS_LINEAR, depths[-1])])
+    return Figure("Test accuracy after a fixed budget vs depth", "depth", "test accuracy", series)
+
+
+_S5_TEXT = (
+    "Claim: residual connections give gradients a direct path; networks deeper than ~20 layers "
+    "strongly need them. ReLU MLPs of width {width} on digits, plain (He init) against residual "
+    "(two-layer branches, He + Fixup scaling, no normalization), {steps} SGD steps (lr {lr:g}, "
+    "momentum {momentum:g}), {seeds} seeds. Test accuracy, residual vs plain: {accs}. The residual"
+    " net trains at every depth; the plain one falls behind by {deep_gap} from depth {deep} (bound"
+    " {need:g}), while at depth {shallowest} the gap is {shallow_gap} (bound {shallow:g}; up to "
+    "{need:g} a caveat). Why: not the gradient's size at init. With He init the plain net's "
+    "gradient reaches layer 1 at {plain_ratio:.2f} of its size at the last layer (the residual "
+    "net's: {res_ratio:.2f}); what degrades with depth is the gradient's structure (it "
+    "decorrelates across inputs, Balduzzi et al. 2017, 'shattered gradients'), and the identity "
+    "path keeps the net close to linear. Caveat: the plain net does not need skip connections if "
+    "its init is linear at the start: with stabletrain.auto_init(..., looks_linear=True) it "
+    "reaches {ll:.2f} at depth {deepest} (residual {res:.2f}; gap {ll_gap}), {ll_gain} above the "
+    "He plain net (caveat when >= {need:g}, the gain that defines 'need'). Residual connections "
+    "are the robust way; 'strongly need' holds for the standard init. Verdict: {verdict}."
+)
