@@ -10,12 +10,16 @@ import pytest
 from stabletrain.lab import Context
 from stabletrain.lab.experiment import REGISTRY
 from stabletrain.lab.experiments.i6_i7_i11_depth import (
+    BAD,
     DRIFT,
+    GOOD,
+    SHALLOW_GAP,
+    DepthMakesInitMatter,
+    DepthSensitivity,
     HeDepth,
     HeOverDepth,
     XavierDepth,
     XavierOverDepth,
-    depth_sensitivity,
 )
 from tests.lab.experiments._init_checks import run
 
@@ -95,17 +99,40 @@ def test_the_quick_run_holds(claim: str) -> None:
     assert result.verdict.seeds == 1  # pooled over depth and width (see the class docstring)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_init_matters_more_with_depth(seed: int) -> None:
-    result = run(depth_sensitivity, seed=seed)
-    assert result.verdict.outcome == "holds"
-    acc = {(row[0], row[1]): row[2] for row in result.tables[0].rows}
-    assert acc[16, "He (good)"] > 0.85
-    assert acc[16, "standard (bad)"] < 0.2
+@pytest.mark.parametrize(
+    ("shallow", "deep", "outcome"),
+    [
+        ([0.01, -0.01, 0.02], [0.8, 0.85, 0.76], "holds"),
+        ([0.08, 0.1, 0.12], [0.8, 0.85, 0.76], "holds with caveat"),  # init matters shallow too
+        ([0.01, -0.01, 0.02], [0.3, 0.35, 0.4], "holds with caveat"),  # a smaller deep gap
+        ([0.02, 0.03, 0.08], [0.8, 0.85, 0.76], "holds with caveat"),  # 0.043 ± 0.08: caveat
+        ([0.01, 0.01, 0.01], [0.1, 0.3, 0.5], "inconclusive"),  # 0.3 ± 0.5 straddles 0.2
+        ([0.01, 0.01, 0.01], [0.0, 0.01, -0.01], "does not hold"),
+    ],
+)
+def test_i11_needs_a_small_shallow_gap_and_a_large_deep_one(
+    shallow: list[float], deep: list[float], outcome: str
+) -> None:
+    ms = [
+        DepthSensitivity(shallow_gap=a, deep_gap=b, steps=300)
+        for a, b in zip(shallow, deep, strict=True)
+    ]
+    assert DepthMakesInitMatter().decide(ms).outcome == outcome
+
+
+@pytest.mark.slow
+def test_init_matters_more_with_depth() -> None:
+    m = DepthMakesInitMatter().measure(Context(quick=True, seed=1))
+    assert m.depths == (2, 16)
+    assert abs(m.shallow_gap) <= SHALLOW_GAP  # two layers train from either init
+    assert m.run_of(GOOD, 16).accuracy > 0.8
+    assert m.run_of(BAD, 16).accuracy < 0.2  # chance is 0.1: the signal shrinks 0.41x per layer
+    assert m.run_of(BAD, 16).step_below_one is None
+    assert m.deep_gap == pytest.approx(m.run_of(GOOD, 16).accuracy - m.run_of(BAD, 16).accuracy)
 
 
 @pytest.mark.slow
 def test_full_mode_gives_the_same_verdicts() -> None:
-    for claim in ("I6", "I7"):
+    for claim in ("I6", "I7", "I11"):
         assert run(REGISTRY[claim], quick=False).verdict.outcome == "holds"
-    assert run(depth_sensitivity, quick=False).verdict.outcome == "holds"
+    assert run(REGISTRY["I11"]).verdict.outcome == "holds"
