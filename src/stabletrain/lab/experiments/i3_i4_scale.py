@@ -184,56 +184,21 @@ class InitScale(Staged[ScaleCheck]):
 
     def explain(self, ms: Sequence[ScaleCheck], verdict: Verdict) -> Explanation:
         m = ms[0]
-        small = [m.profile("small", a) for a in ACTIVATIONS]
-        large = [m.profile("large", a) for a in ACTIVATIONS]
-        controls = [m.profile("Xavier", "tanh"), m.profile("He", "relu")]
-        sat = {
-            a: Estimate.of(getattr(x, f"large_{a}_saturated") for x in ms)
-            for a in ("tanh", "sigmoid")
-        }
+        small, large = m.profile("small", "tanh"), m.profile("large", "tanh")
+        xavier = m.profile("Xavier", "tanh")
         relu = Estimate.of(x.large_relu_forward for x in ms)
-        text = (
-            "Claim: too-large init explodes activations or saturates tanh/sigmoid; too-small "
-            "init shrinks activations toward 0; either way gradients vanish or explode with "
-            f"depth. Depth-{m.depth} MLPs of width {WIDTH}, N(0, 1) inputs, biases 0, "
-            f"{len(ms)} seed(s) (per-profile numbers from the first). With N(0, {SMALL_STD:g}²) "
-            "weights the input-dependent signal shrinks by a factor "
-            + ", ".join(f"{p.forward_factor:.3g} ({p.activation})" for p in small)
-            + f" per layer (bound {1 / DRIFT:.3g}). With N(0, {LARGE_STD:g}²) weights ReLU "
-            f"activations grow {relu.describe()}x per layer, while tanh and sigmoid stay "
-            f"bounded but saturate: {sat['tanh'].describe()} and {sat['sigmoid'].describe()} "
-            f"of their outputs lie in the flat tails (bound {SATURATED:.0%}). The gradient "
-            "changes per layer going back by "
-            + ", ".join(
-                f"{p.backward_factor:.3g} ({p.label.split()[0]} {p.activation})"
-                for p in small + large
-            )
-            + f" (outside [{1 / DRIFT:.3g}, {DRIFT:g}]: vanishing or exploding; the closest, "
-            f"max(f, 1/f) = {Estimate.of(x.least_backward_drift for x in ms).describe()}). "
-            + (
-                "Saturated tanh explodes rather than vanishes (the chaotic regime: the few "
-                "units near 0 have slope 1 and weights 16x the unit scale). "
-                if large[0].backward_factor >= DRIFT
-                else ""
-            )
-            + "The controls (Xavier + tanh, He + ReLU) stay within "
-            + ", ".join(
-                f"{c.forward_factor:.3g}/{c.backward_factor:.3g} ({c.activation})" for c in controls
-            )
-            + f" per layer (forward/backward). Verdict: {verdict.outcome}."
-        )
+        tanh_sat = Estimate.of(x.large_tanh_saturated for x in ms)
         everything = {f"{p.label} {p.activation}": p.signals for p in m.profiles}
         return Explanation(
             key_number=(
                 f"per-layer factor: small {m.small_tanh_forward:.2f} (tanh), large ReLU "
-                f"{relu.value:.1f}; large tanh {sat['tanh'].value:.0%} saturated"
+                f"{relu.value:.1f}; large tanh {tanh_sat.value:.0%} saturated"
             ),
-            text=text,
+            text=_scale_text(ms, verdict),
             tables=(
                 _factor_table(m.profiles),
                 profile_table(
-                    "Per-layer std, tanh",
-                    {p.label: p.signals for p in (small[0], large[0], controls[0])},
+                    "Per-layer std, tanh", {p.label: p.signals for p in (small, large, xavier)}
                 ),
             ),
             figures=(
@@ -243,6 +208,46 @@ class InitScale(Staged[ScaleCheck]):
                 profile_figure("Gradient std over depth", everything, what="backward"),
             ),
         )
+
+
+def _scale_text(ms: Sequence[ScaleCheck], verdict: Verdict) -> str:
+    m = ms[0]
+    small = [m.profile("small", a) for a in ACTIVATIONS]
+    large = [m.profile("large", a) for a in ACTIVATIONS]
+    controls = [m.profile("Xavier", "tanh"), m.profile("He", "relu")]
+
+    def est(name: str) -> str:
+        return Estimate.of(getattr(x, name) for x in ms).describe()
+
+    return (
+        "Claim: too-large init explodes activations or saturates tanh/sigmoid; too-small "
+        "init shrinks activations toward 0; either way gradients vanish or explode with "
+        f"depth. Depth-{m.depth} MLPs of width {WIDTH}, N(0, 1) inputs, biases 0, "
+        f"{len(ms)} seed(s) (per-profile numbers from the first). With N(0, {SMALL_STD:g}²) "
+        "weights the input-dependent signal shrinks by a factor "
+        + ", ".join(f"{p.forward_factor:.3g} ({p.activation})" for p in small)
+        + f" per layer (bound {1 / DRIFT:.3g}). With N(0, {LARGE_STD:g}²) weights ReLU "
+        f"activations grow {est('large_relu_forward')}x per layer, while tanh and sigmoid stay "
+        f"bounded but saturate: {est('large_tanh_saturated')} and "
+        f"{est('large_sigmoid_saturated')} of their outputs lie in the flat tails (bound "
+        f"{SATURATED:.0%}). The gradient changes per layer going back by "
+        + ", ".join(
+            f"{p.backward_factor:.3g} ({p.label.split()[0]} {p.activation})" for p in small + large
+        )
+        + f" (outside [{1 / DRIFT:.3g}, {DRIFT:g}]: vanishing or exploding; the closest, "
+        f"max(f, 1/f) = {est('least_backward_drift')}). "
+        + (
+            "Saturated tanh explodes rather than vanishes (the chaotic regime: the few "
+            "units near 0 have slope 1 and weights 16x the unit scale). "
+            if large[0].backward_factor >= DRIFT
+            else ""
+        )
+        + "The controls (Xavier + tanh, He + ReLU) stay within "
+        + ", ".join(
+            f"{c.forward_factor:.3g}/{c.backward_factor:.3g} ({c.activation})" for c in controls
+        )
+        + f" per layer (forward/backward). Verdict: {verdict.outcome}."
+    )
 
 
 @dataclass(frozen=True)
