@@ -59,7 +59,6 @@ def test_i10_needs_the_table_and_both_margins(
     assert InitPolicy().decide(ms).outcome == outcome
 
 
-@pytest.mark.slow
 def test_auto_init_beats_xavier_on_relu_and_ties_he_on_tanh() -> None:
     m = InitPolicy().measure(Context(quick=True, seed=1))
     assert m.mismatches == 0
