@@ -41,7 +41,7 @@ def describe(ms: Sequence[object], name: str, fmt: str) -> str:
     e = estimate(ms, name)
     if e.n == 1:
         return f"{e.value:{fmt}}"
-    return f"{e.value:{fmt}} ± {e.half_width:{fmt}} (95% CI, {e.n} seeds)"
+    return f"{e.value:{fmt}} ± {e.half_width:{fmt.lstrip('+')}} (95% CI, {e.n} seeds)"
 
 
 def holds_or_partly(strict: Verdict, partial: Verdict) -> Verdict:
