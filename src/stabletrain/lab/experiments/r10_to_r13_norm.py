@@ -10,6 +10,7 @@ The networks are the library's builders: ``models.mlp(norm="batch" | "layer", dr
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -20,9 +21,12 @@ from torch.nn import functional as F
 from stabletrain import models
 from stabletrain.init import auto_init
 from stabletrain.lab import verdicts
-from stabletrain.lab._common import Sampler, TrainLog, accuracy, digits, train
+from stabletrain.lab._common import DigitsSplit, Sampler, TrainLog, accuracy, digits, train
 from stabletrain.lab._reg_common import holds_or_caveat
-from stabletrain.lab.experiment import Context, Figure, Result, Table, experiment
+from stabletrain.lab.estimate import Estimate
+from stabletrain.lab.experiment import Context, Figure, Result, Table, Verdict, experiment
+from stabletrain.lab.experiments._reg_intervals import describe, estimate, holds_or_partly
+from stabletrain.lab.staged import Explanation, Staged, measured
 from stabletrain.models import NormName, NormPosition
 
 M = TypeVar("M", bound=nn.Module)
@@ -52,67 +56,104 @@ def _batch_dependence(model: nn.Module, x: torch.Tensor, other: torch.Tensor) ->
         return float((model(x)[0] - model(swapped)[0]).abs().max())
 
 
-@experiment("R11")
-def layer_norm_is_per_sample(ctx: Context) -> Result:
-    gen = ctx.generator(11)
-    batch, features = ctx.pick(16, 256), 32
-    x = 3 * torch.randn(batch, features, generator=gen, dtype=torch.float64) + 1
-    other = 3 * torch.randn(batch, features, generator=gen, dtype=torch.float64) - 2
+@dataclass(frozen=True)
+class PerSample:
+    """R11's measurements (float64): LayerNorm against its formula and against the batch."""
+
+    formula: float = measured("absolute", "max |nn.LayerNorm − γ·(x − μ)/√(σ² + ε) − β|")
+    one_vs_batch: float = measured("absolute", "max |each sample alone − in the batch|")
+    ln_dependence: float = measured(
+        "absolute", "LayerNorm MLP: first sample's output change when the others change (train)"
+    )
+    bn_dependence: float = measured("absolute", "the same for the BatchNorm MLP (train mode)")
+    bn_eval_dependence: float = measured("absolute", "the same, BatchNorm MLP in eval mode")
+    batch: int = measured("samples", "batch size")
+
+
+def _layer_norm_checks(x: torch.Tensor, gen: torch.Generator) -> tuple[float, float]:
+    """(formula error, alone-vs-batch difference) of a LayerNorm with random γ, β on ``x``."""
+    features = x.shape[-1]
     ln = nn.LayerNorm(features).double()
     with torch.no_grad():
         ln.weight.copy_(torch.randn(features, generator=gen, dtype=torch.float64))
         ln.bias.copy_(torch.randn(features, generator=gen, dtype=torch.float64))
         formula = float((ln(x) - _layer_norm_by_hand(x, ln)).abs().max())
-        alone = torch.cat([ln(x[i : i + 1]) for i in range(batch)])
+        alone = torch.cat([ln(x[i : i + 1]) for i in range(x.shape[0])])
         one_vs_batch = float((alone - ln(x)).abs().max())
-    ctx.seed_all(11)
-    ln_net = models.mlp(features, 4, depth=2, width=16, norm="layer").double().train()
-    bn_net = models.mlp(features, 4, depth=2, width=16, norm="batch").double().train()
-    ln_dep = _batch_dependence(ln_net, x, other)
-    bn_dep = _batch_dependence(bn_net, x, other)
-    bn_eval_dep = _batch_dependence(copy.deepcopy(bn_net).eval(), x, other)
-    verdict = verdicts.weakest(
-        [
-            verdicts.at_most(formula, R11_FORMULA_TOL),
-            verdicts.at_most(max(one_vs_batch, ln_dep), R11_BATCH_TOL),
-            verdicts.at_least(bn_dep, R11_BN_MIN),
-        ]
-    )
-    return Result(
-        verdict=verdict,
-        key_number=(
-            f"output change when the rest of the batch changes: LayerNorm MLP {ln_dep:.1e}, "
-            f"BatchNorm MLP {bn_dep:.2f}"
-        ),
-        explanation=(
+    return formula, one_vs_batch
+
+
+# An identity checked to rounding in float64 (and BatchNorm's contrast, orders of magnitude
+# above its bound): the outcome does not depend on the seed, so one seed decides.
+@experiment("R11")
+class LayerNormIsPerSample(Staged[PerSample]):
+    """R11: LayerNorm is its formula per sample; BatchNorm in training mode is not."""
+
+    seeds = (1, 1)
+
+    def measure(self, ctx: Context) -> PerSample:
+        gen = ctx.generator(11)
+        batch, features = ctx.pick(16, 256), 32
+        x = 3 * torch.randn(batch, features, generator=gen, dtype=torch.float64) + 1
+        other = 3 * torch.randn(batch, features, generator=gen, dtype=torch.float64) - 2
+        formula, one_vs_batch = _layer_norm_checks(x, gen)
+        ctx.seed_all(11)
+        ln_net = models.mlp(features, 4, depth=2, width=16, norm="layer").double().train()
+        bn_net = models.mlp(features, 4, depth=2, width=16, norm="batch").double().train()
+        return PerSample(
+            formula=formula,
+            one_vs_batch=one_vs_batch,
+            ln_dependence=_batch_dependence(ln_net, x, other),
+            bn_dependence=_batch_dependence(bn_net, x, other),
+            bn_eval_dependence=_batch_dependence(copy.deepcopy(bn_net).eval(), x, other),
+            batch=batch,
+        )
+
+    def decide(self, ms: Sequence[PerSample]) -> Verdict:
+        batch_free = Estimate.of(max(m.one_vs_batch, m.ln_dependence) for m in ms)
+        return verdicts.weakest(
+            [
+                verdicts.at_most(estimate(ms, "formula"), R11_FORMULA_TOL),
+                verdicts.at_most(batch_free, R11_BATCH_TOL),
+                verdicts.at_least(estimate(ms, "bn_dependence"), R11_BN_MIN),
+            ]
+        )
+
+    def explain(self, ms: Sequence[PerSample], verdict: Verdict) -> Explanation:
+        m = ms[0]
+        text = (
             "Claim: LayerNorm normalizes each sample over its features, y = γ·(x − μ)/√(σ² + ε) "
             "+ β, and does not depend on the batch, unlike BatchNorm. In float64, torch's "
-            f"nn.LayerNorm (random γ, β) and the formula written out differ by {formula:.1e} "
-            f"(tolerance {R11_FORMULA_TOL:g}); normalizing each of {batch} samples alone or in "
-            f"the batch differs by {one_vs_batch:.1e}. In training mode, replacing the other "
+            f"nn.LayerNorm (random γ, β) and the formula written out differ by "
+            f"{describe(ms, 'formula', '.1e')} (tolerance {R11_FORMULA_TOL:g}); normalizing "
+            f"each of {m.batch} samples alone or in the batch differs by "
+            f"{describe(ms, 'one_vs_batch', '.1e')}. In training mode, replacing the other "
             "samples of a batch moves the first sample's output of models.mlp(norm='layer') by "
-            f"{ln_dep:.1e} (tolerance {R11_BATCH_TOL:g}) and of models.mlp(norm='batch') by "
-            f"{bn_dep:.2f} (at least {R11_BN_MIN:g} expected: BatchNorm uses the batch's "
-            f"statistics; in evaluation mode, with running statistics, {bn_eval_dep:.1e}). "
+            f"{describe(ms, 'ln_dependence', '.1e')} (tolerance {R11_BATCH_TOL:g}) and of "
+            f"models.mlp(norm='batch') by {describe(ms, 'bn_dependence', '.2f')} (at least "
+            f"{R11_BN_MIN:g} expected: BatchNorm uses the batch's statistics; in evaluation "
+            f"mode, with running statistics, {describe(ms, 'bn_eval_dependence', '.1e')}). "
             f"Verdict: {verdict.outcome}."
-        ),
-        tables=(
-            Table(
-                "LayerNorm against its formula and against the batch (float64)",
-                ("check", "max |difference|"),
-                (
-                    ("nn.LayerNorm vs γ·(x − μ)/√(σ² + ε) + β", f"{formula:.2e}"),
-                    ("each sample alone vs in the batch", f"{one_vs_batch:.2e}"),
-                    ("MLP with LayerNorm, other samples replaced (train mode)", f"{ln_dep:.2e}"),
-                    ("MLP with BatchNorm, other samples replaced (train mode)", f"{bn_dep:.2e}"),
-                    (
-                        "MLP with BatchNorm, other samples replaced (eval mode)",
-                        f"{bn_eval_dep:.2e}",
-                    ),
+        )
+        rows = (
+            ("nn.LayerNorm vs γ·(x − μ)/√(σ² + ε) + β", m.formula),
+            ("each sample alone vs in the batch", m.one_vs_batch),
+            ("MLP with LayerNorm, other samples replaced (train mode)", m.ln_dependence),
+            ("MLP with BatchNorm, other samples replaced (train mode)", m.bn_dependence),
+            ("MLP with BatchNorm, other samples replaced (eval mode)", m.bn_eval_dependence),
+        )
+        return Explanation(
+            "output change when the rest of the batch changes: LayerNorm MLP "
+            f"{m.ln_dependence:.1e}, BatchNorm MLP {m.bn_dependence:.2f}",
+            text,
+            tables=(
+                Table(
+                    "LayerNorm against its formula and against the batch (float64)",
+                    ("check", "max |difference|"),
+                    tuple((name, f"{v:.2e}") for name, v in rows),
                 ),
             ),
-        ),
-    )
+        )
 
 
 # --- R10 --------------------------------------------------------------------------------------
@@ -131,6 +172,7 @@ R10_MIN_SHIFT = 0.10
 # raise test accuracy by at least a point (noise level on 360 test digits is ~1.2 points for
 # one run, less for this paired comparison); otherwise the shift is real but harmless here.
 R10_MIN_HARM = 0.01
+R10_QUICK_STEPS = 150  # the ratio matches its prediction within 2% from 150 steps on
 
 
 def _child(model: nn.Module, name: str, kind: type[M]) -> M:
@@ -183,87 +225,129 @@ def _reestimate_bn(model: nn.Module, x: torch.Tensor, *, dropout_on: bool, seed:
     model.eval()
 
 
-@experiment("R10")
-def dropout_before_batchnorm_shifts_variance(ctx: Context) -> Result:
-    steps = ctx.pick(300, 800)
+@dataclass(frozen=True)
+class VarianceShift:
+    """R10's measurements: the second BatchNorm's variance in training vs at evaluation."""
+
+    measured_ratio: float = measured("ratio", "running var / eval var, median over channels")
+    predicted_ratio: float = measured(
+        "ratio", "predicted 1 + (p/(1−p))·Σ W²E[h²] / eval var, median over channels"
+    )
+    agreement: float = measured("ratio", "measured ratio / predicted ratio")
+    acc_shifted: float = measured("accuracy", "test accuracy, statistics with dropout on")
+    acc_fixed: float = measured("accuracy", "test accuracy, statistics with dropout off")
+    harm: float = measured("accuracy", "test accuracy gained by removing the shift")
+    steps: int = measured("steps", "SGD steps")
+    # per channel: (predicted, measured) running var / eval var
+    channels: tuple[tuple[float, float], ...] = ()
+
+
+def _trained_r10(ctx: Context, steps: int) -> tuple[nn.Module, DigitsSplit]:
     data = digits(ctx.seed)
     ctx.seed_all(10)
     model = models.mlp(64, 10, depth=2, width=R10_WIDTH, norm="batch", dropout=R10_P)
     opt = torch.optim.SGD(model.parameters(), lr=R10_LR, momentum=R10_MOMENTUM)
     train(model, opt, data.sampler(R10_BATCH, ctx.generator(10)), steps=steps)
-    x = data.x_train
-    _reestimate_bn(model, x, dropout_on=True, seed=ctx.seed)  # the statistics training leaves
+    return model, data
+
+
+def _variance_ratios(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per channel of norm2: (measured running var / eval var, predicted ratio)."""
     norm2 = _child(model, "norm2", nn.BatchNorm1d)
     linear2 = _child(model, "linear2", nn.Linear)
     if norm2.running_var is None:  # models.mlp's BatchNorm tracks running statistics
         raise RuntimeError("R10 needs norm2 to track running statistics.")
     running = norm2.running_var.clone()
-    acc_shifted = accuracy(model, data.x_test, data.y_test)
     z, h = _norm2_inputs(model, x)  # (n, width) each, dropout off
     eval_var = z.var(0)
     extra = R10_P / (1 - R10_P) * (linear2.weight.detach() ** 2) @ (h**2).mean(0)
-    measured = float((running / eval_var).median())
-    predicted = float(((eval_var + extra) / eval_var).median())
-    _reestimate_bn(model, x, dropout_on=False, seed=ctx.seed)  # the shift removed
-    acc_fixed = accuracy(model, data.x_test, data.y_test)
-    harm = acc_fixed - acc_shifted
-    shift = verdicts.weakest(
-        [
-            verdicts.close_to(measured, predicted, rel_tol=R10_PREDICTION_TOL),
-            verdicts.at_least(measured - 1, R10_MIN_SHIFT),
-        ]
-    )
-    verdict = verdicts.weakest(
-        [shift, holds_or_caveat(verdicts.at_least(harm, R10_MIN_HARM), shift)]
-    )
-    return Result(
-        verdict=verdict,
-        key_number=(
-            f"BatchNorm variance after dropout({R10_P}): training/evaluation = {measured:.2f} "
-            f"(predicted {predicted:.2f}); test accuracy {acc_shifted:.3f} -> {acc_fixed:.3f} "
-            "without the shift"
-        ),
-        explanation=(
+    return running / eval_var, (eval_var + extra) / eval_var
+
+
+@experiment("R10")
+class DropoutBeforeBatchNormShiftsVariance(Staged[VarianceShift]):
+    """R10: dropout before BatchNorm inflates the variance its statistics learn (Li et al. 2019)."""
+
+    def measure(self, ctx: Context) -> VarianceShift:
+        steps = ctx.pick(R10_QUICK_STEPS, 800)
+        model, data = _trained_r10(ctx, steps)
+        x = data.x_train
+        _reestimate_bn(model, x, dropout_on=True, seed=ctx.seed)  # the statistics training leaves
+        ratio, predicted = _variance_ratios(model, x)
+        acc_shifted = accuracy(model, data.x_test, data.y_test)
+        _reestimate_bn(model, x, dropout_on=False, seed=ctx.seed)  # the shift removed
+        acc_fixed = accuracy(model, data.x_test, data.y_test)
+        measured_ratio, predicted_ratio = float(ratio.median()), float(predicted.median())
+        return VarianceShift(
+            measured_ratio=measured_ratio,
+            predicted_ratio=predicted_ratio,
+            agreement=measured_ratio / predicted_ratio,
+            acc_shifted=acc_shifted,
+            acc_fixed=acc_fixed,
+            harm=acc_fixed - acc_shifted,
+            steps=steps,
+            channels=tuple((float(p), float(r)) for p, r in zip(predicted, ratio, strict=True)),
+        )
+
+    def decide(self, ms: Sequence[VarianceShift]) -> Verdict:
+        shift = verdicts.weakest(
+            [
+                verdicts.close_to(estimate(ms, "agreement"), 1.0, rel_tol=R10_PREDICTION_TOL),
+                verdicts.at_least(Estimate.of(m.measured_ratio - 1 for m in ms), R10_MIN_SHIFT),
+            ]
+        )
+        harm = verdicts.at_least(estimate(ms, "harm"), R10_MIN_HARM)
+        return verdicts.weakest([shift, holds_or_partly(harm, shift)])
+
+    def explain(self, ms: Sequence[VarianceShift], verdict: Verdict) -> Explanation:
+        ratio, predicted = (
+            describe(ms, "measured_ratio", ".2f"),
+            describe(ms, "predicted_ratio", ".2f"),
+        )
+        shifted, fixed = describe(ms, "acc_shifted", ".3f"), describe(ms, "acc_fixed", ".3f")
+        text = (
             "Claim: dropout and BatchNorm are usually not combined. The measurable reason (Li "
             "et al. 2019) is a variance shift: models.mlp(norm='batch', dropout=0.5) puts "
             "dropout before the next BatchNorm, which learns its statistics with dropout on and "
-            f"applies them with dropout off. After {steps} SGD steps on the digits, the second "
-            "BatchNorm's running variance is "
-            f"{measured:.2f}× the variance of its input at evaluation (median over channels), "
-            f"against {predicted:.2f}× predicted from the weights and activations, "
-            f"1 + (p/(1−p))·Σ_k W_ck²·E[h_k²]/Var (tolerance {100 * R10_PREDICTION_TOL:.0f}%, "
+            f"applies them with dropout off. After {ms[0].steps} SGD steps on the digits, the "
+            f"second BatchNorm's running variance is {ratio}× the variance of its input at "
+            f"evaluation (median over channels), against {predicted}× predicted from the "
+            "weights and activations, 1 + (p/(1−p))·Σ_k W_ck²·E[h_k²]/Var (measured/predicted "
+            f"{describe(ms, 'agreement', '.3f')}, tolerance {100 * R10_PREDICTION_TOL:.0f}%; "
             f"shift at least {100 * R10_MIN_SHIFT:.0f}%). Re-estimating the statistics with "
-            f"dropout off changes test accuracy from {acc_shifted:.3f} to {acc_fixed:.3f} "
-            f"({harm:+.3f}; the verdict wants at least +{R10_MIN_HARM} to call the combination "
-            "harmful, else holds with caveat: the shift is real, its cost here small). "
-            f"Verdict: {verdict.outcome}."
-        ),
-        tables=(
-            Table(
-                "second BatchNorm: variance in training vs at evaluation",
-                ("quantity", "value"),
-                (
-                    ("running var / eval var, median over channels", f"{measured:.3f}"),
-                    ("predicted 1 + (p/(1−p))·Σ W²E[h²] / eval var", f"{predicted:.3f}"),
-                    ("test accuracy, statistics with dropout on", f"{acc_shifted:.3f}"),
-                    ("test accuracy, statistics with dropout off", f"{acc_fixed:.3f}"),
+            f"dropout off changes test accuracy from {shifted} to {fixed} "
+            f"({describe(ms, 'harm', '+.3f')}; the verdict wants at least +{R10_MIN_HARM} to "
+            "call the combination harmful, else holds with caveat: the shift is real, its cost "
+            f"here small). Verdict: {verdict.outcome}."
+        )
+        rows = (
+            ("running var / eval var, median over channels", ratio),
+            ("predicted 1 + (p/(1−p))·Σ W²E[h²] / eval var", predicted),
+            ("test accuracy, statistics with dropout on", shifted),
+            ("test accuracy, statistics with dropout off", fixed),
+        )
+        m = ms[0]
+        return Explanation(
+            f"BatchNorm variance after dropout({R10_P}): training/evaluation = {ratio} "
+            f"(predicted {predicted}); test accuracy gain without the shift "
+            f"{describe(ms, 'harm', '+.3f')}",
+            text,
+            tables=(
+                Table(
+                    "second BatchNorm: variance in training vs at evaluation",
+                    ("quantity", "value"),
+                    rows,
                 ),
             ),
-        ),
-        figures=(
-            Figure(
-                "per-channel variance ratio, measured vs predicted",
-                "predicted running var / eval var",
-                "measured",
-                {
-                    "channels": (
-                        [float(v) for v in (eval_var + extra) / eval_var],
-                        [float(v) for v in running / eval_var],
-                    )
-                },
+            figures=(
+                Figure(
+                    "per-channel variance ratio, measured vs predicted (first seed)",
+                    "predicted running var / eval var",
+                    "measured",
+                    {"channels": ([c[0] for c in m.channels], [c[1] for c in m.channels])},
+                ),
             ),
-        ),
-    )
+        )
 
 
 # --- R12 --------------------------------------------------------------------------------------
