@@ -130,6 +130,18 @@ def test_measure_deep_relu_recipe_beats_pytorch_default_init_by_far() -> None:
     assert len(m.labels) == (C1.quick_candidates or len(C1.candidates))
 
 
+@pytest.mark.parametrize(
+    ("claim_id", "outcome"),
+    [("C1", "holds"), ("C2", "holds with caveat"), ("C3", "holds with caveat")],
+)
+def test_quick_run_gives_the_measured_verdict(claim_id: str, outcome: str) -> None:
+    # C1: He's recipe ties the best alternative and beats PyTorch's default init by ~0.8;
+    # C2, C3: every quick alternative within a few points, none beaten by more than BEATS
+    result = run(registry.load([claim_id])[claim_id], seed=1)
+    assert result.verdict.outcome == outcome
+    assert result.verdict.seeds == 3
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("claim_id", IDS)
 def test_each_recipe_gives_a_well_formed_comparison(claim_id: str) -> None:

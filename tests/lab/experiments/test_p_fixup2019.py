@@ -53,7 +53,6 @@ def test_measure_he_diverges_fixup_trains_growth_is_three_per_block() -> None:
     assert m.run(ZERO).diverged
 
 
-@pytest.mark.slow
 def test_quick_run_holds_with_caveat() -> None:
     exp = registry.load(["P-FIXUP2019"])["P-FIXUP2019"]
     assert run(exp, seed=1).verdict.outcome == "holds with caveat"

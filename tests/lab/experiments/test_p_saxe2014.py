@@ -54,7 +54,6 @@ def test_measure_orthogonal_is_flat_past_depth_8_and_gaussian_stalls() -> None:
     assert m.gaussian_growth >= 2.0
 
 
-@pytest.mark.slow
 def test_quick_run_holds() -> None:
     exp = registry.load(["P-SAXE2014"])["P-SAXE2014"]
     assert run(exp, seed=1).verdict.outcome == "holds"
