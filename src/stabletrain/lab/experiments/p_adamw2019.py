@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from statistics import mean
 
 import torch
@@ -29,7 +31,9 @@ from stabletrain import models
 from stabletrain.lab import verdicts
 from stabletrain.lab._common import DigitsSplit
 from stabletrain.lab._reg_common import fit_and_score, holds_or_caveat, small_digits
-from stabletrain.lab.experiment import Context, Figure, Result, Table, experiment
+from stabletrain.lab.estimate import Estimate
+from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
+from stabletrain.lab.staged import Explanation, Staged, measured
 from stabletrain.regularization.decoupled import decouple_weight_decay
 from stabletrain.regularization.param_groups import decay_parameters, param_groups
 from stabletrain.regularization.penalties import l2_penalty
@@ -48,6 +52,25 @@ COUPLED, TORCH, PAPER = "Adam + L2", "AdamW (torch: α·λ)", "AdamW (paper: η_
 # half a decade per decade of α); "coupled" means |slope| at least 0.5 larger than AdamW's.
 MAX_SEPARABLE = 0.5
 MIN_COUPLING_GAP = 0.5
+# 200 Adam steps in both modes (3 splits quick, 5 full, one per seed). Over seeds the slopes
+# scatter by about ±0.3 per split (AdamW's, torch's λ: -0.12..+0.49 over 6 splits), so the
+# interval of AdamW's |slope| straddles 0.5 at 3 and at 5 seeds: "inconclusive" at this scale.
+# With 300-400 steps the grid was noisier (Adam + L2's slope
+# +0.37..+0.84, AdamW's +0.1..+0.7 over two splits): longer training brings Adam + L2 closer to
+# the minimizer of loss + (λ/2)‖θ‖², which does not depend on α.
+STEPS = 200
+
+
+@dataclass(frozen=True)
+class AdamWMeasurements:
+    """The slopes of log10 best λ against log10 α on one data split, and the grid behind them."""
+
+    coupled_slope: float = measured("decades/decade", "Adam + L2: slope of log best λ vs log α")
+    torch_slope: float = measured("decades/decade", "AdamW, torch's λ (shrink α·λ): slope")
+    paper_slope: float = measured("decades/decade", "AdamW, the paper's λ (shrink λ): slope")
+    l2_loss: tuple[tuple[float, ...], ...] = ()  # per α, held-out loss per λ of L2_GRID
+    decay_loss: tuple[tuple[float, ...], ...] = ()  # per α, per d of DECAY_GRID
+    best: tuple[tuple[float, ...], ...] = ()  # per method (COUPLED, TORCH, PAPER), per α
 
 
 def _held_out_loss(
@@ -75,7 +98,7 @@ def _held_out_loss(
         ).test_loss
 
 
-def _best_log_lambda(grid: tuple[float, ...], losses: list[float]) -> float:
+def _best_log_lambda(grid: tuple[float, ...], losses: Sequence[float]) -> float:
     """log10 of the best λ: the vertex of the parabola through the grid's minimum and its two
     neighbours (in log10 λ), clipped to them; the grid end when the minimum is at an end."""
     logs = [math.log10(v) for v in grid]
@@ -90,7 +113,7 @@ def _best_log_lambda(grid: tuple[float, ...], losses: list[float]) -> float:
     return min(max(vertex, x0), x2)
 
 
-def _slope(xs: list[float], ys: list[float]) -> float:
+def _slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     """Least-squares slope of ys against xs."""
     mx, my = mean(xs), mean(ys)
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
@@ -98,98 +121,125 @@ def _slope(xs: list[float], ys: list[float]) -> float:
     )
 
 
+def _decoupled(ms: Sequence[AdamWMeasurements]) -> str:
+    """The more separable AdamW parametrization over the seeds (smaller mean |slope|)."""
+    torch_abs = mean(abs(m.torch_slope) for m in ms)
+    paper_abs = mean(abs(m.paper_slope) for m in ms)
+    return TORCH if torch_abs <= paper_abs else PAPER
+
+
+def _decoupled_slope(m: AdamWMeasurements, method: str) -> float:
+    return m.torch_slope if method == TORCH else m.paper_slope
+
+
 @experiment("P-ADAMW2019")
-def adamw_separates_decay_from_lr(ctx: Context) -> Result:
-    # 200 steps in both modes (full mode adds splits). With 300-400 steps the grid was noisier
-    # (Adam + L2's slope +0.37..+0.84, AdamW's +0.1..+0.7 over two splits): longer training
-    # brings Adam + L2 closer to the minimizer of loss + (λ/2)‖θ‖², which does not depend on α.
-    steps = 200
-    lrs = LRS
-    seeds = [ctx.seed + k for k in range(ctx.pick(1, 3))]
-    l2_loss = {(lr, v): 0.0 for lr in lrs for v in L2_GRID}
-    d_loss = {(lr, v): 0.0 for lr in lrs for v in DECAY_GRID}
-    for seed in seeds:
-        split = small_digits(N_TRAIN, seed)
-        torch.manual_seed(seed)
+class AdamW2019(Staged[AdamWMeasurements]):
+    """Best weight decay against Adam's learning rate, with L2 and with decoupled decay.
+
+    One data split and initial model per seed; decided on the intervals over seeds of
+    AdamW's |slope| (the more separable parametrization) and of Adam + L2's excess |slope|.
+    """
+
+    def measure(self, ctx: Context) -> AdamWMeasurements:
+        split = small_digits(N_TRAIN, ctx.seed)
+        torch.manual_seed(ctx.seed)
         base = models.mlp(64, 10, depth=2, width=WIDTH)
-        for lr in lrs:
-            for v in L2_GRID:
-                loss = _held_out_loss(base, split, seed, steps, lr, l2=v, d=0.0)
-                l2_loss[(lr, v)] += loss / len(seeds)
-            for v in DECAY_GRID:
-                loss = _held_out_loss(base, split, seed, steps, lr, l2=0.0, d=v)
-                d_loss[(lr, v)] += loss / len(seeds)
-    log_lrs = [math.log10(lr) for lr in lrs]
-    best = {
-        COUPLED: [_best_log_lambda(L2_GRID, [l2_loss[(lr, v)] for v in L2_GRID]) for lr in lrs],
-        PAPER: [_best_log_lambda(DECAY_GRID, [d_loss[(lr, v)] for v in DECAY_GRID]) for lr in lrs],
-    }
-    best[TORCH] = [b - a for a, b in zip(log_lrs, best[PAPER], strict=True)]  # λ = d/α
-    slope = {method: _slope(log_lrs, values) for method, values in best.items()}
-    decoupled = min((TORCH, PAPER), key=lambda m: abs(slope[m]))
-    separable = verdicts.at_most(abs(slope[decoupled]), MAX_SEPARABLE)
-    coupled = verdicts.at_least(abs(slope[COUPLED]) - abs(slope[decoupled]), MIN_COUPLING_GAP)
-    verdict = verdicts.weakest([holds_or_caveat(coupled, separable), separable])
-    rows = tuple(
-        (
-            f"{lr:g}",
-            *(f"{l2_loss[(lr, v)]:.3f}" for v in L2_GRID),
-            *(f"{d_loss[(lr, v)]:.3f}" for v in DECAY_GRID),
+        l2_loss = tuple(
+            tuple(_held_out_loss(base, split, ctx.seed, STEPS, lr, l2=v, d=0.0) for v in L2_GRID)
+            for lr in LRS
         )
-        for lr in lrs
-    )
-    best_rows = tuple(
-        (f"{lr:g}", *(f"{10 ** best[m][i]:.2g}" for m in (COUPLED, TORCH, PAPER)))
-        for i, lr in enumerate(lrs)
-    )
-    return Result(
-        verdict=verdict,
-        key_number=(
-            f"slope of log best λ vs log lr: Adam + L2 {slope[COUPLED]:+.2f}, AdamW "
-            f"{slope[TORCH]:+.2f} (torch's λ), {slope[PAPER]:+.2f} (the paper's λ); 0: separable"
-        ),
-        explanation=(
+        decay_loss = tuple(
+            tuple(_held_out_loss(base, split, ctx.seed, STEPS, lr, l2=0.0, d=v) for v in DECAY_GRID)
+            for lr in LRS
+        )
+        log_lrs = [math.log10(lr) for lr in LRS]
+        coupled = [_best_log_lambda(L2_GRID, row) for row in l2_loss]
+        paper = [_best_log_lambda(DECAY_GRID, row) for row in decay_loss]
+        torch_best = [b - a for a, b in zip(log_lrs, paper, strict=True)]  # λ = d/α
+        return AdamWMeasurements(
+            coupled_slope=_slope(log_lrs, coupled),
+            torch_slope=_slope(log_lrs, torch_best),
+            paper_slope=_slope(log_lrs, paper),
+            l2_loss=l2_loss,
+            decay_loss=decay_loss,
+            best=(tuple(coupled), tuple(torch_best), tuple(paper)),
+        )
+
+    def decide(self, ms: Sequence[AdamWMeasurements]) -> Verdict:
+        method = _decoupled(ms)
+        decoupled = Estimate.of(abs(_decoupled_slope(m, method)) for m in ms)
+        gap = Estimate.of(abs(m.coupled_slope) - abs(_decoupled_slope(m, method)) for m in ms)
+        separable = verdicts.at_most(decoupled, MAX_SEPARABLE)
+        coupled = verdicts.at_least(gap, MIN_COUPLING_GAP)
+        return verdicts.weakest([holds_or_caveat(coupled, separable), separable])
+
+    def explain(self, ms: Sequence[AdamWMeasurements], verdict: Verdict) -> Explanation:
+        def est(name: str) -> Estimate:
+            return Estimate.of(getattr(m, name) for m in ms)
+
+        coupled, torch_s, paper = est("coupled_slope"), est("torch_slope"), est("paper_slope")
+        key = (
+            f"slope of log best λ vs log lr: Adam + L2 {coupled.value:+.2f}, AdamW "
+            f"{torch_s.value:+.2f} (torch's λ), {paper.value:+.2f} (the paper's λ); 0: separable"
+        )
+        text = (
             "Paper: over a learning rate × weight decay grid, AdamW's best weight decay does "
             "not move with the learning rate, Adam + L2's does (Loshchilov & Hutter 2019, Fig. "
             f"2: CIFAR-10, 26-layer ResNets, 100 epochs). Here: a 64-{WIDTH}-{WIDTH}-10 MLP, "
-            f"{steps} Adam steps (batch {BATCH}) on {N_TRAIN} digits, held-out cross-entropy "
-            f"on 1438, α in {', '.join(f'{lr:g}' for lr in lrs)}, mean of {len(seeds)} "
-            "split(s). The best λ per α (parabola through the grid's minimum) moves with "
-            f"slope {slope[COUPLED]:+.2f} decades per decade of α under Adam + L2; under "
-            f"decoupled decay, {slope[TORCH]:+.2f} with torch's λ (shrink α·λ per step) and "
-            f"{slope[PAPER]:+.2f} with the paper's Algorithm 2 λ (shrink λ per step). "
+            f"{STEPS} Adam steps (batch {BATCH}) on {N_TRAIN} digits, held-out cross-entropy "
+            f"on 1438, α in {', '.join(f'{lr:g}' for lr in LRS)}, one split per seed, "
+            f"{len(ms)} seed(s). The best λ per α (parabola through the grid's minimum) moves "
+            f"with slope {coupled.describe()} decades per decade of α under Adam + L2; under "
+            f"decoupled decay, {torch_s.describe()} with torch's λ (shrink α·λ per step) and "
+            f"{paper.describe()} with the paper's Algorithm 2 λ (shrink λ per step). "
             f"Separable: |slope| <= {MAX_SEPARABLE} (the verdict takes the more separable of "
-            f"the two parametrizations, here {decoupled}); coupled: |slope| at least "
-            f"{MIN_COUPLING_GAP} above it. Which AdamW separates is a matter of parametrization: "
-            f"the best shrink per step d grows with α (slope {slope[PAPER]:+.2f}; Adam's steps, "
-            "and with them the weight scale, grow with α), which torch's λ = d/α absorbs. The "
-            "scale differs from the paper: a small MLP, hundreds of steps, no schedule, and at "
-            "the largest α the undecayed runs blow up, so there the decay also keeps training "
-            "stable. "
-            f"Verdict: {verdict.outcome}."
+            f"the two parametrizations over the seeds, here {_decoupled(ms)}); coupled: |slope| "
+            f"at least {MIN_COUPLING_GAP} above it. Which AdamW separates is a matter of "
+            f"parametrization: the best shrink per step d grows with α (slope "
+            f"{paper.value:+.2f}; Adam's steps, and with them the weight scale, grow with α), "
+            "which torch's λ = d/α absorbs. The scale differs from the paper: a small MLP, "
+            "hundreds of steps, no schedule, and at the largest α the undecayed runs blow up, "
+            f"so there the decay also keeps training stable. Verdict: {verdict.outcome}."
+        )
+        return Explanation(key, text, _tables(ms), (_figure(ms),))
+
+
+def _mean_grid(rows: Sequence[tuple[tuple[float, ...], ...]]) -> list[list[float]]:
+    """The element-wise mean over seeds of per-α rows."""
+    return [[mean(r[i][j] for r in rows) for j in range(len(rows[0][i]))] for i in range(len(LRS))]
+
+
+def _tables(ms: Sequence[AdamWMeasurements]) -> tuple[Table, ...]:
+    l2 = _mean_grid([m.l2_loss for m in ms])
+    dec = _mean_grid([m.decay_loss for m in ms])
+    best = [[mean(m.best[k][i] for m in ms) for i in range(len(LRS))] for k in range(3)]
+    grid = Table(
+        "held-out cross-entropy (mean over seeds): Adam + L2 (λ) and decoupled decay (shrink d "
+        "per step)",
+        ("α", *(f"L2 λ={v:g}" for v in L2_GRID), *(f"decoupled d={v:g}" for v in DECAY_GRID)),
+        tuple(
+            (f"{lr:g}", *(f"{v:.3f}" for v in l2[i]), *(f"{v:.3f}" for v in dec[i]))
+            for i, lr in enumerate(LRS)
         ),
-        tables=(
-            Table(
-                "held-out cross-entropy: Adam + L2 (λ) and decoupled decay (shrink d per step)",
-                (
-                    "α",
-                    *(f"L2 λ={v:g}" for v in L2_GRID),
-                    *(f"decoupled d={v:g}" for v in DECAY_GRID),
-                ),
-                rows,
-            ),
-            Table(
-                "best λ per learning rate (AdamW torch: λ = d/α; paper: λ = d)",
-                ("α", COUPLED, TORCH, PAPER),
-                best_rows,
-            ),
+    )
+    bests = Table(
+        "best λ per learning rate, geometric mean over seeds (AdamW torch: λ = d/α; paper: λ = d)",
+        ("α", COUPLED, TORCH, PAPER),
+        tuple(
+            (f"{lr:g}", *(f"{10 ** best[k][i]:.2g}" for k in range(3))) for i, lr in enumerate(LRS)
         ),
-        figures=(
-            Figure(
-                "best weight decay vs learning rate",
-                "log10 α",
-                "log10 best λ",
-                {method: (log_lrs, values) for method, values in best.items()},
-            ),
-        ),
+    )
+    return grid, bests
+
+
+def _figure(ms: Sequence[AdamWMeasurements]) -> Figure:
+    log_lrs = [math.log10(lr) for lr in LRS]
+    return Figure(
+        "best weight decay vs learning rate (mean over seeds)",
+        "log10 α",
+        "log10 best λ",
+        {
+            method: (log_lrs, [mean(m.best[k][i] for m in ms) for i in range(len(LRS))])
+            for k, method in enumerate((COUPLED, TORCH, PAPER))
+        },
     )

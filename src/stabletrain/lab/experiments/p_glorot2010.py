@@ -9,6 +9,9 @@ and back-propagated gradients stay about the same across layers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -17,7 +20,9 @@ from stabletrain import models
 from stabletrain.lab import verdicts
 from stabletrain.lab._common import digits, layer_signals
 from stabletrain.lab._init_common import init_linears_
-from stabletrain.lab.experiment import Context, Figure, Result, Table, experiment
+from stabletrain.lab.estimate import Estimate
+from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
+from stabletrain.lab.staged import Explanation, Staged, measured
 
 HIDDEN_LAYERS = 5  # the paper's depth
 # "About the same across layers": the smallest per-layer std is at least half the largest
@@ -27,11 +32,26 @@ SAME, SAME_CAVEAT = 0.5, 0.25
 # (1/√3)^4 = 0.11 for a tanh layer with Var(w) = 1/(3 n_in).
 SHRINKS = 0.3
 SCHEMES = {"standard U(±1/√n)": "standard", "normalized (Xavier)": "xavier_uniform"}
+STANDARD, NORMALIZED = SCHEMES
+
+Profile = tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]
 
 
-def _profiles(
-    ctx: Context, scheme: str, width: int, batch: int
-) -> tuple[list[float], list[float], list[float]]:
+@dataclass(frozen=True)
+class GlorotMeasurements:
+    """Per-layer stds at init under both schemes, and the ratios the verdict compares."""
+
+    act_drop: float = measured("ratio", "standard init: activation std, layer 5 / layer 1")
+    grad_drop: float = measured("ratio", "standard init: back-prop gradient std, layer 1 / 5")
+    standard_wgrad_same: float = measured("ratio", "standard init: weight-gradient std min/max")
+    normalized_act_same: float = measured("ratio", "normalized init: activation std min/max")
+    normalized_grad_same: float = measured("ratio", "normalized init: back-prop grad std min/max")
+    standard: Profile = ((), (), ())  # (activations, back-prop gradients, weight gradients)
+    normalized: Profile = ((), (), ())
+    setup: str = ""
+
+
+def _profiles(ctx: Context, scheme: str, width: int, batch: int) -> Profile:
     """Per hidden layer: activation std (tanh outputs), back-propagated gradient std (w.r.t.
     the pre-activations) and weight-gradient std, for the cross-entropy of a digits batch."""
     data = digits(ctx.seed)
@@ -44,92 +64,128 @@ def _profiles(
     torch.autograd.backward(F.cross_entropy(model(x), y))
     hidden = [m for m in model if isinstance(m, nn.Linear)][:HIDDEN_LAYERS]
     weight_grads = [float(m.weight.grad.std()) for m in hidden if m.weight.grad is not None]
-    return [a.forward_std for a in acts], [p.backward_std for p in pre], weight_grads
+    return (
+        tuple(a.forward_std for a in acts),
+        tuple(p.backward_std for p in pre),
+        tuple(weight_grads),
+    )
 
 
-def _same(values: list[float]) -> float:
+def _same(values: Sequence[float]) -> float:
     """min / max over layers: 1 when every layer has the same std."""
     return min(values) / max(values)
 
 
-@experiment("P-GLOROT2010")
-def glorot2010(ctx: Context) -> Result:
-    width, batch = ctx.pick(256, 1000), ctx.pick(512, 1437)
-    stats = {label: _profiles(ctx, scheme, width, batch) for label, scheme in SCHEMES.items()}
-    std_acts, std_grads, std_wgrads = stats["standard U(±1/√n)"]
-    xav_acts, xav_grads, _ = stats["normalized (Xavier)"]
-    act_drop = std_acts[-1] / std_acts[0]
-    grad_drop = std_grads[0] / std_grads[-1]
-    checks = [
-        verdicts.at_most(act_drop, SHRINKS),
-        verdicts.at_most(grad_drop, SHRINKS),
-        verdicts.at_least(_same(std_wgrads), SAME, caveat=SAME_CAVEAT),
-        verdicts.at_least(_same(xav_acts), SAME, caveat=SAME_CAVEAT),
-        verdicts.at_least(_same(xav_grads), SAME, caveat=SAME_CAVEAT),
-    ]
-    verdict = verdicts.weakest(checks)
-    layers = [float(i) for i in range(1, HIDDEN_LAYERS + 1)]
-    rows = tuple(
-        (label, i + 1, acts[i], grads[i], wgrads[i])
-        for label, (acts, grads, wgrads) in stats.items()
-        for i in range(HIDDEN_LAYERS)
+def _mean_profile(ms: Sequence[GlorotMeasurements], scheme: str) -> Profile:
+    """The per-layer stds averaged over the seeds."""
+    profiles = [m.standard if scheme == STANDARD else m.normalized for m in ms]
+    return tuple(  # type: ignore[return-value]
+        tuple(sum(p[k][i] for p in profiles) / len(profiles) for i in range(HIDDEN_LAYERS))
+        for k in range(3)
     )
-    return Result(
-        verdict=verdict,
-        key_number=(
-            f"standard init, layer 5 / layer 1: activations {act_drop:.2f}, gradients "
-            f"(layer 1 / layer 5) {grad_drop:.2f}; normalized: {_same(xav_acts):.2f}, "
-            f"{_same(xav_grads):.2f} (min/max)"
-        ),
-        explanation=(
+
+
+@experiment("P-GLOROT2010")
+class Glorot2010(Staged[GlorotMeasurements]):
+    """Per-layer stds of a 5-layer tanh MLP at init, standard vs normalized (Glorot 2010, 4.2).
+
+    Every seed draws its own init and digits batch (3 seeds quick, 5 full); each ratio is
+    decided on its interval over the seeds.
+    """
+
+    def measure(self, ctx: Context) -> GlorotMeasurements:
+        width, batch = ctx.pick(256, 1000), ctx.pick(512, 1437)
+        std = _profiles(ctx, SCHEMES[STANDARD], width, batch)
+        xav = _profiles(ctx, SCHEMES[NORMALIZED], width, batch)
+        return GlorotMeasurements(
+            act_drop=std[0][-1] / std[0][0],
+            grad_drop=std[1][0] / std[1][-1],
+            standard_wgrad_same=_same(std[2]),
+            normalized_act_same=_same(xav[0]),
+            normalized_grad_same=_same(xav[1]),
+            standard=std,
+            normalized=xav,
+            setup=f"{HIDDEN_LAYERS} tanh layers of width {width} on a batch of {batch} digits",
+        )
+
+    def decide(self, ms: Sequence[GlorotMeasurements]) -> Verdict:
+        def est(name: str) -> Estimate:
+            return Estimate.of(getattr(m, name) for m in ms)
+
+        return verdicts.weakest(
+            [
+                verdicts.at_most(est("act_drop"), SHRINKS),
+                verdicts.at_most(est("grad_drop"), SHRINKS),
+                verdicts.at_least(est("standard_wgrad_same"), SAME, caveat=SAME_CAVEAT),
+                verdicts.at_least(est("normalized_act_same"), SAME, caveat=SAME_CAVEAT),
+                verdicts.at_least(est("normalized_grad_same"), SAME, caveat=SAME_CAVEAT),
+            ]
+        )
+
+    def explain(self, ms: Sequence[GlorotMeasurements], verdict: Verdict) -> Explanation:
+        def est(name: str) -> str:
+            return Estimate.of(getattr(m, name) for m in ms).describe()
+
+        act_drop = Estimate.of(m.act_drop for m in ms).value
+        std, xav = _mean_profile(ms, STANDARD), _mean_profile(ms, NORMALIZED)
+        text = (
             "Paper: Glorot & Bengio (2010) find, at initialization of a 5-hidden-layer tanh "
             "network, that with the standard init U(±1/√n) activations shrink going up and "
             "back-propagated gradients shrink going down while weight gradients stay about "
             "constant, and that their normalized init keeps activations and gradients about "
-            f"constant. Here: {HIDDEN_LAYERS} tanh layers of width {width} (the paper: 1000) "
-            f"on a batch of {batch} digits (the paper: Shapeset-3x2), cross-entropy "
-            f"gradients. Standard init: activation std {std_acts[0]:.3f} at layer 1, "
-            f"{std_acts[-1]:.3f} at layer 5 (ratio {act_drop:.2f}, bound {SHRINKS}); "
-            f"back-propagated gradient std {std_grads[-1]:.2e} at layer 5, {std_grads[0]:.2e} "
-            f"at layer 1 (ratio {grad_drop:.2f}); weight-gradient std between "
-            f"{min(std_wgrads):.2e} and {max(std_wgrads):.2e} (min/max "
-            f"{_same(std_wgrads):.2f}, needed {SAME}): the activations' shrinkage and the "
-            "gradients' growth cancel in the product, as the paper's analysis predicts. "
-            f"Normalized init: activations {xav_acts[0]:.3f} to {xav_acts[-1]:.3f}, "
-            f"back-propagated gradients {xav_grads[-1]:.2e} to {xav_grads[0]:.2e} (min/max "
-            f"{_same(xav_acts):.2f} and {_same(xav_grads):.2f}, needed {SAME}). The standard "
-            f"init loses {act_drop ** (1 / (HIDDEN_LAYERS - 1)):.3f} per layer (1/√3 = 0.577 "
-            "in the linear regime). The paper's histograms (Figures 6-8) are replaced by "
-            "stds; the sizes are smaller, the directions are the ones compared."
-        ),
-        tables=(
-            Table(
-                "Per-layer std at initialization (cross-entropy gradients, one digits batch)",
-                ("init", "layer", "activation", "back-propagated gradient", "weight gradient"),
-                rows,
-            ),
-        ),
-        figures=(
-            Figure(
-                "Activation std per layer (Glorot & Bengio 2010, Fig. 6)",
-                "layer",
-                "std of tanh output",
-                {label: (layers, s[0]) for label, s in stats.items()},
-                logy=True,
-            ),
-            Figure(
-                "Back-propagated gradient std per layer (Fig. 7)",
-                "layer",
-                "std of dCost/dz",
-                {label: (layers, s[1]) for label, s in stats.items()},
-                logy=True,
-            ),
-            Figure(
-                "Weight-gradient std per layer (Fig. 8)",
-                "layer",
-                "std of dCost/dW",
-                {label: (layers, s[2]) for label, s in stats.items()},
-                logy=True,
-            ),
-        ),
+            f"constant. Here: {ms[0].setup} (the paper: width 1000 on Shapeset-3x2), "
+            f"cross-entropy gradients, {len(ms)} seed(s). Standard init: activation std "
+            f"{std[0][0]:.3f} at layer 1, {std[0][-1]:.3f} at layer 5 (ratio "
+            f"{est('act_drop')}, bound {SHRINKS}); back-propagated gradient std "
+            f"{std[1][-1]:.2e} at layer 5, {std[1][0]:.2e} at layer 1 (ratio "
+            f"{est('grad_drop')}); weight-gradient std between {min(std[2]):.2e} and "
+            f"{max(std[2]):.2e} (min/max {est('standard_wgrad_same')}, needed {SAME}): the "
+            "activations' shrinkage and the gradients' growth cancel in the product, as the "
+            f"paper's analysis predicts. Normalized init: activations {xav[0][0]:.3f} to "
+            f"{xav[0][-1]:.3f}, back-propagated gradients {xav[1][-1]:.2e} to {xav[1][0]:.2e} "
+            f"(min/max {est('normalized_act_same')} and {est('normalized_grad_same')}, needed "
+            f"{SAME}). The standard init loses {act_drop ** (1 / (HIDDEN_LAYERS - 1)):.3f} per "
+            "layer (1/√3 = 0.577 in the linear regime). The paper's histograms (Figures 6-8) "
+            "are replaced by stds; the sizes are smaller, the directions are the ones "
+            f"compared. Verdict: {verdict.outcome}."
+        )
+        key = (
+            f"standard init, layer 5 / layer 1: activations {act_drop:.2f}, gradients (layer 1 "
+            f"/ layer 5) {Estimate.of(m.grad_drop for m in ms).value:.2f}; normalized: "
+            f"{Estimate.of(m.normalized_act_same for m in ms).value:.2f}, "
+            f"{Estimate.of(m.normalized_grad_same for m in ms).value:.2f} (min/max)"
+        )
+        return Explanation(key, text, (_table(std, xav),), _figures(std, xav))
+
+
+def _table(std: Profile, xav: Profile) -> Table:
+    rows = tuple(
+        (label, i + 1, p[0][i], p[1][i], p[2][i])
+        for label, p in ((STANDARD, std), (NORMALIZED, xav))
+        for i in range(HIDDEN_LAYERS)
+    )
+    return Table(
+        "Per-layer std at initialization (cross-entropy gradients, one digits batch; mean "
+        "over seeds)",
+        ("init", "layer", "activation", "back-propagated gradient", "weight gradient"),
+        rows,
+    )
+
+
+def _figures(std: Profile, xav: Profile) -> tuple[Figure, ...]:
+    layers = [float(i) for i in range(1, HIDDEN_LAYERS + 1)]
+    titles = (
+        ("Activation std per layer (Glorot & Bengio 2010, Fig. 6)", "std of tanh output"),
+        ("Back-propagated gradient std per layer (Fig. 7)", "std of dCost/dz"),
+        ("Weight-gradient std per layer (Fig. 8)", "std of dCost/dW"),
+    )
+    return tuple(
+        Figure(
+            title,
+            "layer",
+            ylabel,
+            {STANDARD: (layers, list(std[k])), NORMALIZED: (layers, list(xav[k]))},
+            logy=True,
+        )
+        for k, (title, ylabel) in enumerate(titles)
     )
