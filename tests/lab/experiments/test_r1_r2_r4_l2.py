@@ -105,12 +105,13 @@ def test_r4_mean_form_shrinks_by_lr_lambda_over_n() -> None:
     result = run(REGISTRY["R4"], seed=0)
     assert result.verdict.outcome == "holds"
     m = l2.L2MeanFormShrinkScalesWithN().measure(QUICK)
-    ns = [r[0] for r in m.rows]
+    ns = [size.n for size in m.sizes]
     assert ns == sorted(ns)
-    for n, predicted, fixed, _lam, scaled, summed in m.rows:
-        assert fixed == pytest.approx(predicted, rel=1e-9)  # η·λ/n
-        assert scaled == pytest.approx(m.rows[0][4], rel=1e-9)  # constant with λ ∝ n
-        assert summed == pytest.approx(l2.R4_LR * l2.R4_LAMBDA, rel=1e-9), n  # sum form: η·λ
+    first = m.sizes[0]
+    for size in m.sizes:
+        assert size.fixed == pytest.approx(size.predicted, rel=1e-9)  # η·λ/n
+        assert size.scaled == pytest.approx(first.scaled, rel=1e-9)  # constant with λ ∝ n
+        assert size.summed == pytest.approx(l2.R4_LR * l2.R4_LAMBDA, rel=1e-9)  # sum form: η·λ
 
 
 @pytest.mark.slow

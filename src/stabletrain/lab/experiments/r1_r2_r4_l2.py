@@ -441,14 +441,25 @@ def _one_step_shrink(
 
 
 @dataclass(frozen=True)
+class ShrinkAtSize:
+    """One network size of R4: the one-step shrink factors 1 − θ'/θ."""
+
+    n: int  # decayed weights
+    predicted: float  # η·λ/n
+    fixed: float  # mean form at λ
+    lam_scaled: float  # λ grown in proportion to n
+    scaled: float  # mean form at λ ∝ n
+    summed: float  # sum form (λ/2)·‖θ‖² at λ
+
+
+@dataclass(frozen=True)
 class MeanFormShrink:
     """R4's measurements: the one-step shrink of the λ/(2n) form per network size."""
 
     worst_error: float = measured(
         "relative", "largest deviation of the shrink from η·λ/n (and between weights)"
     )
-    # per width, in R4_WIDTHS order: (n, η·λ/n, shrink at λ, λ ∝ n, shrink at λ ∝ n, sum form)
-    rows: tuple[tuple[int, float, float, float, float, float], ...] = ()
+    sizes: tuple[ShrinkAtSize, ...] = ()  # per width, in R4_WIDTHS order
 
 
 # A formula checked on fixed inputs: one float64 step, exact up to rounding whatever the seed,
@@ -478,39 +489,47 @@ class L2MeanFormShrinkScalesWithN(Staged[MeanFormShrink]):
                 spread_fixed,
                 spread_scaled,
             ]
-            rows.append((n, predicted, fixed, lam_scaled, scaled, summed))
-        return MeanFormShrink(worst_error=max(errors), rows=tuple(rows))
+            rows.append(ShrinkAtSize(n, predicted, fixed, lam_scaled, scaled, summed))
+        return MeanFormShrink(worst_error=max(errors), sizes=tuple(rows))
 
     def decide(self, ms: Sequence[MeanFormShrink]) -> Verdict:
         return verdicts.at_most(estimate(ms, "worst_error"), R4_TOL)
 
     def explain(self, ms: Sequence[MeanFormShrink], verdict: Verdict) -> Explanation:
-        rows = ms[0].rows
+        rows = ms[0].sizes
         first, last = rows[0], rows[-1]
         text = (
             "Claim: in the (λ/2n)·‖θ‖² form the per-step shrink factor falls as the number of "
             "weights n grows, so λ must grow with n to keep it. One SGD step (η="
             f"{R4_LR:g}) on l2_penalty(model, λ, reduction='mean') alone, for MLPs whose decayed "
             "weights number n (biases excluded, as param_groups decays them): every weight "
-            f"shrinks by the same factor η·λ/n, from {first[2]:.3g} at n={first[0]} to "
-            f"{last[2]:.3g} at n={last[0]}; with λ grown in proportion to n the shrink stays "
-            f"{first[4]:.3g}. The largest relative deviation from η·λ/n (and between weights) is "
-            f"{describe(ms, 'worst_error', '.1e')} (tolerance {R4_TOL:g}). The textbook sum form "
-            f"(λ/2)·‖θ‖² (reduction='sum') shrinks by η·λ = {first[5]:.3g} whatever n: the "
-            f"claim is about the λ/n convention only. Verdict: {verdict.outcome}."
+            f"shrinks by the same factor η·λ/n, from {first.fixed:.3g} at n={first.n} to "
+            f"{last.fixed:.3g} at n={last.n}; with λ grown in proportion to n the shrink stays "
+            f"{first.scaled:.3g}. The largest relative deviation from η·λ/n (and between "
+            f"weights) is {describe(ms, 'worst_error', '.1e')} (tolerance {R4_TOL:g}). The "
+            f"textbook sum form (λ/2)·‖θ‖² (reduction='sum') shrinks by η·λ = "
+            f"{first.summed:.3g} whatever n: the claim is about the λ/n convention only. "
+            f"Verdict: {verdict.outcome}."
         )
-        ns = [r[0] for r in rows]
+        ns = [r.n for r in rows]
         return Explanation(
-            f"shrink per step at λ={R4_LAMBDA:g}: {first[2]:.3g} (n={first[0]}) -> "
-            f"{last[2]:.3g} (n={last[0]}); with λ ∝ n: {last[4]:.3g}",
+            f"shrink per step at λ={R4_LAMBDA:g}: {first.fixed:.3g} (n={first.n}) -> "
+            f"{last.fixed:.3g} (n={last.n}); with λ ∝ n: {last.scaled:.3g}",
             text,
             tables=(
                 Table(
                     "one SGD step on the L2 penalty alone: shrink 1 − θ'/θ",
                     ("n weights", "η·λ/n", "mean form, λ", "λ ∝ n", "mean form, λ ∝ n", "sum form"),
                     tuple(
-                        (n, f"{p:.4g}", f"{f:.4g}", f"{lam:.4g}", f"{sc:.4g}", f"{sm:.4g}")
-                        for n, p, f, lam, sc, sm in rows
+                        (
+                            r.n,
+                            f"{r.predicted:.4g}",
+                            f"{r.fixed:.4g}",
+                            f"{r.lam_scaled:.4g}",
+                            f"{r.scaled:.4g}",
+                            f"{r.summed:.4g}",
+                        )
+                        for r in rows
                     ),
                 ),
             ),
@@ -520,9 +539,9 @@ class L2MeanFormShrinkScalesWithN(Staged[MeanFormShrink]):
                     "n (decayed weights)",
                     "1 − θ'/θ",
                     {
-                        "(λ/2n)·‖θ‖², fixed λ": (ns, [r[2] for r in rows]),
-                        "(λ/2n)·‖θ‖², λ ∝ n": (ns, [r[4] for r in rows]),
-                        "(λ/2)·‖θ‖²": (ns, [r[5] for r in rows]),
+                        "(λ/2n)·‖θ‖², fixed λ": (ns, [r.fixed for r in rows]),
+                        "(λ/2n)·‖θ‖², λ ∝ n": (ns, [r.scaled for r in rows]),
+                        "(λ/2)·‖θ‖²": (ns, [r.summed for r in rows]),
                     },
                     logy=True,
                 ),
