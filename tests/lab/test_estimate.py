@@ -72,3 +72,14 @@ def test_round_trips() -> None:
     m = NamedNumber("gap", "nats", "test − train", (0.1, 0.2, 0.3))
     assert NamedNumber.from_dict(m.to_dict()) == m
     assert m.estimate.value == pytest.approx(0.2)
+
+
+def test_a_field_over_the_seeds() -> None:
+    from types import SimpleNamespace
+
+    from stabletrain.lab.estimate import describe, over
+
+    ms = [SimpleNamespace(gap=v) for v in (0.1, 0.2, 0.3)]
+    assert over(ms, "gap") == Estimate.of([0.1, 0.2, 0.3])
+    assert describe(ms, "gap", "+.2f") == "+0.20 ± 0.25 (95% CI, 3 seeds)"
+    assert describe(ms[:1], "gap", ".1e") == "1.0e-01"

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from stabletrain.lab import Verdict
+from stabletrain.lab import Verdict, verdicts
 from stabletrain.lab.verdicts import at_least, at_most, close_to, weakest
 
 NAN, INF = math.nan, math.inf
@@ -145,3 +145,57 @@ def test_weakest_picks_the_weakest_outcome() -> None:
 def test_verdict_rejects_an_unknown_outcome() -> None:
     with pytest.raises(ValueError, match="'maybe' is not one of"):
         Verdict("maybe", 1.0, 1.0, "")
+
+
+def _v(outcome: str) -> Verdict:
+    return Verdict(outcome, 0.5, 1.0, "m <= 1", low=0.4, high=0.6, seeds=3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("strict", "partial", "expected"),
+    [
+        ("holds", "does not hold", "holds"),
+        ("does not hold", "holds", "holds with caveat"),
+        ("inconclusive", "holds", "holds with caveat"),
+        ("does not hold", "inconclusive", "inconclusive"),
+        ("inconclusive", "does not hold", "inconclusive"),
+        ("does not hold", "holds with caveat", "does not hold"),  # the weaker part must hold
+        ("does not hold", "does not hold", "does not hold"),
+    ],
+)
+def test_holds_or_partly(strict: str, partial: str, expected: str) -> None:
+    out = verdicts.holds_or_partly(_v(strict), _v(partial))
+    assert out.outcome == expected
+    assert (out.measured, out.low, out.high, out.seeds) == (0.5, 0.4, 0.6, 3)  # strict's numbers
+
+
+@pytest.mark.parametrize(
+    ("main", "applies", "expected"),
+    [
+        ("holds", "holds", "holds with caveat"),
+        ("holds", "holds with caveat", "holds with caveat"),
+        ("holds", "inconclusive", "inconclusive"),  # the caveat is unsure: so is the claim
+        ("holds", "does not hold", "holds"),
+        ("does not hold", "holds", "does not hold"),
+        ("inconclusive", "does not hold", "inconclusive"),
+    ],
+)
+def test_with_caveat(main: str, applies: str, expected: str) -> None:
+    out = verdicts.with_caveat(_v(main), _v(applies), "why")
+    assert out.outcome == expected
+    assert ("why" in out.rule) == (out.outcome != main)
+
+
+@pytest.mark.parametrize(
+    ("main", "part", "expected"),
+    [
+        ("holds", "holds", "holds"),
+        ("holds", "holds with caveat", "holds with caveat"),
+        ("holds", "inconclusive", "inconclusive"),
+        ("holds", "does not hold", "does not hold"),
+        ("holds with caveat", "does not hold", "does not hold"),
+        ("does not hold", "holds with caveat", "does not hold"),
+    ],
+)
+def test_weakened_by(main: str, part: str, expected: str) -> None:
+    assert verdicts.weakened_by(_v(main), _v(part), "why").outcome == expected

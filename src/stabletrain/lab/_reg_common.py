@@ -25,14 +25,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from stabletrain.lab._common import DigitsSplit, LossFn, Sampler, TrainLog, accuracy, digits, train
-from stabletrain.lab.experiment import Verdict
 
 __all__ = [
     "FitScores",
     "eval_loss",
     "fit_and_score",
     "full_batch",
-    "holds_or_caveat",
     "small_digits",
 ]
 
@@ -103,18 +101,3 @@ def fit_and_score(
         eval_loss(model, split.x_test, split.y_test),
         log,
     )
-
-
-def holds_or_caveat(strict: Verdict, partial: Verdict) -> Verdict:
-    """``strict`` if it holds; "holds with caveat" (on ``strict``'s numbers) if only ``partial``
-    holds, e.g. a test-loss gap that shrinks while the accuracy gap does not; else ``strict``.
-
-    Example:
-        >>> from stabletrain.lab import verdicts
-        >>> holds_or_caveat(verdicts.at_least(0.01, 0.02), verdicts.at_least(0.3, 0.2)).outcome
-        'holds with caveat'
-    """
-    if strict.outcome == "holds" or partial.outcome == "does not hold":
-        return strict
-    rule = f"{strict.rule}; caveat: only {partial.rule} ({partial.measured:.3g})"
-    return Verdict("holds with caveat", strict.measured, strict.threshold, rule)

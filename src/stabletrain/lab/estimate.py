@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LEVEL", "Estimate", "NamedNumber", "t_quantile"]
+__all__ = ["LEVEL", "Estimate", "NamedNumber", "describe", "over", "t_quantile"]
 
 LEVEL = 0.95
 
@@ -100,6 +100,17 @@ class Estimate:
         return cls(mean, mean - half, mean + half, n)
 
     @classmethod
+    def over(cls, ms: Iterable[object], name: str) -> Estimate:
+        """The estimate of the field ``name`` of measurements ``ms`` (one per seed).
+
+        Example:
+            >>> from types import SimpleNamespace as M
+            >>> Estimate.over([M(gap=0.1), M(gap=0.3)], "gap").value
+            0.2
+        """
+        return cls.of(float(getattr(m, name)) for m in ms)
+
+    @classmethod
     def exact(cls, value: float) -> Estimate:
         """A deterministic measurement: the interval is the point."""
         v = float(value)
@@ -116,6 +127,18 @@ class Estimate:
         if self.n == 1:
             return value
         return f"{value} ± {self.half_width:.{digits}g} (95% CI, {self.n} seeds)"
+
+    def format(self, spec: str) -> str:
+        """Like :meth:`describe`, both numbers in the format ``spec`` (``".3f"``, ``"+.2f"``).
+
+        Example:
+            >>> Estimate.of([0.1, 0.2, 0.3]).format("+.2f")
+            '+0.20 ± 0.25 (95% CI, 3 seeds)'
+        """
+        if self.n == 1:
+            return f"{self.value:{spec}}"
+        half = f"{self.half_width:{spec.lstrip('+')}}"
+        return f"{self.value:{spec}} ± {half} (95% CI, {self.n} seeds)"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
@@ -162,3 +185,21 @@ class NamedNumber:
 def seeds_of(values: Sequence[float]) -> str:
     """``"0.91, 0.93, 0.95"``: the per-seed values as a report cell."""
     return ", ".join(f"{v:.4g}" for v in values)
+
+
+def over(ms: Iterable[object], name: str) -> Estimate:
+    """``Estimate.over(ms, name)``: the field ``name`` of measurements ``ms`` over the seeds."""
+    return Estimate.over(ms, name)
+
+
+def describe(ms: Iterable[object], name: str, spec: str) -> str:
+    """The field ``name`` over the seeds as text, both numbers in the format ``spec``.
+
+    Example:
+        >>> from types import SimpleNamespace as M
+        >>> describe([M(gap=0.1), M(gap=0.2), M(gap=0.3)], "gap", ".2f")
+        '0.20 ± 0.25 (95% CI, 3 seeds)'
+        >>> describe([M(gap=0.1)], "gap", ".2f")
+        '0.10'
+    """
+    return Estimate.over(ms, name).format(spec)

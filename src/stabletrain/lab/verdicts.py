@@ -26,11 +26,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 from stabletrain.lab.estimate import Estimate
 from stabletrain.lab.experiment import OUTCOMES, Outcome, Verdict
 
-__all__ = ["at_least", "at_most", "close_to", "weakest"]
+__all__ = [
+    "at_least",
+    "at_most",
+    "close_to",
+    "holds_or_partly",
+    "weakened_by",
+    "weakest",
+    "with_caveat",
+]
 
 Measurement = float | Estimate
 
@@ -135,3 +144,69 @@ def weakest(verdicts: Sequence[Verdict]) -> Verdict:
     if not verdicts:
         raise ValueError("weakest: give at least one verdict.")
     return max(verdicts, key=lambda v: OUTCOMES.index(v.outcome))
+
+
+# --- combining the parts of a claim -------------------------------------------------------
+#
+# A claim often has a main part and a secondary one. These fold the secondary verdict into the
+# main one so that an inconclusive part makes the claim inconclusive instead of letting the
+# verdict flip with the seed; each keeps the main part's number and interval.
+
+
+def holds_or_partly(strict: Verdict, partial: Verdict) -> Verdict:
+    """``strict`` if it holds; "holds with caveat" if only the weaker ``partial`` holds (e.g. a
+    test-loss gap that shrinks while the accuracy gap does not); "inconclusive" if neither
+    holds and either is inconclusive; else ``strict``.
+
+    Example:
+        >>> strict = at_least(Estimate.of([0.0, 0.01, 0.02]), 0.02)
+        >>> partial = at_least(Estimate.of([0.3, 0.35, 0.4]), 0.2)
+        >>> holds_or_partly(strict, partial).outcome
+        'holds with caveat'
+    """
+    if strict.outcome == "holds":
+        return strict
+    if partial.outcome == "holds":
+        rule = f"{strict.rule}; caveat: only {partial.rule} ({partial.measured:.3g})"
+        return replace(strict, outcome="holds with caveat", rule=rule)
+    if "inconclusive" in (strict.outcome, partial.outcome):
+        return replace(strict, outcome="inconclusive")
+    return strict
+
+
+def with_caveat(main: Verdict, applies: Verdict, note: str) -> Verdict:
+    """``main``, weakened to "holds with caveat" when ``applies`` holds (the caveat is real).
+
+    A holding ``main`` becomes "inconclusive" when ``applies`` is (its interval straddles the
+    caveat's threshold); a ``main`` that does not hold, or is inconclusive, is left as it is.
+
+    Example:
+        >>> main = at_most(0.01, 0.05)
+        >>> with_caveat(main, at_least(0.2, 0.1), "off by 20%").outcome
+        'holds with caveat'
+        >>> with_caveat(main, at_least(0.05, 0.1), "fine").outcome
+        'holds'
+    """
+    if main.outcome not in ("holds", "holds with caveat"):
+        return main
+    if applies.outcome in ("holds", "holds with caveat"):
+        return replace(main, outcome="holds with caveat", rule=f"{main.rule}; caveat: {note}")
+    if applies.outcome == "inconclusive":
+        return replace(main, outcome="inconclusive", rule=f"{main.rule}; caveat unsure: {note}")
+    return main
+
+
+def weakened_by(main: Verdict, part: Verdict, note: str) -> Verdict:
+    """``main`` no stronger than ``part``, a secondary part of the claim, keeping ``main``'s
+    number: a holding ``main`` reads "holds with caveat" when ``part`` does, and takes
+    ``part``'s outcome when that is "inconclusive" or "does not hold"; ``note`` says why.
+
+    Example:
+        >>> weakened_by(at_most(0.01, 0.05), at_most(0.08, 0.05, caveat=0.2), "part").outcome
+        'holds with caveat'
+    """
+    if main.outcome not in ("holds", "holds with caveat") or part.outcome == "holds":
+        return main
+    if part.outcome == "holds with caveat":
+        return replace(main, outcome="holds with caveat", rule=f"{main.rule}; caveat: {note}")
+    return replace(main, outcome=part.outcome, rule=f"{main.rule}; {part.outcome}: {note}")

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from stabletrain import models
 from stabletrain.lab import verdicts
 from stabletrain.lab._common import DigitsSplit
-from stabletrain.lab._reg_common import fit_and_score, holds_or_caveat, small_digits
+from stabletrain.lab._reg_common import fit_and_score, small_digits
 from stabletrain.lab.estimate import Estimate
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
 from stabletrain.lab.staged import Explanation, Staged, measured
@@ -171,7 +171,7 @@ class AdamW2019(Staged[AdamWMeasurements]):
         gap = Estimate.of(abs(m.coupled_slope) - abs(_decoupled_slope(m, method)) for m in ms)
         separable = verdicts.at_most(decoupled, MAX_SEPARABLE)
         coupled = verdicts.at_least(gap, MIN_COUPLING_GAP)
-        return verdicts.weakest([holds_or_caveat(coupled, separable), separable])
+        return verdicts.weakest([verdicts.holds_or_partly(coupled, separable), separable])
 
     def explain(self, ms: Sequence[AdamWMeasurements], verdict: Verdict) -> Explanation:
         def est(name: str) -> Estimate:

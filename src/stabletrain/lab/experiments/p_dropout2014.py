@@ -20,7 +20,7 @@ from stabletrain import models
 from stabletrain.lab import verdicts
 from stabletrain.lab._common import DigitsSplit
 from stabletrain.lab._reg_common import FitScores, fit_and_score, small_digits
-from stabletrain.lab.estimate import Estimate
+from stabletrain.lab.estimate import over
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
 from stabletrain.lab.staged import Explanation, Staged, measured, named_numbers
 from stabletrain.regularization.max_norm import max_norm_constraint
@@ -99,10 +99,6 @@ def _measure_split(split: DigitsSplit, seed: int, steps: int, high_steps: int) -
     return out
 
 
-def _est(ms: Sequence[PDropoutMeasure], name: str) -> Estimate:
-    return Estimate.of(float(getattr(m, name)) for m in ms)
-
-
 @experiment("P-DROPOUT2014")
 class DropoutAndMaxNormReduceTheGap(Staged[PDropoutMeasure]):
     """Srivastava et al. 2014 at CPU scale: standard, dropout and dropout + max-norm MLPs on
@@ -116,11 +112,11 @@ class DropoutAndMaxNormReduceTheGap(Staged[PDropoutMeasure]):
         return PDropoutMeasure(reduction=reduction, **out)
 
     def decide(self, ms: Sequence[PDropoutMeasure]) -> Verdict:
-        return verdicts.at_least(_est(ms, "reduction"), MIN_REDUCTION, caveat=CAVEAT_REDUCTION)
+        return verdicts.at_least(over(ms, "reduction"), MIN_REDUCTION, caveat=CAVEAT_REDUCTION)
 
     def explain(self, ms: Sequence[PDropoutMeasure], verdict: Verdict) -> Explanation:
         v = {n.name: f"{n.estimate.value:.3f}" for n in named_numbers(ms)}
-        red = _est(ms, "reduction")
+        red = over(ms, "reduction")
         text = (
             "Paper: dropout (0.2 inputs, 0.5 hidden) with a max-norm constraint cuts an MNIST "
             "MLP's test error from about 1.6% to 1.05% (34% lower), and max-norm lets dropout "
@@ -139,8 +135,8 @@ class DropoutAndMaxNormReduceTheGap(Staged[PDropoutMeasure]):
             f"learning-rate schedule. Verdict: {verdict.outcome}."
         )
         key = (
-            f"test error {100 * _est(ms, 'error_standard').value:.2f}% -> "
-            f"{100 * _est(ms, 'error_maxnorm').value:.2f}% with dropout + max-norm, "
+            f"test error {100 * over(ms, 'error_standard').value:.2f}% -> "
+            f"{100 * over(ms, 'error_maxnorm').value:.2f}% with dropout + max-norm, "
             f"{red.describe()} lower (paper: 1.6% -> 1.05%, 0.34)"
         )
         return Explanation(key, text, _tables(ms), (_figure(ms),))
@@ -148,7 +144,7 @@ class DropoutAndMaxNormReduceTheGap(Staged[PDropoutMeasure]):
 
 def _tables(ms: Sequence[PDropoutMeasure]) -> tuple[Table, ...]:
     def cell(name: str) -> str:
-        return _est(ms, name).describe()
+        return over(ms, name).describe()
 
     return (
         Table(
@@ -176,6 +172,11 @@ def _figure(ms: Sequence[PDropoutMeasure]) -> Figure:
         "test error (0: standard, 1: dropout, 2: dropout + max-norm)",
         "MLP",
         "test error",
-        {"test error": ([0.0, 1.0, 2.0], [_est(ms, f"error_{f}").value for f in _FIELDS.values()])},
+        {
+            "test error": (
+                [0.0, 1.0, 2.0],
+                [over(ms, f"error_{f}").value for f in _FIELDS.values()],
+            )
+        },
         kind="bar",
     )

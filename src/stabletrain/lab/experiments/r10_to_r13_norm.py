@@ -23,9 +23,8 @@ from stabletrain import models
 from stabletrain.init import auto_init
 from stabletrain.lab import verdicts
 from stabletrain.lab._common import DigitsSplit, Sampler, TrainLog, accuracy, digits, train
-from stabletrain.lab.estimate import Estimate
+from stabletrain.lab.estimate import Estimate, describe, over
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
-from stabletrain.lab.experiments._reg_intervals import describe, estimate, holds_or_partly
 from stabletrain.lab.staged import Explanation, Staged, measured
 from stabletrain.models import NormName, NormPosition
 
@@ -113,9 +112,9 @@ class LayerNormIsPerSample(Staged[PerSample]):
         batch_free = Estimate.of(max(m.one_vs_batch, m.ln_dependence) for m in ms)
         return verdicts.weakest(
             [
-                verdicts.at_most(estimate(ms, "formula"), R11_FORMULA_TOL),
+                verdicts.at_most(over(ms, "formula"), R11_FORMULA_TOL),
                 verdicts.at_most(batch_free, R11_BATCH_TOL),
-                verdicts.at_least(estimate(ms, "bn_dependence"), R11_BN_MIN),
+                verdicts.at_least(over(ms, "bn_dependence"), R11_BN_MIN),
             ]
         )
 
@@ -292,19 +291,22 @@ class DropoutBeforeBatchNormShiftsVariance(Staged[VarianceShift]):
     def decide(self, ms: Sequence[VarianceShift]) -> Verdict:
         shift = verdicts.weakest(
             [
-                verdicts.close_to(estimate(ms, "agreement"), 1.0, rel_tol=R10_PREDICTION_TOL),
+                verdicts.close_to(over(ms, "agreement"), 1.0, rel_tol=R10_PREDICTION_TOL),
                 verdicts.at_least(Estimate.of(m.measured_ratio - 1 for m in ms), R10_MIN_SHIFT),
             ]
         )
-        harm = verdicts.at_least(estimate(ms, "harm"), R10_MIN_HARM)
-        return verdicts.weakest([shift, holds_or_partly(harm, shift)])
+        harm = verdicts.at_least(over(ms, "harm"), R10_MIN_HARM)
+        return verdicts.weakest([shift, verdicts.holds_or_partly(harm, shift)])
 
     def explain(self, ms: Sequence[VarianceShift], verdict: Verdict) -> Explanation:
         ratio, predicted = (
             describe(ms, "measured_ratio", ".2f"),
             describe(ms, "predicted_ratio", ".2f"),
         )
-        shifted, fixed = describe(ms, "acc_shifted", ".3f"), describe(ms, "acc_fixed", ".3f")
+        shifted, fixed = (
+            describe(ms, "acc_shifted", ".3f"),
+            describe(ms, "acc_fixed", ".3f"),
+        )
         text = (
             "Claim: dropout and BatchNorm are usually not combined. The measurable reason (Li "
             "et al. 2019) is a variance shift: models.mlp(norm='batch', dropout=0.5) puts "
@@ -458,11 +460,11 @@ class LayerNormStabilizesTraining(Staged[NormTraining]):
     def decide(self, ms: Sequence[NormTraining]) -> Verdict:
         strict = verdicts.weakest(
             [
-                verdicts.at_least(estimate(ms, "lr_ratio"), R12_MIN_LR_RATIO),
-                verdicts.at_least(estimate(ms, "speedup"), R12_SPEEDUP),
+                verdicts.at_least(over(ms, "lr_ratio"), R12_MIN_LR_RATIO),
+                verdicts.at_least(over(ms, "speedup"), R12_SPEEDUP),
             ]
         )
-        return holds_or_partly(strict, verdicts.at_least(estimate(ms, "either"), 1.0))
+        return verdicts.holds_or_partly(strict, verdicts.at_least(over(ms, "either"), 1.0))
 
     def explain(self, ms: Sequence[NormTraining], verdict: Verdict) -> Explanation:
         m = ms[0]
@@ -486,8 +488,8 @@ class LayerNormStabilizesTraining(Staged[NormTraining]):
         )
         return Explanation(
             f"speed-up from the default init {describe(ms, 'speedup', '.2f')}×; largest rate "
-            f"that trains {estimate(ms, 'largest_ln').value:.3g} with LayerNorm, "
-            f"{estimate(ms, 'largest_plain').value:.3g} without (mean)",
+            f"that trains {over(ms, 'largest_ln').value:.3g} with LayerNorm, "
+            f"{over(ms, 'largest_plain').value:.3g} without (mean)",
             text,
             tables=_r12_tables(m),
             figures=(
@@ -671,7 +673,7 @@ class PreLnTrainsWithoutWarmup(Staged[Placement]):
 
     def decide(self, ms: Sequence[Placement]) -> Verdict:
         return verdicts.at_most(
-            estimate(ms, "post_over_pre"), 1 / R13_MIN_RATIO, caveat=1 / R13_CAVEAT_RATIO
+            over(ms, "post_over_pre"), 1 / R13_MIN_RATIO, caveat=1 / R13_CAVEAT_RATIO
         )
 
     def explain(self, ms: Sequence[Placement], verdict: Verdict) -> Explanation:

@@ -21,9 +21,8 @@ from stabletrain import models
 from stabletrain.lab import verdicts
 from stabletrain.lab._common import DigitsSplit
 from stabletrain.lab._reg_common import fit_and_score, small_digits
-from stabletrain.lab.estimate import Estimate
+from stabletrain.lab.estimate import Estimate, describe, over
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
-from stabletrain.lab.experiments._reg_intervals import describe, estimate
 from stabletrain.lab.staged import Explanation, Staged, measured
 from stabletrain.regularization.decoupled import decouple_weight_decay
 from stabletrain.regularization.param_groups import decay_parameters, param_groups
@@ -173,7 +172,10 @@ class L2EqualsDecayUnderSgd(Staged[L2DecayRuns]):
 
     def explain(self, ms: Sequence[L2DecayRuns], verdict: Verdict) -> Explanation:
         m = ms[0]
-        w64, w32 = describe(ms, "worst_float64", ".1e"), describe(ms, "worst_float32", ".1e")
+        w64, w32 = (
+            describe(ms, "worst_float64", ".1e"),
+            describe(ms, "worst_float32", ".1e"),
+        )
         text = (
             f"Claim: with plain SGD, (λ/2)·‖θ‖² in the loss is exactly weight decay. A tanh MLP "
             f"with LayerNorm trained {m.steps} full-batch steps (λ={R1_LAMBDA}, η={R1_LR}) with "
@@ -338,14 +340,14 @@ class AdamL2DiffersFromAdamW(Staged[AdamDecay]):
     def decide(self, ms: Sequence[AdamDecay]) -> Verdict:
         return verdicts.weakest(
             [
-                verdicts.at_least(estimate(ms, "spread"), R2_MIN_SPREAD),
-                verdicts.at_least(estimate(ms, "distance"), R2_MIN_DISTANCE),
+                verdicts.at_least(over(ms, "spread"), R2_MIN_SPREAD),
+                verdicts.at_least(over(ms, "distance"), R2_MIN_DISTANCE),
             ]
         )
 
     def explain(self, ms: Sequence[AdamDecay], verdict: Verdict) -> Explanation:
         m = ms[0]
-        spread, q50 = describe(ms, "spread", ".1f"), estimate(ms, "q50").value
+        spread, q50 = describe(ms, "spread", ".1f"), over(ms, "q50").value
         text = (
             "Claim: with Adam, L2 is rescaled by the adaptive step and decoupled decay is not. "
             f"An MLP (64-128-128-10) trained {m.steps} full-batch steps on {m.n_train} digits "
@@ -493,7 +495,7 @@ class L2MeanFormShrinkScalesWithN(Staged[MeanFormShrink]):
         return MeanFormShrink(worst_error=max(errors), sizes=tuple(rows))
 
     def decide(self, ms: Sequence[MeanFormShrink]) -> Verdict:
-        return verdicts.at_most(estimate(ms, "worst_error"), R4_TOL)
+        return verdicts.at_most(over(ms, "worst_error"), R4_TOL)
 
     def explain(self, ms: Sequence[MeanFormShrink], verdict: Verdict) -> Explanation:
         rows = ms[0].sizes

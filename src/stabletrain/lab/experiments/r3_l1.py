@@ -20,8 +20,8 @@ from torch.nn import functional as F
 
 from stabletrain import models
 from stabletrain.lab import verdicts
+from stabletrain.lab.estimate import describe, over
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
-from stabletrain.lab.experiments._reg_intervals import describe, estimate
 from stabletrain.lab.staged import Explanation, Staged, measured
 from stabletrain.regularization.penalties import l1_penalty, l2_penalty
 from stabletrain.regularization.proximal import proximal_l1, sparsity
@@ -217,9 +217,9 @@ class L1SelectsFeatures(Staged[L1Selection]):
     def decide(self, ms: Sequence[L1Selection]) -> Verdict:
         return verdicts.weakest(
             [
-                verdicts.at_least(estimate(ms, "jaccard"), MIN_JACCARD),
-                verdicts.at_least(estimate(ms, "irrelevant_zeros"), MIN_IRRELEVANT_ZEROS),
-                verdicts.at_least(estimate(ms, "l1_vs_l2"), MIN_L1_VS_L2),
+                verdicts.at_least(over(ms, "jaccard"), MIN_JACCARD),
+                verdicts.at_least(over(ms, "irrelevant_zeros"), MIN_IRRELEVANT_ZEROS),
+                verdicts.at_least(over(ms, "l1_vs_l2"), MIN_L1_VS_L2),
             ]
         )
 

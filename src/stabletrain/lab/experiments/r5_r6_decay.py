@@ -19,8 +19,8 @@ from torch import nn
 from stabletrain import models
 from stabletrain.lab import verdicts
 from stabletrain.lab._reg_common import FitScores, fit_and_score, small_digits
+from stabletrain.lab.estimate import describe, over
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
-from stabletrain.lab.experiments._reg_intervals import describe, estimate, holds_or_partly
 from stabletrain.lab.staged import Explanation, Staged, measured
 from stabletrain.models import NormName
 from stabletrain.regularization.param_groups import (
@@ -130,9 +130,9 @@ class WeightDecayReducesOverfitting(Staged[DecayEffect]):
         )
 
     def decide(self, ms: Sequence[DecayEffect]) -> Verdict:
-        return holds_or_partly(
-            verdicts.at_least(estimate(ms, "acc_gap_cut"), R5_MIN_ACC_GAP_CUT),
-            verdicts.at_least(estimate(ms, "loss_gap_cut"), R5_MIN_LOSS_GAP_CUT),
+        return verdicts.holds_or_partly(
+            verdicts.at_least(over(ms, "acc_gap_cut"), R5_MIN_ACC_GAP_CUT),
+            verdicts.at_least(over(ms, "loss_gap_cut"), R5_MIN_LOSS_GAP_CUT),
         )
 
     def explain(self, ms: Sequence[DecayEffect], verdict: Verdict) -> Explanation:
@@ -346,8 +346,8 @@ class NoDecayForBiasesAndNorms(Staged[SparingEffect]):
     def decide(self, ms: Sequence[SparingEffect]) -> Verdict:
         return verdicts.weakest(
             [
-                verdicts.at_least(estimate(ms, "effect"), R6_MIN_EFFECT, caveat=R6_CAVEAT_EFFECT),
-                verdicts.at_least(estimate(ms, "grouping_right"), 1.0),
+                verdicts.at_least(over(ms, "effect"), R6_MIN_EFFECT, caveat=R6_CAVEAT_EFFECT),
+                verdicts.at_least(over(ms, "grouping_right"), 1.0),
             ]
         )
 
@@ -355,7 +355,7 @@ class NoDecayForBiasesAndNorms(Staged[SparingEffect]):
         effect = describe(ms, "effect", "+.3f")
         text = (
             "Claim: biases and normalization parameters should get no or less decay. "
-            f"param_groups gives {100 * estimate(ms, 'grouping_right').value:.0f}% of the "
+            f"param_groups gives {100 * over(ms, 'grouping_right').value:.0f}% of the "
             "parameters the decay the claim asks (0 for every bias and norm gain/shift, λ for "
             f"the weights). The effect: 64-{R6_WIDTH}×{R6_DEPTH}-10 MLPs with LayerNorm or "
             f"BatchNorm trained SGD (momentum {R6_MOMENTUM}, batch {R6_BATCH}) on {R6_N_TRAIN} "
@@ -377,8 +377,8 @@ class NoDecayForBiasesAndNorms(Staged[SparingEffect]):
         )
         return Explanation(
             f"test accuracy, biases and norms spared minus everything decayed: {effect} "
-            f"(LayerNorm |γ| {estimate(ms, 'layer_gain_spared').value:.2f} spared, "
-            f"{estimate(ms, 'layer_gain_decayed').value:.2f} decayed)",
+            f"(LayerNorm |γ| {over(ms, 'layer_gain_spared').value:.2f} spared, "
+            f"{over(ms, 'layer_gain_decayed').value:.2f} decayed)",
             text,
             tables=_r6_tables(ms),
             figures=(_r6_figure(ms),),

@@ -30,7 +30,7 @@ from stabletrain import models
 from stabletrain.lab import verdicts
 from stabletrain.lab._common import DigitsSplit
 from stabletrain.lab._reg_common import FitScores, fit_and_score, small_digits
-from stabletrain.lab.estimate import Estimate
+from stabletrain.lab.estimate import over
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
 from stabletrain.lab.experiments._dropout_fits import (
     Curve,
@@ -42,11 +42,6 @@ from stabletrain.lab.staged import Explanation, Staged, measured, named_numbers
 from stabletrain.regularization.dropout import ClassicDropout
 from stabletrain.regularization.mc_dropout import mc_predict
 from stabletrain.regularization.param_groups import param_groups
-
-
-def _est(ms: Sequence[Any], name: str) -> Estimate:
-    return Estimate.of(float(getattr(m, name)) for m in ms)
-
 
 # --- R7 ---------------------------------------------------------------------------------------
 
@@ -172,9 +167,9 @@ class DropoutFormsAgreeInExpectation(Staged[R7Measure]):
     def decide(self, ms: Sequence[R7Measure]) -> Verdict:
         return verdicts.weakest(
             [
-                verdicts.at_most(_est(ms, "max_z"), R7_MAX_Z),
-                verdicts.at_most(_est(ms, "max_zero_z"), R7_MAX_Z),
-                verdicts.at_most(_est(ms, "max_exact_error"), R7_MAX_SCALE_ERROR),
+                verdicts.at_most(over(ms, "max_z"), R7_MAX_Z),
+                verdicts.at_most(over(ms, "max_zero_z"), R7_MAX_Z),
+                verdicts.at_most(over(ms, "max_exact_error"), R7_MAX_SCALE_ERROR),
             ]
         )
 
@@ -407,14 +402,14 @@ class DropoutReducesOverfitting(Staged[R8Measure]):
     def decide(self, ms: Sequence[R8Measure]) -> Verdict:
         return verdicts.weakest(
             [
-                verdicts.at_least(_est(ms, "loss_cut"), R8_MIN_LOSS_CUT),
-                verdicts.at_least(_est(ms, "agreement"), R8_MIN_AGREEMENT),
+                verdicts.at_least(over(ms, "loss_cut"), R8_MIN_LOSS_CUT),
+                verdicts.at_least(over(ms, "agreement"), R8_MIN_AGREEMENT),
             ]
         )
 
     def explain(self, ms: Sequence[R8Measure], verdict: Verdict) -> Explanation:
         d = {n.name: f"{n.estimate.value:.3g}" for n in named_numbers(ms)}
-        d |= {n: _est(ms, n).describe() for n in ("loss_cut", "final_loss_cut", "acc_gain")}
+        d |= {n: over(ms, n).describe() for n in ("loss_cut", "final_loss_cut", "acc_gain")}
         width = ms[0].width
         text = (
             "Claim: dropout reduces overfitting, most with large models and small data, and "
@@ -456,7 +451,7 @@ _R8_ROWS = (  # (when, net, loss field, accuracy field, ECE field)
 
 def _r8_tables(ms: Sequence[R8Measure]) -> tuple[Table, ...]:
     def cell(name: str) -> str:
-        return _est(ms, name).describe()
+        return over(ms, name).describe()
 
     scores = Table(
         f"test scores (mean ± 95% interval over {len(ms)} seeds)",
@@ -577,9 +572,9 @@ class DropoutRatesSweep(Staged[R9Measure]):
         # 0.5 hidden and a 0.1–0.3 input rate within noise (1 point) of the best other rate
         # of their sweeps; within 3 points, or every hidden rate within a point of every other
         # (a flat sweep: the rate barely matters at this scale), only with a caveat.
-        margin = _est(ms, "margin")
+        margin = over(ms, "margin")
         verdict = verdicts.at_least(margin, R9_MIN_MARGIN, caveat=R9_CAVEAT_MARGIN)
-        if verdict.outcome == "holds" and _est(ms, "spread").value < NOISE:
+        if verdict.outcome == "holds" and over(ms, "spread").value < NOISE:
             return replace(verdict, outcome="holds with caveat", rule=verdict.rule + "; flat sweep")
         return verdict
 
@@ -592,7 +587,7 @@ class DropoutRatesSweep(Staged[R9Measure]):
         )
         best_rate = max(hidden, key=lambda p: hidden[p])
         d = {
-            n: _est(ms, n).describe() for n in ("margin", "hidden_margin", "input_margin", "spread")
+            n: over(ms, n).describe() for n in ("margin", "hidden_margin", "input_margin", "spread")
         }
         text = (
             "Claim: typical rates are 0.5 for hidden layers and 0.1–0.3 for inputs, dropout "
@@ -709,11 +704,11 @@ class L2AndDropoutTogether(Staged[R14Measure]):
         )
 
     def decide(self, ms: Sequence[R14Measure]) -> Verdict:
-        return verdicts.at_least(_est(ms, "gain"), R14_MIN_GAIN, caveat=R14_CAVEAT_GAIN)
+        return verdicts.at_least(over(ms, "gain"), R14_MIN_GAIN, caveat=R14_CAVEAT_GAIN)
 
     def explain(self, ms: Sequence[R14Measure], verdict: Verdict) -> Explanation:
-        acc = {name: _est(ms, f"acc_{f}").value for name, f in _R14_FIELDS.items()}
-        gain = _est(ms, "gain").describe()
+        acc = {name: over(ms, f"acc_{f}").value for name, f in _R14_FIELDS.items()}
+        gain = over(ms, "gain").describe()
         text = (
             "Claim: L2 and dropout together often work better than either alone. A 2×2 grid on "
             f"{R14_N_TRAIN} digits (64-w-w-10 MLP, SGD with momentum, {len(ms)} seeds (splits), "
@@ -727,7 +722,11 @@ class L2AndDropoutTogether(Staged[R14Measure]):
             f"test accuracy and loss (mean ± 95% interval over {len(ms)} seeds)",
             ("regularization", "test accuracy", "test loss"),
             tuple(
-                (name, _est(ms, f"acc_{f}").describe(), _est(ms, f"loss_{f}").describe())
+                (
+                    name,
+                    over(ms, f"acc_{f}").describe(),
+                    over(ms, f"loss_{f}").describe(),
+                )
                 for name, f in _R14_FIELDS.items()
             ),
         )

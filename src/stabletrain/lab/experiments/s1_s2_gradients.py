@@ -34,7 +34,6 @@ from stabletrain.lab._init_common import Scheme, init_linears_, per_layer_factor
 from stabletrain.lab._stab_common import fan_in_normal, scaled_he
 from stabletrain.lab.estimate import Estimate
 from stabletrain.lab.experiment import Context, Table, Verdict, experiment
-from stabletrain.lab.experiments._stab_caveats import with_caveat
 from stabletrain.lab.staged import Explanation, Staged, measured
 
 WIDTH = 128
@@ -247,7 +246,7 @@ class GradientProducts(Staged[GradientFactors]):
         )
         fit = Estimate.of(m.worst_fit for m in ms)
         off = verdicts.at_least(fit, MEAN_FIELD_TOL)
-        return with_caveat(direction, off, f"mean-field fit off by {fit.value:.0%}")
+        return verdicts.with_caveat(direction, off, f"mean-field fit off by {fit.value:.0%}")
 
     def explain(self, ms: Sequence[GradientFactors], verdict: Verdict) -> Explanation:
         depth = ms[0].depth
@@ -418,7 +417,7 @@ class ReluKeepsGradients(Staged[ReluGradients]):
         mismatched = Estimate.of(m.mismatched_log10_ratio for m in ms)
         vanishes = verdicts.at_most(mismatched, math.log10(VANISHED))
         note = f"a mismatched init makes ReLU vanish too ({10**mismatched.value:.1e})"
-        return with_caveat(strict, vanishes, note)
+        return verdicts.with_caveat(strict, vanishes, note)
 
     def explain(self, ms: Sequence[ReluGradients], verdict: Verdict) -> Explanation:
         depth = ms[0].depth

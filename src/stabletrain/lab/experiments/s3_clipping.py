@@ -26,7 +26,6 @@ from stabletrain.lab import verdicts
 from stabletrain.lab._common import train
 from stabletrain.lab.estimate import Estimate
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
-from stabletrain.lab.experiments._stab_caveats import with_caveat
 from stabletrain.lab.staged import Explanation, Staged, measured
 from stabletrain.models.tasks import adding_problem
 from stabletrain.stability import clip_grad_norm_, grad_norm
@@ -237,7 +236,7 @@ class RnnClipping(Staged[Clipping]):
         wrecked = verdicts.at_least(share, WRECKED_SHARE)
         note = f"{share.value:.0%} of the clipped runs at lr >= {WIDE_LR:g} end above MSE "
         note += f"{WRECKED:.2f}"
-        return with_caveat(verdicts.weakest([bound, explosive, tamed]), wrecked, note)
+        return verdicts.with_caveat(verdicts.weakest([bound, explosive, tamed]), wrecked, note)
 
     def explain(self, ms: Sequence[Clipping], verdict: Verdict) -> Explanation:
         hidden, length, steps = ms[0].sizes

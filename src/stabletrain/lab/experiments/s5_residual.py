@@ -27,7 +27,6 @@ from stabletrain.lab._common import accuracy, digits, layer_signals, train
 from stabletrain.lab._init_common import init_linears_
 from stabletrain.lab.estimate import Estimate
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
-from stabletrain.lab.experiments._stab_caveats import weakened_by, with_caveat
 from stabletrain.lab.staged import Explanation, Staged, measured
 
 WIDTH = 64
@@ -152,12 +151,12 @@ class ResidualNeed(Staged[ResidualDepth]):
         need = verdicts.at_least(Estimate.of(m.deep_gap for m in ms), NEED_GAP)
         shallow = Estimate.of(m.shallow_gap for m in ms)
         gain = Estimate.of(m.looks_linear_gain for m in ms)
-        verdict = weakened_by(
+        verdict = verdicts.weakened_by(
             need,
             verdicts.at_most(shallow, SHALLOW_GAP, caveat=NEED_GAP),
             f"at the shallowest depth the gap is already {shallow.value:.2f}",
         )
-        return with_caveat(
+        return verdicts.with_caveat(
             verdict,
             verdicts.at_least(gain, NEED_GAP),
             f"a plain net with looks-linear init gains {gain.value:.2f} over He at the "
