@@ -16,6 +16,7 @@ import torch
 from stabletrain.lab import Context, Experiment, Result, Table, experiment, verdicts
 from stabletrain.lab import runner as runner_module
 from stabletrain.lab.claims import CLAIM_IDS
+from stabletrain.lab.experiment import REGISTRY
 from stabletrain.lab.runner import cache_key, run, source_hash
 from tests._claims import known_claims
 
@@ -329,3 +330,18 @@ def test_several_jobs_give_the_same_results_as_one(tmp_path: Path) -> None:
 def test_a_bad_jobs_count_is_refused(jobs: object, error: type[Exception]) -> None:
     with pytest.raises(error, match="jobs must be"):
         run(["I1"], jobs=jobs, progress=False)  # type: ignore[arg-type]
+
+
+def test_an_experiment_registered_at_run_time_runs_here_even_with_several_jobs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a worker process would not find it: it runs in this process, the lab's own in workers
+    calls: list[str] = []
+    monkeypatch.setitem(REGISTRY, "X2", fake("X2", calls=calls))
+    results = run(["X2", "R11", "I8"], progress=False, jobs=2)
+    assert [(r.claim_id, r.status) for r in results] == [
+        ("I8", "holds"),
+        ("R11", "holds"),
+        ("X2", "holds"),
+    ]
+    assert calls == ["X2:quick:0"]

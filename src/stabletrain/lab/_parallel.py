@@ -49,16 +49,14 @@ def run_in_workers(
     claim_ids: Sequence[str],
     ctx: Context,
     jobs: int,
-    on_start: Callable[[str], None],
     on_done: Callable[[str, Result], None],
 ) -> None:
     """Run the experiments of ``claim_ids`` on ``jobs`` processes, calling ``on_done`` with
-    each result as it finishes (in the order they finish) and ``on_start`` as each is sent."""
+    each result as it finishes (in the order they finish)."""
     with _pool(jobs) as pool:
         running: dict[Future[dict[str, Any]], str] = {}
         for claim_id in claim_ids:
             running[pool.submit(_work, claim_id, ctx.quick, ctx.seed)] = claim_id
-            on_start(claim_id)
         while running:
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:

@@ -292,8 +292,9 @@ def run(
             experiment runs 2-15x faster on a 2-core machine than with two, which spend their
             time waiting for each other.
         jobs: how many experiments run at once, each in its own process with one torch thread
-            (registered experiments only; ``experiments`` given runs in this process). The
-            results are the same as with ``jobs=1``: each experiment seeds itself.
+            (the experiments of the lab's own modules; those of ``experiments``, or registered
+            at run time elsewhere, run in this process first). The results are the same as
+            with ``jobs=1``: each experiment seeds itself.
 
     Raises:
         LabInterrupted: Ctrl-C (a ``KeyboardInterrupt``) while an experiment ran; it carries
@@ -329,19 +330,33 @@ def run(
         def finished(claim_id: str, result: Result) -> None:
             bar.advance(task, plan.finish(claim_id, result, registry, ctx, cache))
 
+        # a worker imports an experiment by its ID: only those of the lab's own modules travel
+        portable: list[str] = []
+        if experiments is None and jobs > 1:
+            portable = [i for i in plan.todo if _importable(i, registry[i])]
         try:
-            if jobs > 1 and experiments is None and len(plan.todo) > 1:
+            for claim_id in (i for i in plan.todo if i not in portable):
+                started(claim_id)
+                finished(claim_id, _execute(registry[claim_id], claim_id, ctx))
+            if len(portable) > 1:
                 from stabletrain.lab._parallel import run_in_workers  # processes: only here
 
-                run_in_workers(plan.todo, ctx, jobs, started, finished)
-            else:
-                for claim_id in plan.todo:
-                    started(claim_id)
-                    finished(claim_id, _execute(registry[claim_id], claim_id, ctx))
+                bar.update(task, description=f"{len(portable)} experiments on {jobs} processes")
+                run_in_workers(portable, ctx, jobs, finished)
+            elif portable:
+                started(portable[0])
+                finished(portable[0], _execute(registry[portable[0]], portable[0], ctx))
         except KeyboardInterrupt as err:
             done = [plan.finished[i] for i in selected if i in plan.finished]
             raise LabInterrupted(done, [i for i in selected if i not in plan.finished]) from err
     return [plan.finished[claim_id] for claim_id in selected]
+
+
+def _importable(claim_id: str, exp: Experiment) -> bool:
+    """Whether a worker process that imports the lab's experiment modules finds ``exp`` under
+    ``claim_id`` (not one registered at run time, e.g. by a test)."""
+    entry = index().get(claim_id)
+    return entry is not None and entry.module == exp.module
 
 
 def _check_count(name: str, value: object, *, none_ok: bool) -> None:
