@@ -71,6 +71,31 @@ def _verdict(result: dict[str, Any]) -> str:
     return VERDICT_MARK.get(result["verdict"]["outcome"], result["verdict"]["outcome"])
 
 
+def _interval(verdict: dict[str, Any]) -> str:
+    """`` [low, high] over n seeds`` (95% interval), or nothing for one measurement."""
+    if verdict.get("low") is None:
+        return ""
+    return f" [{_cell(verdict['low'])}, {_cell(verdict['high'])}] over {verdict['seeds']} seeds"
+
+
+def _measured_table(measured: list[dict[str, Any]]) -> dict[str, Any]:
+    """The experiment's named numbers: mean ± half the 95% interval, and each seed's value."""
+    from stabletrain.lab.estimate import NamedNumber
+
+    rows = []
+    for data in measured:
+        m = NamedNumber.from_dict(data)
+        per_seed = ", ".join(_cell(v) for v in m.values)
+        rows.append([m.name, m.unit or "–", m.estimate.describe(4), per_seed, m.about or "–"])
+    seeds = len(measured[0]["values"])
+    title = f"Measured on {seeds} seed{'s' * (seeds > 1)}"
+    return {
+        "title": title,
+        "columns": ["quantity", "unit", "mean", "per seed", "what"],
+        "rows": rows,
+    }
+
+
 def claim_page(result: dict[str, Any], figures: list[str]) -> str:
     """The Markdown of one claim's result; ``figures`` are the image files drawn for it."""
     verdict = result["verdict"]
@@ -82,10 +107,13 @@ def claim_page(result: dict[str, Any], figures: list[str]) -> str:
     ]
     if result["status"] != "error":
         lines += [
-            f"Rule: {verdict['rule']} (measured {_cell(verdict['measured'])}, threshold "
-            f"{_cell(verdict['threshold'])}).",
+            f"Rule: {verdict['rule']} (measured {_cell(verdict['measured'])}{_interval(verdict)}, "
+            f"threshold {_cell(verdict['threshold'])}).",
             "",
         ]
+    measured = result.get("measured", [])  # results.json version 2
+    if measured:
+        lines += _table(_measured_table(measured))
     for table in result["tables"]:
         lines += _table(table)
     if figures:
