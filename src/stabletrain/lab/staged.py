@@ -1,7 +1,7 @@
 """One shape for every experiment: measure each seed, decide on the interval, then explain.
 
 A staged experiment is a :class:`Staged` subclass with three methods, registered with
-:func:`~stabletrain.lab.experiment.experiment`:
+``@experiment`` (from :mod:`stabletrain.lab`):
 
 - ``measure(ctx) -> M``: runs the experiment once, at ``ctx.seed``, and returns a frozen
   dataclass of named numbers (its *measurements*; fields declared with :func:`measured` carry a
