@@ -114,6 +114,12 @@ def _mean_points(ms: Sequence[DecayEffect]) -> list[DecayPoint]:
 class WeightDecayReducesOverfitting(Staged[DecayEffect]):
     """R5: decay λ=R5_LAMBDA against none on small digits splits, one split per seed."""
 
+    # Twelve seeds in both modes: one split's loss-gap cut scatters from about 0.15 to 0.40
+    # around a mean near 0.3, so on 3 or 5 seeds its interval straddled the 20% caveat bound
+    # ("inconclusive" on some seed sets, "holds with caveat" on others). On 12 it is
+    # 0.27-0.34 ± 0.05 at quick and full, seeds 0 and 1: "holds with caveat" on all four.
+    seeds = (12, 12)
+
     def measure(self, ctx: Context) -> DecayEffect:
         steps = ctx.pick(R5_QUICK_STEPS, 400)
         ctx.seed_all()
