@@ -140,7 +140,8 @@ def close_to(
 
 
 def weakest(verdicts: Sequence[Verdict]) -> Verdict:
-    """The weakest of several verdicts (a claim with parts holds only as far as each part)."""
+    """The weakest of several verdicts (a claim with parts holds only as far as each part);
+    among equally weak ones the first, so list the key part first: its number is reported."""
     if not verdicts:
         raise ValueError("weakest: give at least one verdict.")
     return max(verdicts, key=lambda v: OUTCOMES.index(v.outcome))

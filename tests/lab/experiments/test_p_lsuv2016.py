@@ -15,7 +15,9 @@ def _m(deviation: float, ratio: float) -> LsuvMeasurements:
 
 def test_decide_on_the_intervals_of_the_std_and_the_speed_ratio() -> None:
     exp = Lsuv2016()
-    assert exp.decide([_m(1e-7, r) for r in (0.5, 0.6, 0.7)]).outcome == "holds"
+    holds = exp.decide([_m(1e-7, r) for r in (0.5, 0.6, 0.7)])
+    assert holds.outcome == "holds"
+    assert holds.measured == pytest.approx(0.6)  # the key part, the speed ratio, is reported
     # not faster, but within 25% of the best baseline in every seed: a caveat
     assert exp.decide([_m(1e-7, r) for r in (0.95, 1.0, 1.05)]).outcome == "holds with caveat"
     # the ratio straddles 1.25: inconclusive

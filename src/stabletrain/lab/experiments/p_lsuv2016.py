@@ -136,12 +136,12 @@ class Lsuv2016(Staged[LsuvMeasurements]):
         )
 
     def decide(self, ms: Sequence[LsuvMeasurements]) -> Verdict:
-        return verdicts.weakest(
+        return verdicts.weakest(  # the speed part first: reported when both parts hold
             [
-                verdicts.at_most(Estimate.of(m.deviation for m in ms), TOL),
                 verdicts.at_most(
                     Estimate.of(m.speed_ratio for m in ms), FASTER, caveat=FASTER_CAVEAT
                 ),
+                verdicts.at_most(Estimate.of(m.deviation for m in ms), TOL),
             ]
         )
 
