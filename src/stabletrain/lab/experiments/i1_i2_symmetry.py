@@ -18,7 +18,7 @@ from stabletrain import init, models
 from stabletrain.lab import verdicts
 from stabletrain.lab._common import accuracy, digits, train
 from stabletrain.lab._init_common import Scheme, init_linears_
-from stabletrain.lab.estimate import Estimate
+from stabletrain.lab.estimate import Estimate, over
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
 from stabletrain.lab.staged import Explanation, Staged, measured
 
@@ -206,7 +206,7 @@ class SymmetryBreaking(Staged[SymmetryBroken]):
 
     def decide(self, ms: Sequence[SymmetryBroken]) -> Verdict:
         def broken(name: str) -> Verdict:
-            return verdicts.at_least(Estimate.of(getattr(m, name) for m in ms), BROKEN)
+            return verdicts.at_least(over(ms, name), BROKEN)
 
         core = verdicts.weakest([broken("dropout_spread"), broken("random_spread")])
         rule = (
@@ -219,11 +219,10 @@ class SymmetryBreaking(Staged[SymmetryBroken]):
         return dataclasses.replace(core, rule=rule)
 
     def explain(self, ms: Sequence[SymmetryBroken], verdict: Verdict) -> Explanation:
-        def est(name: str) -> Estimate:
-            return Estimate.of(getattr(m, name) for m in ms)
-
-        random, constant, dropout = (est(f"{k}_spread") for k in ("random", "constant", "dropout"))
-        zero = est("zero_dropout_spread")
+        random, constant, dropout = (
+            over(ms, f"{k}_spread") for k in ("random", "constant", "dropout")
+        )
+        zero = over(ms, "zero_dropout_spread")
         zero_text = (
             "also breaks the all-zero init"
             if zero.low >= BROKEN
@@ -241,8 +240,8 @@ class SymmetryBreaking(Staged[SymmetryBroken]):
             "unit is dropped by its own mask, so units receive different gradients and drift "
             f"apart. Verdict: {verdict.outcome}. Caveats: dropout {zero_text}; and units that "
             "differ are not yet units that learn different features: in the same budget the "
-            f"network reaches a test accuracy of {est('dropout_accuracy').value:.2f}, against "
-            f"{est('random_accuracy').value:.2f} with random init. Random init is the fix."
+            f"network reaches a test accuracy of {over(ms, 'dropout_accuracy').value:.2f}, against "
+            f"{over(ms, 'random_accuracy').value:.2f} with random init. Random init is the fix."
         )
         runs = ms[0].runs
         return Explanation(

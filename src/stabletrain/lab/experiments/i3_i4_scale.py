@@ -23,7 +23,7 @@ from stabletrain.lab._init_common import (
     profile_figure,
     profile_table,
 )
-from stabletrain.lab.estimate import Estimate
+from stabletrain.lab.estimate import Estimate, over
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
 from stabletrain.lab.staged import Explanation, Staged, measured
 from stabletrain.monitoring.metrics import saturated_count
@@ -166,19 +166,16 @@ class InitScale(Staged[ScaleCheck]):
         )
 
     def decide(self, ms: Sequence[ScaleCheck]) -> Verdict:
-        def est(name: str) -> Estimate:
-            return Estimate.of(getattr(m, name) for m in ms)
-
         return verdicts.weakest(
             [
                 # too small: the input-dependent signal shrinks toward 0, for every activation
-                *(verdicts.at_most(est(f"small_{a}_forward"), 1 / DRIFT) for a in ACTIVATIONS),
+                *(verdicts.at_most(over(ms, f"small_{a}_forward"), 1 / DRIFT) for a in ACTIVATIONS),
                 # too large: ReLU activations explode, tanh and sigmoid saturate
-                verdicts.at_least(est("large_relu_forward"), DRIFT),
-                verdicts.at_least(est("large_tanh_saturated"), SATURATED),
-                verdicts.at_least(est("large_sigmoid_saturated"), SATURATED),
+                verdicts.at_least(over(ms, "large_relu_forward"), DRIFT),
+                verdicts.at_least(over(ms, "large_tanh_saturated"), SATURATED),
+                verdicts.at_least(over(ms, "large_sigmoid_saturated"), SATURATED),
                 # either way the gradients vanish or explode: every bad init leaves the band
-                verdicts.at_least(est("least_backward_drift"), DRIFT),
+                verdicts.at_least(over(ms, "least_backward_drift"), DRIFT),
             ]
         )
 
@@ -216,9 +213,6 @@ def _scale_text(ms: Sequence[ScaleCheck], verdict: Verdict) -> str:
     large = [m.profile("large", a) for a in ACTIVATIONS]
     controls = [m.profile("Xavier", "tanh"), m.profile("He", "relu")]
 
-    def est(name: str) -> str:
-        return Estimate.of(getattr(x, name) for x in ms).describe()
-
     return (
         "Claim: too-large init explodes activations or saturates tanh/sigmoid; too-small "
         "init shrinks activations toward 0; either way gradients vanish or explode with "
@@ -227,15 +221,16 @@ def _scale_text(ms: Sequence[ScaleCheck], verdict: Verdict) -> str:
         "weights the input-dependent signal shrinks by a factor "
         + ", ".join(f"{p.forward_factor:.3g} ({p.activation})" for p in small)
         + f" per layer (bound {1 / DRIFT:.3g}). With N(0, {LARGE_STD:g}²) weights ReLU "
-        f"activations grow {est('large_relu_forward')}x per layer, while tanh and sigmoid stay "
-        f"bounded but saturate: {est('large_tanh_saturated')} and "
-        f"{est('large_sigmoid_saturated')} of their outputs lie in the flat tails (bound "
+        f"activations grow {over(ms, 'large_relu_forward').describe()}x per layer, while tanh "
+        f"and sigmoid stay bounded but saturate: {over(ms, 'large_tanh_saturated').describe()} "
+        f"and {over(ms, 'large_sigmoid_saturated').describe()} of their outputs lie in the flat "
+        "tails (bound "
         f"{SATURATED:.0%}). The gradient changes per layer going back by "
         + ", ".join(
             f"{p.backward_factor:.3g} ({p.label.split()[0]} {p.activation})" for p in small + large
         )
         + f" (outside [{1 / DRIFT:.3g}, {DRIFT:g}]: vanishing or exploding; the closest, "
-        f"max(f, 1/f) = {est('least_backward_drift')}). "
+        f"max(f, 1/f) = {over(ms, 'least_backward_drift').describe()}). "
         + (
             "Saturated tanh explodes rather than vanishes (the chaotic regime: the few "
             "units near 0 have slope 1 and weights 16x the unit scale). "

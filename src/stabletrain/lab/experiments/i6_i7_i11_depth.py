@@ -24,7 +24,7 @@ from stabletrain.lab._init_common import (
     profile_figure,
     profile_table,
 )
-from stabletrain.lab.estimate import Estimate
+from stabletrain.lab.estimate import Estimate, over
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
 from stabletrain.lab.staged import Explanation, Staged, measured
 
@@ -147,7 +147,7 @@ class XavierOverDepth(Staged[XavierDepth]):
         fields = ("forward", "backward")
         return verdicts.weakest(
             [
-                _band(Estimate.of(getattr(m, f"xavier_{dist}_{way}") for m in ms))
+                _band(over(ms, f"xavier_{dist}_{way}"))
                 for dist in ("uniform", "normal")
                 for way in fields
             ]
@@ -295,19 +295,16 @@ class HeOverDepth(Staged[HeDepth]):
         )
 
     def decide(self, ms: Sequence[HeDepth]) -> Verdict:
-        def est(name: str) -> Estimate:
-            return Estimate.of(getattr(m, name) for m in ms)
-
         he = (
             "he_normal_forward",
             "he_normal_backward",
             "he_uniform_forward",
             "he_uniform_backward",
         )
-        checks = [_band(est(name)) for name in he]
-        checks.append(verdicts.close_to(est("xavier_forward"), 2**-0.5, rel_tol=HALF_TOL))
+        checks = [_band(over(ms, name)) for name in he]
+        checks.append(verdicts.close_to(over(ms, "xavier_forward"), 2**-0.5, rel_tol=HALF_TOL))
         # fan modes: fan_in preserves the forward pass, fan_out the backward
-        for preserved in (est("fan_in_forward"), est("fan_out_backward")):
+        for preserved in (over(ms, "fan_in_forward"), over(ms, "fan_out_backward")):
             checks.append(verdicts.at_least(preserved, 1 / MODE_BAND))
             checks.append(verdicts.at_most(preserved, MODE_BAND))
         return verdicts.weakest(checks)

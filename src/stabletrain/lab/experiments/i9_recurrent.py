@@ -18,7 +18,7 @@ import torch
 
 from stabletrain import init, models
 from stabletrain.lab import verdicts
-from stabletrain.lab.estimate import Estimate
+from stabletrain.lab.estimate import Estimate, over
 from stabletrain.lab.experiment import (
     OUTCOMES,
     Context,
@@ -142,12 +142,9 @@ class OrthogonalRecurrent(Staged[GradientFlow]):
         return _flow(ctx, steps=ctx.pick(100, 300), draws=ctx.pick(1, 4))
 
     def decide(self, ms: Sequence[GradientFlow]) -> Verdict:
-        def est(name: str) -> Estimate:
-            return Estimate.of(getattr(m, name) for m in ms)
-
-        linear = verdicts.at_most(est("linear_orthogonal_worst"), FLOW_DECADES)
-        standard = verdicts.at_most(est("standard_orthogonal_worst"), FLOW_DECADES)
-        beats = verdicts.at_least(est("default_margin"), BEATS_DEFAULT_DECADES)
+        linear = verdicts.at_most(over(ms, "linear_orthogonal_worst"), FLOW_DECADES)
+        standard = verdicts.at_most(over(ms, "standard_orthogonal_worst"), FLOW_DECADES)
+        beats = verdicts.at_least(over(ms, "default_margin"), BEATS_DEFAULT_DECADES)
         full = verdicts.weakest([linear, standard]).outcome
         caveat = _capped(verdicts.weakest([linear, beats]).outcome)
         outcome = min(full, caveat, key=OUTCOMES.index)

@@ -31,7 +31,7 @@ from stabletrain import models
 from stabletrain.lab import verdicts
 from stabletrain.lab._common import DigitsSplit
 from stabletrain.lab._reg_common import fit_and_score, small_digits
-from stabletrain.lab.estimate import Estimate
+from stabletrain.lab.estimate import Estimate, over
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
 from stabletrain.lab.staged import Explanation, Staged, measured
 from stabletrain.regularization.decoupled import decouple_weight_decay
@@ -174,10 +174,11 @@ class AdamW2019(Staged[AdamWMeasurements]):
         return verdicts.weakest([verdicts.holds_or_partly(coupled, separable), separable])
 
     def explain(self, ms: Sequence[AdamWMeasurements], verdict: Verdict) -> Explanation:
-        def est(name: str) -> Estimate:
-            return Estimate.of(getattr(m, name) for m in ms)
-
-        coupled, torch_s, paper = est("coupled_slope"), est("torch_slope"), est("paper_slope")
+        coupled, torch_s, paper = (
+            over(ms, "coupled_slope"),
+            over(ms, "torch_slope"),
+            over(ms, "paper_slope"),
+        )
         key = (
             f"slope of log best λ vs log lr: Adam + L2 {coupled.value:+.2f}, AdamW "
             f"{torch_s.value:+.2f} (torch's λ), {paper.value:+.2f} (the paper's λ); 0: separable"

@@ -20,7 +20,7 @@ from stabletrain import models
 from stabletrain.lab import verdicts
 from stabletrain.lab._common import digits, layer_signals
 from stabletrain.lab._init_common import init_linears_
-from stabletrain.lab.estimate import Estimate
+from stabletrain.lab.estimate import Estimate, over
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
 from stabletrain.lab.staged import Explanation, Staged, measured
 
@@ -109,23 +109,17 @@ class Glorot2010(Staged[GlorotMeasurements]):
         )
 
     def decide(self, ms: Sequence[GlorotMeasurements]) -> Verdict:
-        def est(name: str) -> Estimate:
-            return Estimate.of(getattr(m, name) for m in ms)
-
         return verdicts.weakest(
             [
-                verdicts.at_most(est("act_drop"), SHRINKS),
-                verdicts.at_most(est("grad_drop"), SHRINKS),
-                verdicts.at_least(est("standard_wgrad_same"), SAME, caveat=SAME_CAVEAT),
-                verdicts.at_least(est("normalized_act_same"), SAME, caveat=SAME_CAVEAT),
-                verdicts.at_least(est("normalized_grad_same"), SAME, caveat=SAME_CAVEAT),
+                verdicts.at_most(over(ms, "act_drop"), SHRINKS),
+                verdicts.at_most(over(ms, "grad_drop"), SHRINKS),
+                verdicts.at_least(over(ms, "standard_wgrad_same"), SAME, caveat=SAME_CAVEAT),
+                verdicts.at_least(over(ms, "normalized_act_same"), SAME, caveat=SAME_CAVEAT),
+                verdicts.at_least(over(ms, "normalized_grad_same"), SAME, caveat=SAME_CAVEAT),
             ]
         )
 
     def explain(self, ms: Sequence[GlorotMeasurements], verdict: Verdict) -> Explanation:
-        def est(name: str) -> str:
-            return Estimate.of(getattr(m, name) for m in ms).describe()
-
         act_drop = Estimate.of(m.act_drop for m in ms).value
         std, xav = _mean_profile(ms, STANDARD), _mean_profile(ms, NORMALIZED)
         text = (
@@ -136,14 +130,16 @@ class Glorot2010(Staged[GlorotMeasurements]):
             f"constant. Here: {ms[0].setup} (the paper: width 1000 on Shapeset-3x2), "
             f"cross-entropy gradients, {len(ms)} seed(s). Standard init: activation std "
             f"{std[0][0]:.3f} at layer 1, {std[0][-1]:.3f} at layer 5 (ratio "
-            f"{est('act_drop')}, bound {SHRINKS}); back-propagated gradient std "
+            f"{over(ms, 'act_drop').describe()}, bound {SHRINKS}); back-propagated gradient std "
             f"{std[1][-1]:.2e} at layer 5, {std[1][0]:.2e} at layer 1 (ratio "
-            f"{est('grad_drop')}); weight-gradient std between {min(std[2]):.2e} and "
-            f"{max(std[2]):.2e} (min/max {est('standard_wgrad_same')}, needed {SAME}): the "
+            f"{over(ms, 'grad_drop').describe()}); weight-gradient std between "
+            f"{min(std[2]):.2e} and {max(std[2]):.2e} (min/max "
+            f"{over(ms, 'standard_wgrad_same').describe()}, needed {SAME}): the "
             "activations' shrinkage and the gradients' growth cancel in the product, as the "
             f"paper's analysis predicts. Normalized init: activations {xav[0][0]:.3f} to "
             f"{xav[0][-1]:.3f}, back-propagated gradients {xav[1][-1]:.2e} to {xav[1][0]:.2e} "
-            f"(min/max {est('normalized_act_same')} and {est('normalized_grad_same')}, needed "
+            f"(min/max {over(ms, 'normalized_act_same').describe()} and "
+            f"{over(ms, 'normalized_grad_same').describe()}, needed "
             f"{SAME}). The standard init loses {act_drop ** (1 / (HIDDEN_LAYERS - 1)):.3f} per "
             "layer (1/√3 = 0.577 in the linear regime). The paper's histograms (Figures 6-8) "
             "are replaced by stds; the sizes are smaller, the directions are the ones "

@@ -19,7 +19,7 @@ from stabletrain import models
 from stabletrain.lab import verdicts
 from stabletrain.lab._common import LayerSignal, accuracy, digits, layer_signals, train
 from stabletrain.lab._init_common import init_linears_
-from stabletrain.lab.estimate import Estimate
+from stabletrain.lab.estimate import Estimate, over
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
 from stabletrain.lab.staged import Explanation, Staged, measured
 
@@ -114,11 +114,8 @@ class He2015(Staged[HeMeasurements]):
         )
 
     def explain(self, ms: Sequence[HeMeasurements], verdict: Verdict) -> Explanation:
-        def est(name: str) -> Estimate:
-            return Estimate.of(getattr(m, name) for m in ms)
-
         width, steps = ms[0].width, ms[0].steps
-        xa, he = est("xavier_loss"), est("he_loss")
+        xa, he = over(ms, "xavier_loss"), over(ms, "he_loss")
         text = (
             "Paper: He et al. (2015, Figure 3) train a 30-layer plain ReLU network: with "
             "Xavier init it does not learn at all, with their Var(w) = 2/n_in it converges. "
@@ -126,11 +123,12 @@ class He2015(Staged[HeMeasurements]):
             f"the digits, SGD lr {LR}, momentum 0.9, batch {BATCH}, {steps} steps, the same "
             f"for both, {len(ms)} seed(s). Xavier's final loss is {xa.describe()} against "
             f"chance {CHANCE:.3f} (stalled above {STALLED:.3f}), test accuracy "
-            f"{est('xavier_accuracy').describe()}: its input-dependent signal at layer {DEPTH} "
-            f"is {est('xavier_signal').value:.1e} (1/√2 per layer, I7), so the output ignores "
+            f"{over(ms, 'xavier_accuracy').describe()}: its input-dependent signal at layer "
+            f"{DEPTH} "
+            f"is {over(ms, 'xavier_signal').value:.1e} (1/√2 per layer, I7), so the output ignores "
             f"the input. He's init reaches loss {he.describe()} (needed below {TRAINS:.3f}) "
-            f"and accuracy {est('he_accuracy').describe()}, with a signal of "
-            f"{est('he_signal').value:.2f} at layer {DEPTH}. The direction matches the paper; "
+            f"and accuracy {over(ms, 'he_accuracy').describe()}, with a signal of "
+            f"{over(ms, 'he_signal').value:.2f} at layer {DEPTH}. The direction matches the paper; "
             "the scale is CPU-sized (an MLP on 8x8 digits, not a conv net on ImageNet), and "
             "the paper's Xavier run stalls for the same reason (2^-15 of the signal left "
             f"after 30 layers). Verdict: {verdict.outcome}."
@@ -143,8 +141,13 @@ class He2015(Staged[HeMeasurements]):
             f"{DEPTH}-layer plain ReLU MLP on the digits, {steps} SGD steps (mean over seeds)",
             ("init", "final loss", "test accuracy", f"signal std at layer {DEPTH}"),
             (
-                (HE, he.value, est("he_accuracy").value, est("he_signal").value),
-                (XAVIER, xa.value, est("xavier_accuracy").value, est("xavier_signal").value),
+                (HE, he.value, over(ms, "he_accuracy").value, over(ms, "he_signal").value),
+                (
+                    XAVIER,
+                    xa.value,
+                    over(ms, "xavier_accuracy").value,
+                    over(ms, "xavier_signal").value,
+                ),
             ),
         )
         figure = Figure(

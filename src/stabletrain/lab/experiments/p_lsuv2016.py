@@ -19,7 +19,7 @@ from stabletrain import lsuv_, models
 from stabletrain.lab import verdicts
 from stabletrain.lab._common import accuracy, digits, layer_signals, train
 from stabletrain.lab._init_common import init_linears_
-from stabletrain.lab.estimate import Estimate
+from stabletrain.lab.estimate import Estimate, over
 from stabletrain.lab.experiment import Context, Figure, Table, Verdict, experiment
 from stabletrain.lab.staged import Explanation, Staged, measured
 
@@ -146,9 +146,6 @@ class Lsuv2016(Staged[LsuvMeasurements]):
         )
 
     def explain(self, ms: Sequence[LsuvMeasurements], verdict: Verdict) -> Explanation:
-        def est(name: str) -> Estimate:
-            return Estimate.of(getattr(m, name) for m in ms)
-
         first, steps = ms[0], ms[0].steps
         methods = [a.method for a in first.arms]
         mean_loss = {
@@ -160,22 +157,23 @@ class Lsuv2016(Staged[LsuvMeasurements]):
             f"deep thin networks than Xavier or MSRA (He) init. Here: a depth-{DEPTH} ReLU MLP "
             f"of width {WIDTH} on the digits, lsuv_ on {LSUV_ROWS} training rows with tol "
             f"{TOL}, {len(ms)} seed(s). Every Linear layer's output std on that batch is within "
-            f"{est('deviation').describe()} of 1 (re-measured independently of lsuv_'s report; "
+            f"{over(ms, 'deviation').describe()} of 1 (re-measured independently of lsuv_'s "
+            "report; "
             f"tolerance {TOL}); on 512 other training rows the largest deviation is "
-            f"{est('held_out_deviation').describe()}, the batch-to-batch scatter of a deep "
+            f"{over(ms, 'held_out_deviation').describe()}, the batch-to-batch scatter of a deep "
             f"net's statistics. Trained with SGD (lr {LR}, momentum 0.9, batch {BATCH}) for "
             f"{steps} steps, the mean training loss over those steps (mean over seeds) is "
             + ", ".join(f"{k} {v:.3f}" for k, v in mean_loss.items())
-            + f": LSUV / best other = {est('speed_ratio').describe()} (holds at <= "
+            + f": LSUV / best other = {over(ms, 'speed_ratio').describe()} (holds at <= "
             f"{FASTER:g}, caveat <= {FASTER_CAVEAT:g}). Plain orthogonal init (LSUV's starting "
             "point, gain 1) and Xavier lose 1/√2 of the signal per ReLU layer (I7); LSUV's "
             "rescaling is what puts it back. Scale: an MLP on 8x8 digits, not a FitNet on "
             f"CIFAR-10. Verdict: {verdict.outcome}."
         )
         key = (
-            f"largest |std - 1| after LSUV = {est('deviation').value:.3f}; mean loss over "
-            f"{steps} steps: LSUV {est('lsuv_loss').value:.3f}, best other "
-            f"{est('best_baseline_loss').value:.3f}"
+            f"largest |std - 1| after LSUV = {over(ms, 'deviation').value:.3f}; mean loss over "
+            f"{steps} steps: LSUV {over(ms, 'lsuv_loss').value:.3f}, best other "
+            f"{over(ms, 'best_baseline_loss').value:.3f}"
         )
         return Explanation(key, text, _tables(first, ms), (_figure(first),))
 
