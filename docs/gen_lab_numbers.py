@@ -78,22 +78,15 @@ def _interval(verdict: dict[str, Any]) -> str:
     return f" [{_cell(verdict['low'])}, {_cell(verdict['high'])}] over {verdict['seeds']} seeds"
 
 
-def _measured_table(measured: list[dict[str, Any]]) -> dict[str, Any]:
-    """The experiment's named numbers: mean ± half the 95% interval, and each seed's value."""
-    from stabletrain.lab.estimate import NamedNumber
+def _measured(result: dict[str, Any]) -> list[str]:
+    """The lab report's table of the experiment's named numbers, as Markdown."""
+    from stabletrain.lab import Result
+    from stabletrain.lab.report import measured_table
 
-    rows = []
-    for data in measured:
-        m = NamedNumber.from_dict(data)
-        per_seed = ", ".join(_cell(v) for v in m.values)
-        rows.append([m.name, m.unit or "–", m.estimate.describe(4), per_seed, m.about or "–"])
-    seeds = len(measured[0]["values"])
-    title = f"Measured on {seeds} seed{'s' * (seeds > 1)}"
-    return {
-        "title": title,
-        "columns": ["quantity", "unit", "mean", "per seed", "what"],
-        "rows": rows,
-    }
+    lines: list[str] = []
+    for table in measured_table(Result.from_dict(result)):
+        lines += _table(table.to_dict())
+    return lines
 
 
 def claim_page(result: dict[str, Any], figures: list[str]) -> str:
@@ -111,9 +104,7 @@ def claim_page(result: dict[str, Any], figures: list[str]) -> str:
             f"threshold {_cell(verdict['threshold'])}).",
             "",
         ]
-    measured = result.get("measured", [])  # results.json version 2
-    if measured:
-        lines += _table(_measured_table(measured))
+    lines += _measured(result)  # results.json version 2; none in version 1
     for table in result["tables"]:
         lines += _table(table)
     if figures:

@@ -147,3 +147,15 @@ def test_inconclusive_is_weaker_than_holding_and_stronger_than_failing() -> None
     )
     assert verdicts.weakest([hold, unsure]).outcome == "inconclusive"
     assert verdicts.weakest([unsure, fail]).outcome == "does not hold"
+
+
+def test_a_staged_class_without_a_stage_is_refused_naming_it() -> None:
+    class NoDecide(Staged[Draw]):
+        def measure(self, ctx: Context) -> Draw:
+            return Draw(0.5, ctx.seed)
+
+        def explain(self, ms: Sequence[Draw], verdict: Verdict) -> Explanation:
+            return Explanation("k", "t")
+
+    with pytest.raises(TypeError, match=r"NoDecide must define .*\(missing: decide;"):
+        experiment("I5", register=False)(NoDecide)

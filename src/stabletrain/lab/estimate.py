@@ -100,17 +100,6 @@ class Estimate:
         return cls(mean, mean - half, mean + half, n)
 
     @classmethod
-    def over(cls, ms: Iterable[object], name: str) -> Estimate:
-        """The estimate of the field ``name`` of measurements ``ms`` (one per seed).
-
-        Example:
-            >>> from types import SimpleNamespace as M
-            >>> Estimate.over([M(gap=0.1), M(gap=0.3)], "gap").value
-            0.2
-        """
-        return cls.of(float(getattr(m, name)) for m in ms)
-
-    @classmethod
     def exact(cls, value: float) -> Estimate:
         """A deterministic measurement: the interval is the point."""
         v = float(value)
@@ -188,8 +177,14 @@ def seeds_of(values: Sequence[float]) -> str:
 
 
 def over(ms: Iterable[object], name: str) -> Estimate:
-    """``Estimate.over(ms, name)``: the field ``name`` of measurements ``ms`` over the seeds."""
-    return Estimate.over(ms, name)
+    """The estimate of the field ``name`` of measurements ``ms`` (one per seed).
+
+    Example:
+        >>> from types import SimpleNamespace as M
+        >>> over([M(gap=0.1), M(gap=0.3)], "gap").value
+        0.2
+    """
+    return Estimate.of(float(getattr(m, name)) for m in ms)
 
 
 def describe(ms: Iterable[object], name: str, spec: str) -> str:
@@ -202,4 +197,4 @@ def describe(ms: Iterable[object], name: str, spec: str) -> str:
         >>> describe([M(gap=0.1)], "gap", ".2f")
         '0.10'
     """
-    return Estimate.over(ms, name).format(spec)
+    return over(ms, name).format(spec)

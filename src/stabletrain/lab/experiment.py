@@ -440,10 +440,12 @@ def experiment(*ids: str, register: bool = True) -> _Register:
 
     def wrap(target: Any) -> Any:
         if isinstance(target, type):
-            if not all(callable(getattr(target, f, None)) for f in STAGES):
+            abstract: frozenset[str] = getattr(target, "__abstractmethods__", frozenset())
+            missing = [f for f in STAGES if f in abstract or not callable(getattr(target, f, None))]
+            if missing:
                 raise TypeError(
                     f"experiment: class {target.__name__} must define {', '.join(STAGES)} "
-                    "(subclass stabletrain.lab.staged.Staged)."
+                    f"(missing: {', '.join(missing)}; subclass stabletrain.lab.staged.Staged)."
                 )
             staged = target()
             exp = Experiment(ids=tuple(ids), fn=staged.run, staged=staged)

@@ -46,6 +46,7 @@ __all__ = [
     "STATUSES",
     "html_report",
     "markdown_report",
+    "measured_table",
     "results_json",
     "verdict_table",
     "write_reports",
@@ -109,8 +110,9 @@ def _verdict_line(r: Result) -> str:
     )
 
 
-def _measured_table(r: Result) -> tuple[Table, ...]:
-    """The experiment's named numbers: mean ± 95% interval and the value on each seed."""
+def measured_table(r: Result) -> tuple[Table, ...]:
+    """The experiment's named numbers as a table: mean ± 95% interval and the value on each
+    seed (none for an experiment that names no numbers)."""
     if not r.measured:
         return ()
     rows = tuple(
@@ -176,7 +178,7 @@ def _md_section(r: Result, about: _About) -> list[str]:
         _md(r.explanation),
         "",
     ]
-    for t in (*_measured_table(r), *r.tables):
+    for t in (*measured_table(r), *r.tables):
         lines += _md_table(t)
     if r.figures:
         titles = "; ".join(_md(f.title) for f in r.figures)
@@ -281,7 +283,7 @@ def _section_view(r: Result, about: _About) -> _SectionView:
         r.key_number,
         r.explanation,
         r.seconds,
-        tuple(_table_view(t) for t in (*_measured_table(r), *r.tables)),
+        tuple(_table_view(t) for t in (*measured_table(r), *r.tables)),
         figures,
     )
 

@@ -53,7 +53,7 @@ from stabletrain import __version__
 from stabletrain.lab._extras import describe_import_error
 from stabletrain.lab.claims import CLAIM_IDS, sort_ids
 from stabletrain.lab.experiment import REGISTRY, Context, Experiment, Result
-from stabletrain.lab.registry import LOAD_ERRORS, index, load
+from stabletrain.lab.registry import LOAD_ERRORS, Entry, index, load
 
 __all__ = [
     "LabInterrupted",
@@ -333,7 +333,8 @@ def run(
         # a worker imports an experiment by its ID: only those of the lab's own modules travel
         portable: list[str] = []
         if experiments is None and jobs > 1:
-            portable = [i for i in plan.todo if _importable(i, registry[i])]
+            entries = index()
+            portable = [i for i in plan.todo if _importable(entries.get(i), registry[i])]
         try:
             for claim_id in (i for i in plan.todo if i not in portable):
                 started(claim_id)
@@ -352,10 +353,9 @@ def run(
     return [plan.finished[claim_id] for claim_id in selected]
 
 
-def _importable(claim_id: str, exp: Experiment) -> bool:
-    """Whether a worker process that imports the lab's experiment modules finds ``exp`` under
-    ``claim_id`` (not one registered at run time, e.g. by a test)."""
-    entry = index().get(claim_id)
+def _importable(entry: Entry | None, exp: Experiment) -> bool:
+    """Whether a worker process, which imports the lab's experiment modules, finds ``exp``
+    where the index ``entry`` of its ID says (not one registered at run time, e.g. by a test)."""
     return entry is not None and entry.module == exp.module
 
 

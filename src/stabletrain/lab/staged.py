@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
@@ -103,22 +104,23 @@ def named_numbers(ms: Sequence[Any]) -> tuple[NamedNumber, ...]:
     return tuple(out)
 
 
-class Staged(Generic[M]):
-    """An experiment in three stages; see the module docstring. Subclass and register it."""
+class Staged(ABC, Generic[M]):
+    """An experiment in three stages; see the module docstring. Subclass and register it: a
+    subclass that leaves a stage out cannot be instantiated (the decorator says which)."""
 
     seeds: ClassVar[tuple[int, int]] = (3, 5)
 
+    @abstractmethod
     def measure(self, ctx: Context) -> M:
         """Run the experiment once, at ``ctx.seed``; return its measurements."""
-        raise NotImplementedError
 
+    @abstractmethod
     def decide(self, ms: Sequence[M]) -> Verdict:
         """The verdict from the measurements of every seed (pure)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def explain(self, ms: Sequence[M], verdict: Verdict) -> Explanation:
         """The key number, prose, tables and figures from the measurements."""
-        raise NotImplementedError
 
     def seed_count(self, ctx: Context) -> int:
         """How many seeds ``ctx``'s mode runs."""
