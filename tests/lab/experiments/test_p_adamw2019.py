@@ -37,6 +37,14 @@ def test_decide_on_the_intervals_of_the_slopes() -> None:
     # AdamW's |slope| straddles 0.5 over the seeds: inconclusive
     straddle = [_m(1.0, t) for t in (-0.1, 0.4, 0.9)]
     assert exp.decide(straddle).outcome == "inconclusive"
+    # AdamW's slopes scatter ±0.45 around 0 per split: separable on the mean signed slope
+    # (a mean of |slope| would read 0.45, the scatter, as coupling)
+    scatter = [_m(1.0, t) for t in (-0.45, 0.45) * 4]
+    assert exp.decide(scatter).outcome == "holds"
+    # decoupled but not flat: a caveat that names the missing part
+    tilted = exp.decide([_m(2.0, t) for t in (0.9, 1.0, 1.1)])
+    assert tilted.outcome == "holds with caveat"
+    assert "caveat: not" in tilted.rule
     # AdamW moves as much as Adam + L2 in both parametrizations: does not hold
     coupled = [_m(1.0, t) for t in (0.9, 1.0, 1.1)]
     assert exp.decide(coupled).outcome == "does not hold"
@@ -52,10 +60,11 @@ def test_measure_the_two_adamw_parametrizations_differ_by_a_slope_of_one() -> No
 
 
 @pytest.mark.slow
-def test_quick_run_is_well_formed() -> None:
-    run(registry.load(["P-ADAMW2019"])["P-ADAMW2019"], seed=0)
-
-
-@pytest.mark.slow
-def test_full_mode_gives_a_well_formed_result() -> None:
-    run(registry.load(["P-ADAMW2019"])["P-ADAMW2019"], seed=0, quick=False)
+def test_sixteen_seeds_decide_that_adamw_decouples_and_separates() -> None:
+    # measured, seed 0: AdamW's slope +0.23 ± 0.15, the gap to Adam + L2 0.76 ± 0.17 (quick
+    # and full run the same sizes)
+    result = run(registry.load(["P-ADAMW2019"])["P-ADAMW2019"], seed=0)
+    assert result.verdict.outcome == "holds"
+    assert result.verdict.seeds == 16
+    assert result.verdict.low is not None
+    assert result.verdict.low > p_adamw2019.MIN_COUPLING_GAP

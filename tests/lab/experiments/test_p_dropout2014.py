@@ -33,7 +33,9 @@ def test_decide_on_hand_made_measurements() -> None:
 
 @pytest.fixture(scope="module")
 def quick() -> tuple[Any, ...]:
-    return p_dropout2014.DropoutAndMaxNormReduceTheGap().measure_all(Context(quick=True, seed=0))
+    # three of the sixteen seeds: each trains five MLPs for 800 or 300 steps (about 5 s)
+    exp, ctx = p_dropout2014.DropoutAndMaxNormReduceTheGap(), Context(quick=True, seed=0)
+    return tuple(exp.measure(ctx.replicate(i)) for i in range(3))
 
 
 def test_max_norm_binds_and_lets_dropout_train_at_a_large_learning_rate(
@@ -52,10 +54,15 @@ def test_verdict_at_quick_size(quick: tuple[Any, ...]) -> None:
     exp = p_dropout2014.DropoutAndMaxNormReduceTheGap()
     result = exp.result(quick)
     assert_well_formed(dataclasses.replace(result, claim_id=ID), REGISTRY[ID])
-    # measured: 9% ± 26% lower test error over three splits (the paper: 34%)
+    # measured: 14% ± 24% lower test error over three splits (the paper: 34%); sixteen seeds
+    # narrow it to about ±5% (the slow test below)
     assert result.verdict.outcome == "inconclusive"
 
 
 @pytest.mark.slow
-def test_full_mode_gives_a_well_formed_result() -> None:
-    run(REGISTRY[ID], seed=0, quick=False)
+def test_sixteen_seeds_decide_a_smaller_reduction_than_the_papers() -> None:
+    # measured: 0.161 ± 0.054 (seed 0) and 0.158 ± 0.048 (seed 1), both modes alike
+    result = run(REGISTRY[ID], seed=0, quick=False)
+    assert result.verdict.outcome == "holds with caveat"
+    assert result.verdict.low is not None
+    assert result.verdict.low > p_dropout2014.CAVEAT_REDUCTION

@@ -164,7 +164,7 @@ def test_r9_relu_commutes_with_dropout_and_tanh_does_not() -> None:
     m = drop.DropoutRatesSweep().measure(Context(quick=True, seed=0))
     assert m.relu_difference == 0.0
     assert m.tanh_difference > 0.1
-    assert m.hidden_rates == drop.R9_HIDDEN[0]
+    assert m.hidden_rates == drop.R9_HIDDEN
     assert m.margin == min(m.hidden_margin, m.input_margin)
     assert all(0.8 < a < 1.0 for a in m.hidden_accuracy + m.input_accuracy)
 
@@ -201,9 +201,10 @@ def test_full_mode_gives_a_well_formed_result(claim: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("claim", ["R9", "R14"])
-def test_quick_verdicts_of_the_sweeps(claim: str) -> None:
-    # measured, quick: R9 margin -0.008 ± 0.003 (seed 0), -0.007 ± 0.022 (seed 1); R14 gain
-    # -0.003 ± 0.013, -0.000 ± 0.009: within the caveat, no measurable gain
+@pytest.mark.parametrize(("claim", "outcome"), [("R9", "holds"), ("R14", "holds with caveat")])
+def test_quick_verdicts_of_the_sweeps(claim: str, outcome: str) -> None:
+    # measured, quick: R9 margin -0.0010 ± 0.0050 (seed 0, 8 seeds), +0.0006 ± 0.0030 (seed 1):
+    # the typical rates within a point of the best; R14 gain -0.003 ± 0.013, -0.000 ± 0.009:
+    # within the caveat, no measurable gain
     result = run(REGISTRY[claim], seed=0)
-    assert result.verdict.outcome == "holds with caveat"
+    assert result.verdict.outcome == outcome

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import mean
 
 import torch
@@ -48,16 +48,21 @@ L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)  # λ of (λ/2)‖θ‖² in the loss
 DECAY_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 COUPLED, TORCH, PAPER = "Adam + L2", "AdamW (torch: α·λ)", "AdamW (paper: η_t·λ)"
 # Coupling = the slope of log10(best λ) against log10(α): 0 when the best λ stays put, ±1 when
-# it moves in proportion to α. "Separable" means |slope| <= 0.5 (the best λ moves by at most
-# half a decade per decade of α); "coupled" means |slope| at least 0.5 larger than AdamW's.
+# it moves in proportion to α. The claim has two parts, both decided on the mean signed slope
+# over the seeds (a mean of |slope| per split would read the scatter as coupling):
+# - decoupled: Adam + L2's slope at least MIN_COUPLING_GAP further from 0, in its direction,
+#   than AdamW's (the contrast of the paper's Fig. 2);
+# - separable: AdamW's slope within ±MAX_SEPARABLE, the best λ moving by at most half a decade
+#   per decade of α (the paper: it stays put).
+# Both: holds; one: holds with caveat.
 MAX_SEPARABLE = 0.5
 MIN_COUPLING_GAP = 0.5
-# 200 Adam steps in both modes (3 splits quick, 5 full, one per seed). Over seeds the slopes
-# scatter by about ±0.3 per split (AdamW's, torch's λ: -0.12..+0.49 over 6 splits), so the
-# interval of AdamW's |slope| straddles 0.5 at 3 and at 5 seeds: "inconclusive" at this scale.
-# With 300-400 steps the grid was noisier (Adam + L2's slope
-# +0.37..+0.84, AdamW's +0.1..+0.7 over two splits): longer training brings Adam + L2 closer to
-# the minimizer of loss + (λ/2)‖θ‖², which does not depend on α.
+# 200 Adam steps in both modes. Per split the slopes scatter: AdamW's (torch's λ) -0.28..+0.84,
+# Adam + L2's -0.07..+1.5 over 32 splits, so 3 or 5 seeds left both parts' intervals across
+# their bounds. Over 16 seeds AdamW's slope is +0.23 ± 0.15 and +0.04 ± 0.10 (seeds 0 and 1),
+# the gap 0.76 ± 0.17 and 0.79 ± 0.10. With 300-400 steps the grid was noisier (Adam + L2's
+# slope +0.37..+0.84, AdamW's +0.1..+0.7 over two splits): longer training brings Adam + L2
+# closer to the minimizer of loss + (λ/2)‖θ‖², which does not depend on α.
 STEPS = 200
 
 
@@ -122,9 +127,9 @@ def _slope(xs: Sequence[float], ys: Sequence[float]) -> float:
 
 
 def _decoupled(ms: Sequence[AdamWMeasurements]) -> str:
-    """The more separable AdamW parametrization over the seeds (smaller mean |slope|)."""
-    torch_abs = mean(abs(m.torch_slope) for m in ms)
-    paper_abs = mean(abs(m.paper_slope) for m in ms)
+    """The more separable AdamW parametrization over the seeds (mean slope nearer 0)."""
+    torch_abs = abs(mean(m.torch_slope for m in ms))
+    paper_abs = abs(mean(m.paper_slope for m in ms))
     return TORCH if torch_abs <= paper_abs else PAPER
 
 
@@ -132,13 +137,30 @@ def _decoupled_slope(m: AdamWMeasurements, method: str) -> float:
     return m.torch_slope if method == TORCH else m.paper_slope
 
 
+def _both_or_one(decoupled: Verdict, separable: Verdict) -> Verdict:
+    """Holds when both parts hold, with caveat when one does; else inconclusive when either
+    part is, else does not hold. The number reported is the decoupling gap's."""
+    held = [v for v in (decoupled, separable) if v.outcome == "holds"]  # decoupled first
+    if len(held) == 2:
+        return decoupled
+    if held:
+        missing = separable if held[0] is decoupled else decoupled
+        rule = f"{held[0].rule}; caveat: not {missing.rule} ({missing.measured:.3g})"
+        return replace(decoupled, outcome="holds with caveat", rule=rule)
+    if "inconclusive" in (decoupled.outcome, separable.outcome):
+        return replace(decoupled, outcome="inconclusive")
+    return replace(decoupled, outcome="does not hold")
+
+
 @experiment("P-ADAMW2019")
 class AdamW2019(Staged[AdamWMeasurements]):
     """Best weight decay against Adam's learning rate, with L2 and with decoupled decay.
 
     One data split and initial model per seed; decided on the intervals over seeds of
-    AdamW's |slope| (the more separable parametrization) and of Adam + L2's excess |slope|.
+    AdamW's slope (the more separable parametrization) and of Adam + L2's excess over it.
     """
+
+    seeds = (16, 16)  # see STEPS
 
     def measure(self, ctx: Context) -> AdamWMeasurements:
         split = small_digits(N_TRAIN, ctx.seed)
@@ -167,11 +189,13 @@ class AdamW2019(Staged[AdamWMeasurements]):
 
     def decide(self, ms: Sequence[AdamWMeasurements]) -> Verdict:
         method = _decoupled(ms)
-        decoupled = Estimate.of(abs(_decoupled_slope(m, method)) for m in ms)
-        gap = Estimate.of(abs(m.coupled_slope) - abs(_decoupled_slope(m, method)) for m in ms)
-        separable = verdicts.at_most(decoupled, MAX_SEPARABLE)
-        coupled = verdicts.at_least(gap, MIN_COUPLING_GAP)
-        return verdicts.weakest([verdicts.holds_or_partly(coupled, separable), separable])
+        slope = Estimate.of(_decoupled_slope(m, method) for m in ms)
+        direction = 1.0 if mean(m.coupled_slope for m in ms) >= 0 else -1.0
+        gap = Estimate.of(direction * (m.coupled_slope - _decoupled_slope(m, method)) for m in ms)
+        separable = verdicts.weakest(
+            [verdicts.at_most(slope, MAX_SEPARABLE), verdicts.at_least(slope, -MAX_SEPARABLE)]
+        )
+        return _both_or_one(verdicts.at_least(gap, MIN_COUPLING_GAP), separable)
 
     def explain(self, ms: Sequence[AdamWMeasurements], verdict: Verdict) -> Explanation:
         coupled, torch_s, paper = (
@@ -193,9 +217,11 @@ class AdamW2019(Staged[AdamWMeasurements]):
             f"with slope {coupled.describe()} decades per decade of α under Adam + L2; under "
             f"decoupled decay, {torch_s.describe()} with torch's λ (shrink α·λ per step) and "
             f"{paper.describe()} with the paper's Algorithm 2 λ (shrink λ per step). "
-            f"Separable: |slope| <= {MAX_SEPARABLE} (the verdict takes the more separable of "
-            f"the two parametrizations over the seeds, here {_decoupled(ms)}); coupled: |slope| "
-            f"at least {MIN_COUPLING_GAP} above it. Which AdamW separates is a matter of "
+            f"The claim holds when AdamW decouples (Adam + L2's slope at least "
+            f"{MIN_COUPLING_GAP} further from 0 than AdamW's) and separates (AdamW's slope "
+            f"within ±{MAX_SEPARABLE}: the best λ stays put), with a caveat when only one is "
+            f"shown; AdamW is the more separable of the two parametrizations over the seeds, here "
+            f"{_decoupled(ms)}. Which AdamW separates is a matter of "
             f"parametrization: the best shrink per step d grows with α (slope "
             f"{paper.value:+.2f}; Adam's steps, and with them the weight scale, grow with α), "
             "which torch's λ = d/α absorbs. The scale differs from the paper: a small MLP, "

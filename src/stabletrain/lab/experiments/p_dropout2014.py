@@ -37,8 +37,12 @@ LR, HIGH_LR = 0.05, 0.2
 # about 34%. Holds: at least 20% here (the same direction, a comparable size); caveat: at least
 # 5% (the same direction, smaller); does not hold: less.
 MIN_REDUCTION, CAVEAT_REDUCTION = 0.20, 0.05
-# (steps at lr 0.05, steps at lr 0.2): quick, full.
-STEPS = ((300, 200), (800, 300))
+# (steps at lr 0.05, steps at lr 0.2), the same in both modes. The reduction is noisy per split
+# (standard deviation about 0.1: each test error counts some 70 of 1438 digits), so the seeds,
+# not the length, set the interval. At 300 steps it sat at the caveat threshold (0.069 ± 0.067
+# and 0.078 ± 0.043 over 20 seeds, seeds 0 and 1): no number of seeds would decide it. At 800
+# steps it is 0.161 ± 0.054 and 0.158 ± 0.048 over 16 seeds, clear of 5% and below 20%.
+STEPS = (800, 300)
 CONFIGS = {  # (dropout, max-norm)
     "standard": (False, False),
     "dropout": (True, False),
@@ -105,8 +109,10 @@ class DropoutAndMaxNormReduceTheGap(Staged[PDropoutMeasure]):
     300 digits, seed by seed; the test-error reduction of dropout + max-norm is the key
     number, and at a large learning rate max-norm keeps dropout training."""
 
+    seeds = (16, 16)  # see STEPS: about ±0.05 on the reduction
+
     def measure(self, ctx: Context) -> PDropoutMeasure:
-        steps, high_steps = ctx.pick(*STEPS)
+        steps, high_steps = STEPS
         out = _measure_split(small_digits(N_TRAIN, ctx.seed), ctx.seed, steps, high_steps)
         reduction = 1 - out["error_maxnorm"] / out["error_standard"]
         return PDropoutMeasure(reduction=reduction, **out)
@@ -131,8 +137,8 @@ class DropoutAndMaxNormReduceTheGap(Staged[PDropoutMeasure]):
             f"dropout alone ends at training accuracy {v['high_lr_dropout']} and dropout + "
             f"max-norm at {v['high_lr_maxnorm']}: the constraint keeps the weights bounded where "
             "they would run away. The scale differs: 300 8×8 digits instead of 60,000 MNIST "
-            "images, 256-unit layers instead of 1024–4096, a few hundred steps without a "
-            f"learning-rate schedule. Verdict: {verdict.outcome}."
+            "images, 256-unit layers instead of 1024–4096, "
+            f"{STEPS[0]} steps without a learning-rate schedule. Verdict: {verdict.outcome}."
         )
         key = (
             f"test error {100 * over(ms, 'error_standard').value:.2f}% -> "

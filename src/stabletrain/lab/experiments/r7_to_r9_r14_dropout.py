@@ -485,14 +485,19 @@ def _r8_figure(ms: Sequence[R8Measure]) -> Figure:
 # --- R9 ---------------------------------------------------------------------------------------
 
 R9_N_TRAIN = 300
-R9_HIDDEN = ((0.0, 0.3, 0.5, 0.7), (0.0, 0.1, 0.3, 0.5, 0.7))
-R9_INPUT = ((0.0, 0.2, 0.5), (0.0, 0.1, 0.2, 0.3, 0.5))  # with hidden rate 0.5
+R9_HIDDEN = (0.0, 0.1, 0.3, 0.5, 0.7)
+R9_INPUT = (0.0, 0.1, 0.2, 0.3, 0.5)  # with hidden rate 0.5
 R9_TYPICAL_INPUT = (0.1, 0.3)  # the claim's range for inputs
 # The margin (a typical rate's test accuracy minus the best other rate's) holds within noise,
-# -1 point; the caveat allows -3 points: each margin subtracts the maximum of 2–4 other rates,
-# each about a point noisy, and over 3 seeds a 2-point caveat flipped with the seed (quick,
-# seeds 0 and 1: -0.008 ± 0.003 and -0.007 ± 0.022).
+# -1 point; the caveat allows -3 points: each margin subtracts the maximum of 4 other rates,
+# each about a point noisy.
 R9_MIN_MARGIN, R9_CAVEAT_MARGIN = -NOISE, -3 * NOISE
+# 600 SGD steps of a 64-256-256-10 MLP in both modes, 8 seeds: the margin is -0.0008 (per-seed
+# standard deviation 0.0047 over 20 seeds), so 8 seeds put the interval about ±0.004 around
+# it, clear of -1 point. A smaller quick size measured a different claim: at 200 steps and
+# width 128 the typical rates trail the best by most of a point (-0.0075 ± 0.006 per seed),
+# a caveat at every seed where the full size holds.
+R9_STEPS, R9_WIDTH = 600, 256
 
 
 def _placement_difference(activation: str, gen: torch.Generator) -> float:
@@ -552,20 +557,19 @@ class DropoutRatesSweep(Staged[R9Measure]):
     0.5) on 300 digits; the typical rates (0.5 hidden, 0.1–0.3 inputs) should be within noise
     of the best other rate. Placement: dropout before or after ReLU is the same function."""
 
+    seeds = (8, 8)  # see R9_STEPS
+
     def measure(self, ctx: Context) -> R9Measure:
-        steps, width = ctx.pick((200, 128), (600, 256))
         split = small_digits(R9_N_TRAIN, ctx.seed)
 
         def acc(p_input: float, p_hidden: float) -> float:
             fit = _fit_dropout(
-                split, ctx.seed, steps, p_input=p_input, p_hidden=p_hidden, width=width
+                split, ctx.seed, R9_STEPS, p_input=p_input, p_hidden=p_hidden, width=R9_WIDTH
             )
             return fit[1].test_accuracy
 
-        hidden = {p: acc(0.0, p) for p in ctx.pick(*R9_HIDDEN)}
-        inputs = {
-            p: hidden[P_HIDDEN] if p == 0.0 else acc(p, P_HIDDEN) for p in ctx.pick(*R9_INPUT)
-        }
+        hidden = {p: acc(0.0, p) for p in R9_HIDDEN}
+        inputs = {p: hidden[P_HIDDEN] if p == 0.0 else acc(p, P_HIDDEN) for p in R9_INPUT}
         return _r9_measure(hidden, inputs, ctx.generator(9))
 
     def decide(self, ms: Sequence[R9Measure]) -> Verdict:
