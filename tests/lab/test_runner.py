@@ -345,3 +345,22 @@ def test_an_experiment_registered_at_run_time_runs_here_even_with_several_jobs(
         ("X2", "holds"),
     ]
     assert calls == ["X2:quick:0"]
+
+
+def test_the_workers_start_the_experiments_with_the_most_seeds_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # I8 measures 1 seed, R9 8 and R5 12: R5 starts first, so no long one runs alone at the end
+    from stabletrain.lab import _parallel
+
+    submitted: list[list[str]] = []
+
+    def record(ids: list[str], ctx: Context, jobs: int, on_done: Callable[..., None]) -> None:
+        submitted.append(list(ids))
+        for claim_id in ids:
+            on_done(claim_id, Result.failed(claim_id, "not run"))
+
+    monkeypatch.setattr(_parallel, "run_in_workers", record)
+    results = run(["I8", "R9", "R5"], progress=False, jobs=2)
+    assert submitted == [["R5", "R9", "I8"]]
+    assert [r.claim_id for r in results] == ["I8", "R5", "R9"]  # reported in the lab's order
