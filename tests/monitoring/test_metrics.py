@@ -263,6 +263,18 @@ def test_sampled_activation_rows_are_rows_of_the_activation(
     assert bool(matches.all())
 
 
+def test_one_gather_over_flattened_rows_picks_the_rows_the_unravelled_index_does() -> None:
+    # (20, 30, 7) contiguous takes the one-gather path; the same values laid out with strides
+    # that do not flatten take the unravelled index: the same draws give the same rows
+    x = torch.randn(20, 30, 7, generator=torch.Generator().manual_seed(1))
+    strided = torch.empty(30, 20, 7).transpose(0, 1).copy_(x)
+    with pytest.raises(RuntimeError):
+        strided.view(600, 7)
+    fast, _ = metrics.sample_activation_rows(x, -1, 64, torch.Generator().manual_seed(0))
+    slow, _ = metrics.sample_activation_rows(strided, -1, 64, torch.Generator().manual_seed(0))
+    assert torch.equal(fast, slow)
+
+
 def test_an_activation_with_few_rows_is_measured_whole() -> None:
     x = torch.randn(2, 7, 4, 4)  # 32 rows
     rows, dim = metrics.sample_activation_rows(x, 1, 64, torch.Generator().manual_seed(0))

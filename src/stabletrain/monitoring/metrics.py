@@ -238,6 +238,10 @@ def sample_activation_rows(
     flat = torch.randint(count, (k,), generator=generator, device=x.device)
     if len(lead) == 1:
         return moved.index_select(0, flat), -1
+    try:  # rows laid out as one (count, U) matrix (a Linear's (B, T, U) output): one gather
+        return moved.view(count, moved.shape[-1]).index_select(0, flat), -1
+    except RuntimeError:  # strides that do not flatten (a convolution's (B, U, H, W))
+        pass
     index = []  # unravelled with Python sizes: no index tensor is copied to the device
     for size in reversed(lead[1:]):
         index.append(flat % size)
