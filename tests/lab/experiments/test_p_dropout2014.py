@@ -33,7 +33,7 @@ def test_decide_on_hand_made_measurements() -> None:
 
 @pytest.fixture(scope="module")
 def quick() -> tuple[Any, ...]:
-    # three of the sixteen seeds: each trains five MLPs for 800 or 300 steps (about 5 s)
+    # three of the twelve seeds: each trains five MLPs for 800 or 300 steps (about 5 s)
     exp, ctx = p_dropout2014.DropoutAndMaxNormReduceTheGap(), Context(quick=True, seed=0)
     return tuple(exp.measure(ctx.replicate(i)) for i in range(3))
 
@@ -54,14 +54,14 @@ def test_verdict_at_quick_size(quick: tuple[Any, ...]) -> None:
     exp = p_dropout2014.DropoutAndMaxNormReduceTheGap()
     result = exp.result(quick)
     assert_well_formed(dataclasses.replace(result, claim_id=ID), REGISTRY[ID])
-    # measured: 14% ± 24% lower test error over three splits (the paper: 34%); sixteen seeds
-    # narrow it to about ±5% (the slow test below)
+    # measured: 14% ± 24% lower test error over three splits (the paper: 34%); twelve seeds
+    # narrow it to about ±6% (the slow test below)
     assert result.verdict.outcome == "inconclusive"
 
 
 @pytest.mark.slow
-def test_sixteen_seeds_decide_a_smaller_reduction_than_the_papers() -> None:
-    # measured: 0.161 ± 0.054 (seed 0) and 0.158 ± 0.048 (seed 1), both modes alike
+def test_twelve_seeds_decide_a_smaller_reduction_than_the_papers() -> None:
+    # measured: 0.176 ± 0.068 (seed 0) and 0.172 ± 0.052 (seed 1), both modes alike
     result = run(REGISTRY[ID], seed=0, quick=False)
     assert result.verdict.outcome == "holds with caveat"
     assert result.verdict.low is not None
