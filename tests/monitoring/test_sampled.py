@@ -26,6 +26,37 @@ def test_parameters_no_larger_than_the_sample_are_measured_exactly() -> None:
     torch.testing.assert_close(est.weight_sums(), exact)
 
 
+def test_per_layer_sums_match_a_slow_reference_on_the_same_samples() -> None:
+    # sampled, exact (smaller than the sample), empty and frozen parameters across three layers,
+    # owners interleaved: the row-sum layout against Σ (n/k) v² parameter by parameter
+    gen = torch.Generator().manual_seed(3)
+    shapes = [(40, 3), (7,), (0,), (5, 5), (16,), (30, 2), (3,)]
+    params = [torch.randn(*shape, generator=gen) for shape in shapes]
+    owners, updated = [0, 1, 1, 2, 0, 2, 0], [True, True, False, True, False, True, True]
+    est = SampledNorms(params, owners, 3, updated, torch.device("cpu"), size=16)
+    old = [p.clone() for p in params]
+    before = est.gather()
+    for p in params:
+        p.add_(0.1 * torch.randn(p.shape, generator=gen))
+    weight, upd, delta, _ = est.update(before)
+
+    def reference(values: list[torch.Tensor], only_updated: bool) -> torch.Tensor:
+        out = torch.zeros(3, dtype=torch.float64)
+        for i, v in enumerate(values):
+            flat = v.reshape(-1).double()
+            idx = est.index[i]
+            sample = flat if idx is None else flat[idx]
+            if sample.numel() and (updated[i] or not only_updated):
+                out[owners[i]] += flat.numel() / sample.numel() * float((sample**2).sum())
+        return out
+
+    torch.testing.assert_close(weight, reference(params, False))
+    torch.testing.assert_close(upd, reference(params, True))
+    changes = [p - o for p, o in zip(params, old, strict=True)]
+    torch.testing.assert_close(delta, reference(changes, True))
+    torch.testing.assert_close(est.weight_sums(), reference(params, False))
+
+
 def test_the_relative_standard_error_is_the_one_the_docstring_states() -> None:
     # RSE(Σv²) = sqrt((1 − k/n) / k) · CV(v²), with CV(v²) = √2 for Gaussian entries
     n, k, draws = 65536, 1024, 300

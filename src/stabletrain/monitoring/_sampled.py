@@ -45,6 +45,11 @@ _PERMUTE_MAX = 1 << 22  # larger tensors draw their sample with replacement
 class SampledNorms:
     """Per-layer squared norms of weights and of their changes, from fixed per-parameter samples.
 
+    The samples are laid out parameter by parameter, those of the full ``size`` first, so that
+    per-parameter sums are the row sums of a ``(parameters, size)`` view (one kernel) plus a
+    segment sum over the smaller parameters' entries; a layer's sum then adds a few numbers per
+    parameter instead of scattering every sampled entry.
+
     Args:
         params: the parameters, ``params[i]`` owned by layer ``owners[i]`` of ``n_layers``.
         updated: per parameter, whether the optimizer updates it (its entries count in the
@@ -69,8 +74,8 @@ class SampledNorms:
         self.device = device
         gen = torch.Generator().manual_seed(seed)
         self.index: list[torch.Tensor | None] = []
-        layer, scale, mask = [], [], []
-        for p, owner, upd in zip(self.params, owners, updated, strict=True):
+        counts: list[tuple[int, int]] = []  # (k, n) per parameter
+        for p in self.params:
             n = real_view(p.detach()).numel()
             k = min(n, size)
             if k < n:
@@ -81,19 +86,35 @@ class SampledNorms:
                 self.index.append(idx.to(p.device))
             else:
                 self.index.append(None)
-            layer.append(torch.full((k,), owner, dtype=torch.long))
-            scale.append(torch.full((k,), n / k if k else 0.0, dtype=torch.float64))
-            mask.append(torch.full((k,), 1.0 if upd else 0.0, dtype=torch.float64))
-        self.layer = torch.cat(layer).to(device) if layer else torch.zeros(0, dtype=torch.long)
-        self.scale = torch.cat(scale).to(device) if scale else torch.zeros(0, dtype=torch.float64)
-        self.updated = torch.cat(mask).to(device) if mask else torch.zeros(0, dtype=torch.float64)
+            counts.append((k, n))
+        # the layout: parameters sampled at the full size first, then the others
+        full = [i for i, (k, _) in enumerate(counts) if k == size > 0]
+        rest = [i for i, (k, _) in enumerate(counts) if not k == size > 0]
+        self.order = full + rest
+        self._size, self._n_full = size, len(full)
+        self._rest_lengths = torch.tensor([counts[i][0] for i in rest], dtype=torch.long)
+        self._segment = device.type in ("cpu", "cuda")  # where torch.segment_reduce runs
+        self._rest_owner = torch.repeat_interleave(torch.arange(len(rest)), self._rest_lengths).to(
+            device
+        )
+        self._rest_lengths = self._rest_lengths.to(device)
+        self.layer = torch.tensor([owners[i] for i in self.order], dtype=torch.long, device=device)
+        self.scale = torch.tensor(
+            [n / k if k else 0.0 for k, n in (counts[i] for i in self.order)],
+            dtype=torch.float64,
+            device=device,
+        )
+        self.updated = torch.tensor(
+            [1.0 if updated[i] else 0.0 for i in self.order], dtype=torch.float64, device=device
+        )
 
     def gather(self) -> torch.Tensor:
         """The sampled entries of every parameter now, as one float64 vector (a new tensor)."""
         parts = []
         with torch.no_grad():
-            for p, idx in zip(self.params, self.index, strict=True):
-                flat = real_view(p.detach()).reshape(-1)
+            for i in self.order:
+                flat = real_view(self.params[i].detach()).reshape(-1)
+                idx = self.index[i]
                 part = flat if idx is None else flat.index_select(0, idx)
                 if part.device != self.device:
                     part = part.to(self.device, non_blocking=True)
@@ -102,14 +123,33 @@ class SampledNorms:
                 return torch.zeros(0, dtype=torch.float64, device=self.device)
             return torch.cat(parts).to(torch.float64)
 
-    def _layer_sums(self, weighted: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros(self.n_layers, dtype=torch.float64, device=self.device)
-        return out.index_add_(0, self.layer, weighted)
+    def _param_sums(self, values: torch.Tensor) -> torch.Tensor:
+        """``(rows, parameters)`` sums of ``(rows, entries)`` sampled values, in layout order."""
+        head_len = self._n_full * self._size
+        head = values[:, :head_len].reshape(len(values), self._n_full, self._size).sum(-1)
+        tail = values[:, head_len:]
+        if not len(self._rest_lengths):
+            tail_sums = values.new_zeros(len(values), 0)
+        elif self._segment:
+            tail_sums = torch.segment_reduce(
+                tail.t().contiguous(), "sum", lengths=self._rest_lengths, axis=0
+            ).t()
+        else:
+            tail_sums = values.new_zeros(len(values), len(self._rest_lengths))
+            tail_sums.index_add_(1, self._rest_owner, tail)
+        return torch.cat([head, tail_sums], dim=1)
+
+    def _layer_sums(self, per_param: torch.Tensor) -> torch.Tensor:
+        """``(rows, n_layers)`` sums of ``(rows, parameters)`` values."""
+        out = per_param.new_zeros(len(per_param), self.n_layers)
+        return out.index_add_(1, self.layer, per_param)
 
     def weight_sums(self, now: torch.Tensor | None = None) -> torch.Tensor:
         """Estimated ``Σ_{p in layer} ‖p‖²`` per layer: a ``(n_layers,)`` float64 tensor."""
         now = self.gather() if now is None else now
-        return self._layer_sums(now.square().mul_(self.scale))
+        with torch.no_grad():
+            squares = self._param_sums(now.square().unsqueeze(0))
+            return self._layer_sums(squares * self.scale)[0]
 
     def update(
         self, before: torch.Tensor
@@ -119,9 +159,8 @@ class SampledNorms:
         of its updated ones; and the sample now (to keep as the next ``before``)."""
         now = self.gather()
         with torch.no_grad():
-            w2 = now.square().mul_(self.scale)
-            weight = self._layer_sums(w2)
-            updated = self._layer_sums(w2.mul_(self.updated))
-            change = (now - before).square_().mul_(self.scale).mul_(self.updated)
-            delta = self._layer_sums(change)
+            squares = torch.stack([now.square(), (now - before).square_()])
+            sums = self._param_sums(squares).mul_(self.scale)  # (2, parameters): θ², Δθ²
+            rows = torch.stack([sums[0], sums[0] * self.updated, sums[1] * self.updated])
+            weight, updated, delta = self._layer_sums(rows)
         return weight, updated, delta, now
