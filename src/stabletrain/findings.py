@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 __all__ = [
@@ -90,8 +90,10 @@ class Finding:
 
     def to_json(self) -> dict[str, Any]:
         """The finding as a JSON object; a non-finite number is written as the string ``"nan"``,
-        ``"inf"`` or ``"-inf"`` (JSON has no NaN)."""
-        obj = asdict(self)
+        ``"inf"`` or ``"-inf"`` (JSON has no NaN). Every field is a plain value, so a shallow
+        copy is ``dataclasses.asdict`` without its recursive deep copy (a monitor writes one
+        per finding per logged step)."""
+        obj = {name: getattr(self, name) for name in _FIELD_NAMES}
         for key in ("value", "threshold"):
             if not math.isfinite(obj[key]):
                 obj[key] = str(obj[key])
@@ -126,6 +128,8 @@ class Finding:
         except KeyError as err:
             raise ValueError(f"Finding.from_json: {dict(obj)!r} has no field {err}.") from err
 
+
+_FIELD_NAMES = tuple(f.name for f in fields(Finding))
 
 FindingKey = tuple[str, str | None, str]
 """How repeated firings are merged: ``(rule, layer, metric)``."""
