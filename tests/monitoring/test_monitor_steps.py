@@ -132,3 +132,45 @@ def test_start_and_close_work_like_the_with_block() -> None:
     assert all(not p._post_accumulate_grad_hooks for p in model.parameters())
     assert all(not m._forward_hooks for m in model.modules())
     assert not opt._optimizer_step_post_hooks
+
+
+def _monitor_hooks(model: torch.nn.Module) -> tuple[int, int]:
+    """(forward hooks on the model's modules, post-accumulate-grad hooks on its parameters)."""
+    forward = sum(len(m._forward_hooks) for m in model.modules())
+    grad = sum(
+        len(getattr(p, "_post_accumulate_grad_hooks", None) or {}) for p in model.parameters()
+    )
+    return forward, grad
+
+
+def test_the_hooks_are_registered_only_for_the_steps_the_schedule_logs() -> None:
+    # every(3) logs steps 3 and 6: the forward and backward of those steps run with the hooks,
+    # the others with none (torch's fast path), and the rows are measured all the same
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sink = MemorySink()
+    seen = []
+    x, y = torch.randn(16, 4), torch.randn(16, 2)
+    with TrainingMonitor(model, opt, schedule=every(3), sinks=[sink], summary=False) as mon:
+        for _ in range(6):
+            seen.append(_monitor_hooks(model))
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+    assert [f > 0 and g > 0 for f, g in seen] == [False, False, True, False, False, True]
+    assert [f == g == 0 for f, g in seen] == [True, True, False, True, True, False]
+    assert _monitor_hooks(model) == (0, 0)  # all removed when the block ends
+    assert sink.last("dead_fraction", "0") is not None
+    assert {r.step for r in sink.rows if r.metric == "grad_norm"} == {3, 6}
+
+
+def test_a_compiled_submodule_keeps_the_hooks_registered() -> None:
+    # adding and removing hooks around a compiled module would make Dynamo recompile it
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    model[2]._compiled_call_impl = model[2]._call_impl  # what .compile() sets, without dynamo
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with TrainingMonitor(model, opt, schedule=every(3), summary=False):
+        assert _monitor_hooks(model)[1] > 0  # step 1 is not logged, the hooks stay

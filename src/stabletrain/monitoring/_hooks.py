@@ -1,8 +1,10 @@
 """Forward hooks for activation statistics and gradient hooks, registered on an ``ExitStack``.
 
 Every handle is pushed on the caller's ``ExitStack``, so closing the stack (the monitor does it
-in ``__exit__``, exceptions included) removes every hook. Hooks do nothing unless ``collect`` is
-set: on steps the schedule does not log they cost one Python call and one attribute test.
+in ``__exit__``, exceptions included) removes every hook. The monitor registers them only for
+the steps its schedule logs (:meth:`ActivationProbe.arm`, :meth:`GradCapture.arm`), so a step it
+does not log runs with no hook at all; on a compiled model, where adding and removing hooks
+would make Dynamo recompile, they stay registered and do nothing unless ``collect`` is set.
 
 Only training forward passes are measured: one that runs without gradients (``torch.no_grad``,
 ``torch.inference_mode``) or with the model in eval mode (``model.eval()``: a validation pass
@@ -160,22 +162,36 @@ class ActivationProbe:
         self.collect = False
         self.batches = 0  # logged steps on which some activation was seen
         self._last: tuple[weakref.ref[torch.Tensor], Site] | None = None
+        self._handles: list[Any] = []
 
     def install(self, stack: contextlib.ExitStack) -> None:
-        """Register the hooks; their handles go on ``stack``.
+        """Register the hooks until ``stack`` closes (see :meth:`arm` to register them only
+        while they measure).
 
         Activation hooks come first, so that on a module that is both a layer and an activation
         (``nn.PReLU``) the pairing with the layer before it is checked before the module's own
         layer hook records its output.
         """
+        stack.callback(self.arm, False)
+        self.arm(True)
+
+    def arm(self, on: bool) -> None:
+        """Register the hooks (``on``) or remove them; doing what is already done is a no-op."""
+        if not on:
+            for handle in self._handles:
+                handle.remove()
+            self._handles = []
+            return
+        if self._handles:
+            return
         for module in self.model.modules():
             kind = module_kind(module, level=self.level)
             if kind is not None:
                 hook = functools.partial(self._activation_hook, kind)
-                stack.callback(module.register_forward_hook(hook).remove)
+                self._handles.append(module.register_forward_hook(hook))
         for spec, site in zip(self.layers, self.sites, strict=True):
             hook = functools.partial(self._layer_hook, site)
-            stack.callback(spec.module.register_forward_hook(hook).remove)
+            self._handles.append(spec.module.register_forward_hook(hook))
 
     def _measures(self) -> bool:
         """Whether this forward pass is measured: a logged step's training pass."""
@@ -287,13 +303,26 @@ class GradCapture:
         self.present: list[bool] = [False] * params.n_layers
         self.collect = False
         self._queued = False
+        self._handles: list[Any] = []
 
     def install(self, stack: contextlib.ExitStack) -> None:
-        """Register a post-accumulate-grad hook on every parameter; handles go on ``stack``."""
+        """Register a post-accumulate-grad hook on every parameter until ``stack`` closes (see
+        :meth:`arm` to register them only while they measure)."""
+        stack.callback(self.arm, False)
+        self.arm(True)
+
+    def arm(self, on: bool) -> None:
+        """Register the hooks (``on``) or remove them; doing what is already done is a no-op."""
+        if not on:
+            for handle in self._handles:
+                handle.remove()
+            self._handles = []
+            return
+        if self._handles:
+            return
         for i, p in enumerate(self.params):
             hook = functools.partial(self._hook, i)
-            handle = p.register_post_accumulate_grad_hook(hook)  # type: ignore[no-untyped-call]
-            stack.callback(handle.remove)
+            self._handles.append(p.register_post_accumulate_grad_hook(hook))  # type: ignore[no-untyped-call]
 
     def _hook(self, i: int, param: torch.Tensor) -> None:
         if not self.collect:

@@ -282,6 +282,11 @@ class TrainingMonitor:
         if not isinstance(model, nn.Module):
             raise TypeError(f"{where}: model must be an nn.Module, got {type(model).__name__}.")
         self._compiled = is_compiled(model)
+        # adding and removing hooks on a compiled module would make Dynamo recompile it
+        self._arm_hooks = not self._compiled and not any(
+            getattr(m, "_compiled_call_impl", None) is not None or hasattr(m, "_orig_mod")
+            for m in model.modules()
+        )
         model = unwrap_model(model)  # DDP, torch.compile: the user's module, its names
         if optimizer is not None:
             optimizer = unwrap_optimizer(optimizer)  # accelerate's, Lightning's
@@ -550,6 +555,10 @@ class TrainingMonitor:
         self._grads.collect = self._log_next
         if self._probe is not None:
             self._probe.collect = self._log_next
+        if self._arm_hooks:  # no hook on the steps not logged: module calls take torch's fast path
+            self._grads.arm(logged)
+            if self._probe is not None:
+                self._probe.arm(logged)
         if not self._wants_snapshot(self._log_next):
             self._snapshot = None  # free the copy between logged steps
         elif self._snapshot_step != next_step - 1:  # not refreshed by the step just logged
