@@ -8,7 +8,9 @@ per-layer gradient norms during training to catch these problems early").
 Cost design (see ``benchmarks/monitor_overhead.py`` for the measured overhead):
 
 - Nothing happens on steps the schedule does not log, except copying the loss into a ring buffer
-  on the device (no synchronization) and hooks that return at once. A NaN/inf loss on such a
+  on the device (no synchronization); the hooks are registered only for the logged steps (on a
+  compiled model they stay and return at once, since changing them would recompile it). A
+  NaN/inf loss on such a
   step is still reported, with its own step number: the ring is checked at the next logged
   step, from that step's one copy (see :mod:`stabletrain.monitoring._losses`).
 - On a logged step every quantity is computed on the device in fused passes
