@@ -138,7 +138,31 @@ class RowSampler:
         return sample_activation_rows(x, unit_dim, self.k, gen)
 
 
-class ActivationProbe:
+class _Hooks:
+    """Hooks registered on demand: :meth:`arm` registers them (``_register``) or removes them."""
+
+    _handles: list[Any]
+
+    def _register(self) -> list[Any]:
+        raise NotImplementedError
+
+    def install(self, stack: contextlib.ExitStack) -> None:
+        """Register the hooks until ``stack`` closes (:meth:`arm` registers them only while they
+        measure)."""
+        stack.callback(self.arm, False)
+        self.arm(True)
+
+    def arm(self, on: bool) -> None:
+        """Register the hooks (``on``) or remove them; doing what is already done is a no-op."""
+        if not on:
+            for handle in self._handles:
+                handle.remove()
+            self._handles = []
+        elif not self._handles:
+            self._handles = self._register()
+
+
+class ActivationProbe(_Hooks):
     """Forward hooks on every layer and every activation module of a model.
 
     Each observed activation is measured on at most ``rows`` of its rows (positions), drawn
@@ -162,36 +186,23 @@ class ActivationProbe:
         self.collect = False
         self.batches = 0  # logged steps on which some activation was seen
         self._last: tuple[weakref.ref[torch.Tensor], Site] | None = None
-        self._handles: list[Any] = []
+        self._handles = []
 
-    def install(self, stack: contextlib.ExitStack) -> None:
-        """Register the hooks until ``stack`` closes (see :meth:`arm` to register them only
-        while they measure).
-
-        Activation hooks come first, so that on a module that is both a layer and an activation
-        (``nn.PReLU``) the pairing with the layer before it is checked before the module's own
-        layer hook records its output.
-        """
-        stack.callback(self.arm, False)
-        self.arm(True)
-
-    def arm(self, on: bool) -> None:
-        """Register the hooks (``on``) or remove them; doing what is already done is a no-op."""
-        if not on:
-            for handle in self._handles:
-                handle.remove()
-            self._handles = []
-            return
-        if self._handles:
-            return
+    def _register(self) -> list[Any]:
+        """Forward hooks on every activation module and every layer. Activation hooks come
+        first, so that on a module that is both a layer and an activation (``nn.PReLU``) the
+        pairing with the layer before it is checked before the module's own layer hook records
+        its output."""
+        handles = []
         for module in self.model.modules():
             kind = module_kind(module, level=self.level)
             if kind is not None:
                 hook = functools.partial(self._activation_hook, kind)
-                self._handles.append(module.register_forward_hook(hook))
+                handles.append(module.register_forward_hook(hook))
         for spec, site in zip(self.layers, self.sites, strict=True):
             hook = functools.partial(self._layer_hook, site)
-            self._handles.append(spec.module.register_forward_hook(hook))
+            handles.append(spec.module.register_forward_hook(hook))
+        return handles
 
     def _measures(self) -> bool:
         """Whether this forward pass is measured: a logged step's training pass."""
@@ -253,7 +264,7 @@ class ActivationProbe:
         return torch.stack(parts).reshape(len(layers), 4), layers
 
 
-class GradCapture:
+class GradCapture(_Hooks):
     """Measures every layer's gradient norm where the gradient is born: when backward ends.
 
     A post-accumulate-grad hook on each parameter keeps a reference to its gradient; the first
@@ -303,26 +314,14 @@ class GradCapture:
         self.present: list[bool] = [False] * params.n_layers
         self.collect = False
         self._queued = False
-        self._handles: list[Any] = []
+        self._handles = []
 
-    def install(self, stack: contextlib.ExitStack) -> None:
-        """Register a post-accumulate-grad hook on every parameter until ``stack`` closes (see
-        :meth:`arm` to register them only while they measure)."""
-        stack.callback(self.arm, False)
-        self.arm(True)
-
-    def arm(self, on: bool) -> None:
-        """Register the hooks (``on``) or remove them; doing what is already done is a no-op."""
-        if not on:
-            for handle in self._handles:
-                handle.remove()
-            self._handles = []
-            return
-        if self._handles:
-            return
-        for i, p in enumerate(self.params):
-            hook = functools.partial(self._hook, i)
-            self._handles.append(p.register_post_accumulate_grad_hook(hook))  # type: ignore[no-untyped-call]
+    def _register(self) -> list[Any]:
+        """A post-accumulate-grad hook on every parameter."""
+        return [
+            p.register_post_accumulate_grad_hook(functools.partial(self._hook, i))  # type: ignore[no-untyped-call]
+            for i, p in enumerate(self.params)
+        ]
 
     def _hook(self, i: int, param: torch.Tensor) -> None:
         if not self.collect:
