@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import weakref
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -138,13 +139,14 @@ class RowSampler:
         return sample_activation_rows(x, unit_dim, self.k, gen)
 
 
-class _Hooks:
+class _Hooks(ABC):
     """Hooks registered on demand: :meth:`arm` registers them (``_register``) or removes them."""
 
     _handles: list[Any]
 
+    @abstractmethod
     def _register(self) -> list[Any]:
-        raise NotImplementedError
+        """Register the hooks; their handles."""
 
     def install(self, stack: contextlib.ExitStack) -> None:
         """Register the hooks until ``stack`` closes (:meth:`arm` registers them only while they

@@ -47,7 +47,7 @@ class SampledNorms:
 
     The samples are laid out parameter by parameter, those of the full ``size`` first, so that
     per-parameter sums are the row sums of a ``(parameters, size)`` view (one kernel) plus a
-    segment sum over the smaller parameters' entries; a layer's sum then adds a few numbers per
+    scatter of the smaller parameters' entries; a layer's sum then adds a few numbers per
     parameter instead of scattering every sampled entry.
 
     Args:
@@ -91,13 +91,9 @@ class SampledNorms:
         full = [i for i, (k, _) in enumerate(counts) if k == size > 0]
         rest = [i for i, (k, _) in enumerate(counts) if not k == size > 0]
         self.order = full + rest
-        self._size, self._n_full = size, len(full)
-        self._rest_lengths = torch.tensor([counts[i][0] for i in rest], dtype=torch.long)
-        self._segment = device.type in ("cpu", "cuda")  # where torch.segment_reduce runs
-        self._rest_owner = torch.repeat_interleave(torch.arange(len(rest)), self._rest_lengths).to(
-            device
-        )
-        self._rest_lengths = self._rest_lengths.to(device)
+        self._size, self._n_full, self._n_rest = size, len(full), len(rest)
+        lengths = torch.tensor([counts[i][0] for i in rest], dtype=torch.long)
+        self._rest_owner = torch.repeat_interleave(torch.arange(len(rest)), lengths).to(device)
         self.layer = torch.tensor([owners[i] for i in self.order], dtype=torch.long, device=device)
         self.scale = torch.tensor(
             [n / k if k else 0.0 for k, n in (counts[i] for i in self.order)],
@@ -127,17 +123,9 @@ class SampledNorms:
         """``(rows, parameters)`` sums of ``(rows, entries)`` sampled values, in layout order."""
         head_len = self._n_full * self._size
         head = values[:, :head_len].reshape(len(values), self._n_full, self._size).sum(-1)
-        tail = values[:, head_len:]
-        if not len(self._rest_lengths):
-            tail_sums = values.new_zeros(len(values), 0)
-        elif self._segment:
-            tail_sums = torch.segment_reduce(
-                tail.t().contiguous(), "sum", lengths=self._rest_lengths, axis=0
-            ).t()
-        else:
-            tail_sums = values.new_zeros(len(values), len(self._rest_lengths))
-            tail_sums.index_add_(1, self._rest_owner, tail)
-        return torch.cat([head, tail_sums], dim=1)
+        tail = values.new_zeros(len(values), self._n_rest)  # the smaller parameters: few entries
+        tail.index_add_(1, self._rest_owner, values[:, head_len:])
+        return torch.cat([head, tail], dim=1)
 
     def _layer_sums(self, per_param: torch.Tensor) -> torch.Tensor:
         """``(rows, n_layers)`` sums of ``(rows, parameters)`` values."""

@@ -20,3 +20,12 @@ def is_compiled(model: nn.Module) -> bool:
             return False
         model = inner
     return False
+
+
+def has_compiled_module(model: nn.Module) -> bool:
+    """Whether ``model`` or any module inside it (a wrapper's, or a submodule compiled on its
+    own) is compiled: adding or removing hooks there would make Dynamo recompile it."""
+    return any(
+        getattr(m, "_compiled_call_impl", None) is not None or hasattr(m, "_orig_mod")
+        for m in model.modules()
+    )

@@ -82,7 +82,7 @@ from stabletrain.monitoring._params import ParamSet
 from stabletrain.monitoring._sampled import SampledNorms
 from stabletrain.monitoring._sinkset import SinkSet
 from stabletrain.monitoring._summary import findings_renderable
-from stabletrain.monitoring._wrappers import is_compiled
+from stabletrain.monitoring._wrappers import has_compiled_module, is_compiled
 from stabletrain.monitoring.metrics import (
     histogram,
     max_row_cosine,
@@ -284,11 +284,7 @@ class TrainingMonitor:
         if not isinstance(model, nn.Module):
             raise TypeError(f"{where}: model must be an nn.Module, got {type(model).__name__}.")
         self._compiled = is_compiled(model)
-        # adding and removing hooks on a compiled module would make Dynamo recompile it
-        self._arm_hooks = not self._compiled and not any(
-            getattr(m, "_compiled_call_impl", None) is not None or hasattr(m, "_orig_mod")
-            for m in model.modules()
-        )
+        self._arm_hooks = not has_compiled_module(model)  # see _prepare
         model = unwrap_model(model)  # DDP, torch.compile: the user's module, its names
         if optimizer is not None:
             optimizer = unwrap_optimizer(optimizer)  # accelerate's, Lightning's
