@@ -1,6 +1,8 @@
-"""Model operations are transactions: a model that raises on its k-th forward pass, for every k,
-leaves parameters, buffers, train/eval flags and gradients bit-identical, and the error names
-the stage that failed."""
+"""Model operations are transactions: a model that raises from its k-th forward pass on, for
+every k, leaves parameters, buffers, train/eval flags and gradients bit-identical, and the error
+names the stage that failed. (From the k-th pass on, not only at it: a trace on the first rows
+of the batch is retried on the whole batch when the model raises, which a one-off failure of
+the first pass would pass.)"""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from stabletrain.init import init_residual_, lsuv_
 
 
 class Flaky(nn.Module):
-    """A small residual GELU network with BatchNorm that raises on forward call ``fail_at``."""
+    """A small residual GELU network with BatchNorm that raises from forward call ``fail_at`` on
+    (never with ``fail_at=0``)."""
 
     def __init__(self, fail_at: int) -> None:
         super().__init__()
@@ -29,7 +32,7 @@ class Flaky(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
-        if self.calls == self.fail_at:
+        if self.calls >= self.fail_at > 0:
             raise RuntimeError(f"injected failure on forward pass {self.calls}")
         h = torch.relu(self.norm(self.stem(x)))
         h = h + self.fc2(nn.functional.gelu(self.fc1(h)))

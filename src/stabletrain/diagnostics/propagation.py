@@ -42,6 +42,7 @@ from stabletrain.findings import SEVERITIES, Finding
 from stabletrain.graph import (
     Graph,
     check_example_input,
+    preserved_rng,
     preserved_state,
     snapshot_of,
     tensors_in,
@@ -94,12 +95,9 @@ class _Run:
     ) -> tuple[Graph, str]:
         model, capture = self.model, self.capture
         params = list(dict.fromkeys(p for p in model.parameters() if p.requires_grad))
-        devices = sorted(
-            {p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"}
-        )
         with (
             preserved_state(model),
-            torch.random.fork_rng(devices=devices),
+            preserved_rng(model),
             contextlib.ExitStack() as stack,
         ):
             stack.callback(capture.remove_hooks)

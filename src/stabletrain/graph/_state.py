@@ -31,6 +31,14 @@ def preserved_state(model: nn.Module) -> Iterator[None]:
             module.training = training
 
 
+def preserved_rng(model: nn.Module) -> contextlib.AbstractContextManager[None]:
+    """Restore the CPU random state and that of every CUDA device holding ``model``'s
+    parameters on exit (``torch.random.fork_rng``): a measurement that runs dropout draws
+    from the generators the training loop draws from, and must leave them as they were."""
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    return torch.random.fork_rng(devices=devices)
+
+
 SnapshotDevice = Literal["device", "cpu"]
 
 

@@ -40,7 +40,7 @@ from torch import nn
 
 from stabletrain._checks import check_choice
 from stabletrain._wrappers import unwrap_model
-from stabletrain.graph import ResidualBranch, trace, transaction
+from stabletrain.graph import STRUCTURE_ROWS, ResidualBranch, trace, transaction
 
 __all__ = [
     "RESIDUAL_MODES",
@@ -140,7 +140,7 @@ def init_residual_(
     with transaction(model, "init_residual_") as state:
         if branches is None:
             state.stage = "tracing the model on example_input"
-            branches = trace(model, example_input).residuals
+            branches = trace(model, example_input, rows=STRUCTURE_ROWS).residuals
         factors = residual_factors(model, branches, mode)
         if not include_frozen:
             factors = {

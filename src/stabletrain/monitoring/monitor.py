@@ -73,7 +73,7 @@ from stabletrain.findings import (
     fold_findings,
     ordered_findings,
 )
-from stabletrain.graph import Graph, trace
+from stabletrain.graph import STRUCTURE_ROWS, trace
 from stabletrain.monitoring._hooks import ACTIVATION_ROWS, ActivationProbe, GradCapture, or_empty
 from stabletrain.monitoring._layers import LayerSpec, discover
 from stabletrain.monitoring._losses import LossRing
@@ -423,7 +423,11 @@ class TrainingMonitor:
     def _setup(self) -> None:
         self._writer = is_writer(self.write_ranks)
         self._out = SinkSet(for_ranks(self.sinks, self.write_ranks))
-        graph = self._trace() if self.example_input is not None else None
+        graph = (
+            trace(self.model, self.example_input, rows=STRUCTURE_ROWS)
+            if self.example_input is not None
+            else None
+        )
         t = self.thresholds
         self._layers = discover(self.model, graph, level=t.saturation_level)
         first = next(self.model.parameters())
@@ -495,13 +499,6 @@ class TrainingMonitor:
         }
         self._out.write_meta(meta)
         self._prepare(1, bool(self.schedule(1)))
-
-    def _trace(self) -> Graph:
-        devices = sorted(
-            {p.device.index or 0 for p in self.model.parameters() if p.device.type == "cuda"}
-        )
-        with torch.random.fork_rng(devices=devices):
-            return trace(self.model, self.example_input)
 
     def _scale(self) -> torch.Tensor | None:
         """The GradScaler's current scale (a device tensor, no sync), None without one."""

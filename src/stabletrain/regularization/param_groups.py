@@ -26,7 +26,7 @@ from torch import nn
 
 from stabletrain._checks import check_choice, check_real
 from stabletrain._wrappers import unwrap_model
-from stabletrain.graph import trace
+from stabletrain.graph import STRUCTURE_ROWS, trace
 from stabletrain.regularization._declared import declared_no_decay
 from stabletrain.regularization._depth import depths
 from stabletrain.regularization._explain import ParamGroupReport, ParamGroupRow
@@ -167,7 +167,7 @@ def explain_param_groups(
     for name, value in (("layer_decay", layer_decay), ("layer_wd_decay", layer_wd_decay)):
         if value is not None:
             multipliers[name] = check_real(name, value, where=_WHERE, positive=True)
-    graph = trace(model, example_input) if example_input is not None else None
+    graph = trace(model, example_input, rows=STRUCTURE_ROWS) if example_input is not None else None
     infos = classify(model, graph)
     checked = _check_overrides(overrides or {}, model, infos)
     modules = dict(model.named_modules(remove_duplicate=False))

@@ -59,7 +59,7 @@ from stabletrain.diagnostics.lint._weights import (
     lstm_forget_gate_bias,
 )
 from stabletrain.findings import SEVERITIES, Finding
-from stabletrain.graph import Graph, trace
+from stabletrain.graph import STRUCTURE_ROWS, Graph, trace
 from stabletrain.regularization.classify import classify
 
 __all__ = ["LINT_RULES", "LintRule", "LintThresholds", "lint"]
@@ -183,7 +183,7 @@ def lint(
     if graph is not None:
         graph, source = _check_graph(graph, model), "graph"
     elif example_input is not None:
-        graph, source = trace(model, example_input), "trace"
+        graph, source = trace(model, example_input, rows=STRUCTURE_ROWS), "trace"
     else:
         graph = sequential_graph(model)
         source = "module order" if graph is not None else "modules"

@@ -10,7 +10,13 @@ from torch import nn
 
 from stabletrain._checks import check_choice, check_not_meta, check_real
 from stabletrain._wrappers import unwrap_model
-from stabletrain.graph import SnapshotDevice, check_example_input, trace, transaction
+from stabletrain.graph import (
+    STRUCTURE_ROWS,
+    SnapshotDevice,
+    check_example_input,
+    trace,
+    transaction,
+)
 from stabletrain.init._replicas import replicate_from_rank0
 from stabletrain.init.policy._apply import following_of
 from stabletrain.init.policy._stages import (
@@ -144,7 +150,7 @@ def auto_init(
         )
     with transaction(model, "auto_init", snapshot=snapshot) as state:
         state.stage = "tracing the model on example_input"
-        graph = trace(model, example_input)
+        graph = trace(model, example_input, rows=STRUCTURE_ROWS)
         state.stage = "initializing the parameters"
         plan = initialize(model, graph, rules, looks_linear, include_frozen, generator)
         state.stage = "scaling residual branches and attention queries"

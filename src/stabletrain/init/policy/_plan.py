@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map_only
 
-from stabletrain.graph import snapshot_of, trace
+from stabletrain.graph import STRUCTURE_ROWS, snapshot_of, trace
 from stabletrain.init.policy._apply import PLAN_SOURCE, std_of
 from stabletrain.init.policy._auto import checked_arguments
 from stabletrain.init.policy._stages import (
@@ -122,7 +122,7 @@ def _planned(
             return stages(twin, graph)
     restore = snapshot_of(model)
     try:
-        report = stages(model, trace(model, example_input))
+        report = stages(model, trace(model, example_input, rows=STRUCTURE_ROWS))
     finally:
         restore()
     report.notes.append(
