@@ -16,6 +16,7 @@ from tests.benchmarks._run import run_benchmark
             "reached the target",
         ),
         ("param_groups_speed.py", ["--quick", "--repeats", "1"], "param_groups+layer_decay"),
+        ("auto_init_cost.py", ["--quick", "--models", "tanh-mlp", "resnet50"], "resnet50"),
     ],
 )
 def test_benchmark_quick_run_prints_its_tables(script: str, args: list[str], expect: str) -> None:

@@ -97,18 +97,28 @@ def test_the_trace_runs_one_row_and_a_batch_dependent_model_shows_why_rows_is_op
     assert _structure(one) != _structure(full)
 
 
-def test_a_model_that_refuses_one_row_is_traced_on_the_whole_batch() -> None:
+def test_a_model_that_refuses_one_row_is_traced_on_two_then_on_the_whole_batch() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU())  # train mode
     sizes: list[int] = []
     model[0].register_forward_hook(lambda m, args, out: sizes.append(args[0].shape[0]))
     graph = trace(model, torch.randn(6, 4), rows=1)
-    assert sizes == [1, 6]  # BatchNorm raised on one value per channel; then the batch
+    assert sizes == [1, 2]  # BatchNorm raised on one value per channel, then took two
     assert graph.layers["0"].following[0].op == "batch_norm"
     assert model[1].num_batches_tracked.item() == 0  # buffers restored after both passes
+
+    class FixedBatch(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            sizes.append(x.shape[0])
+            return self.linear(x).reshape(6, 2, 2)  # only a batch of 6 fits
+
     sizes.clear()
-    trace(model, torch.randn(6, 4), rows=STRUCTURE_ROWS)
-    assert sizes == [STRUCTURE_ROWS]  # what the callers use: BatchNorm takes two rows
+    trace(FixedBatch(), torch.randn(6, 4), rows=STRUCTURE_ROWS)
+    assert sizes == [1, 2, 6]
 
 
 def test_tracing_leaves_the_random_state_as_it_was() -> None:

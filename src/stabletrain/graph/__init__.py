@@ -97,10 +97,11 @@ __all__ = [
 ]
 
 
-STRUCTURE_ROWS = 2
-"""The rows a structure-only trace runs on (``trace(model, x, rows=STRUCTURE_ROWS)``): the
-fewest that BatchNorm accepts in train mode, so that a model with a ``BatchNorm1d`` is not
-traced twice (first refused on one row, then on the whole batch)."""
+STRUCTURE_ROWS = 1
+"""The rows a structure-only trace starts from (``trace(model, x, rows=STRUCTURE_ROWS)``)."""
+
+# BatchNorm in train mode refuses one value per channel: the rows tried after a refusal of fewer
+_BATCHNORM_ROWS = 2
 
 
 @dataclass
@@ -125,15 +126,16 @@ def trace(model: nn.Module, example_input: Any, *, rows: int | None = None) -> G
     """Run ``model`` once on ``example_input`` and record what follows every layer.
 
     The recording is structure only (which op reads which tensor, inside which module), so it
-    does not depend on how many rows the batch has, but its cost does: ``rows=2`` traces the
-    first two rows of the batch (every tensor of ``example_input`` cut to its first rows where
-    they share their leading size; see :func:`leading_rows`). A ResNet-50 on eight 224² images
-    traces in about 0.14 s on two rows against 0.63 s on all eight (2-core CPU). Where the
-    model raises on the smaller batch (BatchNorm in train mode on one value per channel, a
-    reshape by a fixed batch size) or the input has no common leading size, the whole input is
-    traced; so a model that raises on its input raises after a second try. Keep
-    ``rows=None`` for a model whose ops depend on the batch size itself (checked on every model
-    of the test zoo: the graphs of two rows and of the batch are identical).
+    does not depend on how many rows the batch has, but its cost does: ``rows=1`` traces the
+    first row of the batch (every tensor of ``example_input`` cut to its first rows where they
+    share their leading size; see :func:`leading_rows`). A ResNet-50 on eight 224² images
+    traces in about 0.12 s on one row against 0.63 s on all eight (2-core CPU). Where the model
+    raises on one row (BatchNorm in train mode needs two values per channel) it is traced on
+    two, and where it raises on those (a reshape by a fixed batch size), or the input has no
+    common leading size, on the whole input; so a model that raises on its input raises after
+    the last try. Keep ``rows=None`` for a model whose ops depend on the batch size itself
+    (checked on every model of the test zoo: the graphs of one row and of the batch are
+    identical).
 
     Buffers, train/eval modes and the random state (CPU and the model's CUDA devices) are
     restored afterwards: dropout in train mode draws, and tracing must not shift the draws of
@@ -142,7 +144,8 @@ def trace(model: nn.Module, example_input: Any, *, rows: int | None = None) -> G
     Args:
         model: any ``nn.Module``; it runs in its current train/eval mode, without gradients.
         example_input: a tensor, a tuple/list of positional inputs, or a dict of keyword inputs.
-        rows: trace on this many leading rows of the batch (a positive int), or on all of it.
+        rows: trace on this many leading rows of the batch first (a positive int), or on all
+            of it.
 
     Raises:
         TypeError: ``model`` is not an ``nn.Module``, ``example_input`` is of another type, or
@@ -160,12 +163,18 @@ def trace(model: nn.Module, example_input: Any, *, rows: int | None = None) -> G
     """
     model = unwrap_model(model)
     _check(model, example_input, "trace")
-    fewer = None if rows is None else leading_rows(example_input, _checked_rows(rows))
+    tries: tuple[int, ...] = ()
+    if rows is not None:
+        first = _checked_rows(rows)
+        tries = tuple(dict.fromkeys((first, max(first, _BATCHNORM_ROWS))))
     with preserved_state(model), preserved_rng(model):
-        if fewer is not None:
+        for n in tries:
+            fewer = leading_rows(example_input, n)
+            if fewer is None:
+                continue
             try:
                 return _trace(model, fewer, "trace", grad=False, observer=None)[0]
-            except ValueError:  # the model needs the whole batch: trace that below
+            except ValueError:  # refused: more rows, then the whole batch
                 pass
         return _trace(model, example_input, "trace", grad=False, observer=None)[0]
 
