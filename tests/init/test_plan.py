@@ -8,6 +8,7 @@ import math
 import re
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import pytest
@@ -107,17 +108,35 @@ class _ValueBranch(nn.Module):
         return self.b(h)
 
 
-def test_data_dependent_control_flow_is_planned_on_the_model_and_restored() -> None:
+def test_data_dependent_control_flow_is_traced_on_the_model_and_planned_on_its_twin() -> None:
     model, x = _ValueBranch(), torch.randn(16, 8)
     model.a.weight.grad = torch.ones_like(model.a.weight)
     before, grad = _state(model), model.a.weight.grad.clone()
     plan = plan_init(model, x)
     assert (plan["a.weight"].scheme, plan["b.weight"].scheme) == ("he_normal", "logits")
-    assert any("planned on the model itself" in n for n in plan.notes)
+    assert not any("planned on the model itself" in n for n in plan.notes)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert model.a.weight.grad is not None
     assert torch.equal(model.a.weight.grad, grad)
+
+
+class _Uncopyable(nn.Sequential):
+    """Holds a lock: ``copy.deepcopy`` refuses it, so no meta twin can be made."""
+
+    def __init__(self) -> None:
+        super().__init__(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4))
+        self.lock = threading.Lock()
+
+
+def test_a_model_without_a_twin_is_planned_on_itself_and_restored() -> None:
+    model, x = _Uncopyable(), torch.randn(16, 8)
+    before = _state(model)
+    plan = plan_init(model, x)
+    assert (plan["0.weight"].scheme, plan["2.weight"].scheme) == ("he_normal", "logits")
+    assert any("planned on the model itself" in n for n in plan.notes)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 def test_data_dependent_control_flow_on_a_meta_model_names_the_fix() -> None:
