@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from stabletrain.init import auto_init, plan_init
+from stabletrain.init.policy import _plan
+from stabletrain.init.policy._plan import META_TRACE_PARAMETERS
 from stabletrain.models import mlp, transformer
 from tests import _hf
 from tests._subprocess import python_env
@@ -66,6 +68,14 @@ def test_the_plan_is_what_auto_init_does_and_the_model_is_untouched(build, examp
     _same_plan(model, x)
 
 
+def test_a_model_traced_as_its_meta_twin_plans_like_auto_init(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_plan, "META_TRACE_PARAMETERS", 0)  # BERT-sized models take this path
+    model = transformer(d_model=32, n_heads=4, n_layers=2, vocab_size=40, out_features=40)
+    _same_plan(model, torch.randint(0, 40, (2, 8)))
+
+
 def test_a_tied_hf_lm_plans_like_auto_init_with_the_tied_table_as_logits() -> None:
     pytest.importorskip("transformers")
     model = _hf.gpt2(32, 2, vocab=64)
@@ -108,7 +118,12 @@ class _ValueBranch(nn.Module):
         return self.b(h)
 
 
-def test_data_dependent_control_flow_is_traced_on_the_model_and_planned_on_its_twin() -> None:
+@pytest.mark.parametrize("meta_trace_from", [0, META_TRACE_PARAMETERS])
+def test_data_dependent_control_flow_is_traced_on_the_model_and_planned_on_its_twin(
+    meta_trace_from: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # from 0 parameters on, the twin's meta trace is tried first: it fails, the model's row runs
+    monkeypatch.setattr(_plan, "META_TRACE_PARAMETERS", meta_trace_from)
     model, x = _ValueBranch(), torch.randn(16, 8)
     model.a.weight.grad = torch.ones_like(model.a.weight)
     before, grad = _state(model), model.a.weight.grad.clone()
