@@ -39,6 +39,14 @@ collect_ignore = [
     if importlib.util.find_spec(name) is None
 ]
 
+# PyPI's torchvision (a CUDA build, brought in by timm) fails to import beside the CPU torch, and
+# transformers imports it when it is installed: define its ops' placeholder schemas before any
+# test runs, so that a Hugging Face test does not pass or fail with the order of the tests.
+if importlib.util.find_spec("torchvision") is not None:
+    from tests.benchmarks._run import load_benchmark
+
+    load_benchmark("_zoo").torchvision_placeholders()
+
 pytest_plugins = ("pytester",)  # tests/test_conftest.py runs this file in an inner pytest
 
 settings.register_profile("deterministic", derandomize=True, database=None)

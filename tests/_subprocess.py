@@ -11,6 +11,14 @@ import stabletrain
 SOURCE_ROOT = Path(stabletrain.__file__).resolve().parents[1]
 
 
+# Code a Python subprocess runs first where it imports transformers: the placeholder schemas of
+# torchvision's ops (see the root conftest.py), a no-op without torchvision.
+TORCHVISION_PLACEHOLDERS = (
+    f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1] / 'benchmarks')!r})\n"
+    "from _zoo import torchvision_placeholders; torchvision_placeholders()\n"
+)
+
+
 def python_env(**extra: str) -> dict[str, str]:
     """``os.environ`` with :data:`SOURCE_ROOT` first on ``PYTHONPATH``, and ``extra`` set.
 

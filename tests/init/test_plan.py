@@ -20,7 +20,7 @@ from stabletrain.init.policy import _plan
 from stabletrain.init.policy._plan import META_TRACE_PARAMETERS
 from stabletrain.models import mlp, transformer
 from tests import _hf
-from tests._subprocess import python_env
+from tests._subprocess import TORCHVISION_PLACEHOLDERS, python_env
 
 
 def _state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -181,7 +181,7 @@ def test_a_1b_parameter_meta_llama_plans_without_allocating_its_weights() -> Non
     pytest.importorskip("transformers")
     # 1.1B parameters: 4.4 GB in fp32 if anything materialized them. The peak resident memory
     # of the whole process (torch and transformers imported: about 0.5 GB) must stay far below.
-    code = (
+    code = TORCHVISION_PLACEHOLDERS + (
         "import resource, torch, transformers\n"
         "from stabletrain.init import plan_init\n"
         "cfg = transformers.LlamaConfig(vocab_size=32000, hidden_size=2048, "

@@ -292,3 +292,32 @@ def test_sampled_rows_estimate_the_moments_within_their_standard_error() -> None
     # each sample mean has standard error 3 / sqrt(64 * 32) = 0.066
     assert float(means.mean()) == pytest.approx(float(x.mean()), abs=3 * 0.066 / 200**0.5)
     assert float(means.std()) == pytest.approx(3 / (64 * 32) ** 0.5, rel=0.2)
+
+
+@pytest.mark.parametrize("dim", [2, 3, 5, 9])
+def test_chance_cosine_bounds_the_largest_cosine_of_random_rows(dim: int) -> None:
+    # 4000 draws of 16 Gaussian rows (120 pairs): the largest cosine exceeds the bar at
+    # alpha = 0.05 in at most 5% of them (binomial 3-sigma: 0.0603); the bar is a union bound,
+    # exact in 2-D, so the rate stays above a fifth of alpha (it is not vacuous either)
+    g = torch.Generator().manual_seed(dim)
+    w = torch.randn(4000, 16, dim, generator=g, dtype=torch.float64)
+    unit = w / w.norm(dim=2, keepdim=True)
+    cos = unit @ unit.transpose(1, 2)
+    cos.diagonal(dim1=1, dim2=2).fill_(-2.0)
+    largest = cos.amax(dim=(1, 2))
+    bar = metrics.chance_cosine(dim, 16 * 15 // 2, alpha=0.05)
+    rate = float((largest > bar).double().mean())
+    assert 0.01 < rate <= 0.0603, (dim, bar, rate)
+
+
+def test_chance_cosine_of_one_entry_rows_is_one_and_bad_arguments_are_refused() -> None:
+    assert metrics.chance_cosine(1, 100) == 1.0
+    for dim, pairs, alpha in [(0, 1, 0.1), (3, 0, 0.1), (3, 1, 0.0), (3, 1, 1.0)]:
+        with pytest.raises(ValueError, match="chance_cosine"):
+            metrics.chance_cosine(dim, pairs, alpha)
+
+
+def test_short_rows_are_compared_in_float64() -> None:
+    # two identical 2-entry rows beside a third: float32 rounding would leave 1 - 6e-8
+    w = torch.tensor([[0.3, 0.7], [0.3, 0.7], [1.0, -0.2]])
+    assert 1 - float(metrics.max_row_cosine(w)) < 1e-12

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stabletrain import models
-from stabletrain.monitoring import MemorySink, TrainingMonitor, every
+from stabletrain.monitoring import MemorySink, TrainingMonitor, every, metrics
 from stabletrain.monitoring.presets import STANDARD_SYMMETRY_EVERY
 
 
@@ -63,3 +63,39 @@ def test_full_compares_rows_on_every_logged_step_and_minimal_never() -> None:
     _, minimal = train(constant_tanh_mlp(), 4, schedule=every(1), preset="minimal")
     assert sorted({r.step for r in full.rows if r.metric == "max_row_cosine"}) == [1, 2, 3, 4]
     assert not [r for r in minimal.rows if r.metric == "max_row_cosine"]
+
+
+def _train_2d_inputs(model: nn.Module, steps: int) -> TrainingMonitor:
+    """Two input features (the tutorials' 2-D toy sets): the first layer's rows have 2 entries."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(128, 2, generator=g), torch.randint(0, 2, (128,), generator=g)
+    with TrainingMonitor(model, opt, summary=False, schedule=every(1), preset="full") as mon:
+        for _ in range(steps):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.step(loss)
+    return mon
+
+
+def test_short_random_rows_parallel_by_chance_are_not_symmetric_units() -> None:
+    # 64 random rows of 2 entries: some pair always points the same way to 0.999 or closer,
+    # which is chance, not symmetry (timm EfficientNet-B0's SE expand conv, 48 rows of 2)
+    torch.manual_seed(0)
+    model = models.mlp(2, 2, depth=2, width=64, activation="relu")
+    first = model.get_submodule("linear1").weight
+    assert float(metrics.max_row_cosine(first)) > 0.999
+    mon = _train_2d_inputs(model, 5)
+    assert not [f for f in mon.findings() if f.rule == "symmetric_units"]
+
+
+def test_short_identical_rows_are_still_symmetric_units() -> None:
+    torch.manual_seed(0)
+    model = models.mlp(2, 2, depth=2, width=64, activation="relu")
+    with torch.no_grad():
+        model.get_submodule("linear1").weight.fill_(0.3)  # 64 copies of one unit
+    mon = _train_2d_inputs(model, 5)
+    found = {f.layer for f in mon.findings() if f.rule == "symmetric_units"}
+    assert "linear1" in found

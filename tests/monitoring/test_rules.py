@@ -424,3 +424,18 @@ def test_the_monitor_rule_type_is_findingrule_and_rule_is_a_deprecated_alias() -
             assert module.Rule is rules.FindingRule
     with pytest.raises(AttributeError, match="no attribute 'Rules'"):
         _ = monitoring.Rules  # type: ignore[attr-defined]
+
+
+def test_symmetric_units_take_the_higher_of_the_threshold_and_chance() -> None:
+    layers = (
+        R.LayerMeta("short", chance_cosine=0.99999),  # rows so short chance reaches 0.99999
+        R.LayerMeta("long", chance_cosine=0.6),
+        R.LayerMeta("scalar", chance_cosine=1.0),  # rows of one entry: never tested
+    )
+    values = {("short", "max_row_cosine"): 0.9995, ("long", "max_row_cosine"): 0.9995}
+    values[("scalar", "max_row_cosine")] = 1.0
+    found = R.symmetric_units(R.StepMetrics(10, layers, values), T)
+    assert [(f.layer, f.threshold) for f in found] == [("long", T.symmetric_cosine)]
+    values[("short", "max_row_cosine")] = 1.0
+    found = R.symmetric_units(R.StepMetrics(10, layers, values), T)
+    assert [(f.layer, f.threshold) for f in found] == [("short", 0.99999), ("long", 0.999)]

@@ -18,7 +18,9 @@ Definitions (L2 norms throughout; a layer's norm is over all its parameters toge
 - saturation: the fraction of outputs of a bounded activation within 1% of a bound
   (``|tanh(z)| > 0.99``), where its derivative is < 0.02 (Glorot & Bengio 2010);
 - symmetric units: the largest cosine similarity between two rows of a weight matrix (two output
-  units); rows that start equal stay equal under gradient descent (claim I1).
+  units); rows that start equal stay equal under gradient descent (claim I1). Short rows point
+  the same way by chance (48 random rows of 2 entries always hold a pair at cosine > 0.999):
+  :func:`chance_cosine` is the cosine chance reaches.
 
 Complex tensors are measured through their real view (:func:`real_view`: each entry ``a + bi``
 as the pair ``(a, b)``), so ``‖z‖² = Σ |z_k|² = Σ a_k² + b_k²``, as
@@ -28,10 +30,13 @@ its real and imaginary parts together.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = [
     "CPU_DOT_MIN",
+    "chance_cosine",
     "dead_units",
     "histogram",
     "max_row_cosine",
@@ -277,7 +282,9 @@ def max_row_cosine(weight: torch.Tensor, rows: torch.Tensor | None = None) -> to
         raise ValueError(
             f"max_row_cosine: a weight with {w.shape[0]} row(s) has no pair of rows to compare."
         )
-    if w.dtype not in (torch.float32, torch.float64):
+    if w.shape[1] <= _SHORT_ROW:  # where chance reaches 1 − 1e-7, float32 cannot tell
+        w = w.double()
+    elif w.dtype not in (torch.float32, torch.float64):
         w = w.float()
     norms = torch.linalg.vector_norm(w, dim=1)
     unit = w / norms.clamp_min(torch.finfo(w.dtype).tiny).unsqueeze(1)
@@ -285,6 +292,55 @@ def max_row_cosine(weight: torch.Tensor, rows: torch.Tensor | None = None) -> to
     cos.fill_diagonal_(-2.0)
     two_zero_rows = (norms == 0).sum() >= 2
     return torch.where(two_zero_rows, torch.ones_like(cos[0, 0]), cos.amax())
+
+
+_SHORT_ROW = 16  # rows of at most this many entries are compared in float64
+
+
+def chance_cosine(dim: int, pairs: int, alpha: float = 1e-3) -> float:
+    """The cosine that ``pairs`` pairs of independent random rows of ``dim`` entries exceed, at
+    their largest, with probability ``alpha``: above it two rows are the same unit, not chance.
+
+    For two independent directions uniform on the sphere of ``R^dim`` the cosine ``c`` has the
+    density ``(1 − c²)^((dim − 3)/2) / B((dim − 1)/2, 1/2)``, so near 1, with ``a = (dim − 1)/2``,
+    ``P(c > 1 − ε) ≈ (2ε)^a / (2a · B(a, 1/2))``. The union bound over the pairs gives
+    ``ε = ½ · (2a · B(a, 1/2) · alpha / pairs)^(1/a)``, and the result is ``1 − ε``. For
+    ``dim >= 3`` the approximation's density ``(2(1 − c))^(a − 1)`` is at least the true one, so
+    chance exceeds the result with probability at most ``alpha``; in 2-D the angle is uniform and
+    the result exact, ``cos(π · alpha / pairs)``. Any random
+    init whose rows are independent and isotropic (Gaussian, orthogonal rows are closer still
+    to independent) is covered. Rows of one entry are parallel or opposite whatever their
+    values: 1.0, no cosine tells. Two rows of 2 entries among 48 (an SE block's expand conv)
+    need ``1 − 4e-12``; 32 rows of 64 entries, below 0.7.
+
+    Args:
+        dim: the entries of a row (a Linear's ``in_features``, a conv's ``in·kH·kW``), ``>= 1``.
+        pairs: the pairs of rows compared, ``>= 1``.
+        alpha: the chance of a false alarm allowed, in ``(0, 1)``.
+
+    Example:
+        >>> round(chance_cosine(2, 1, 0.5), 6)  # in 2-D, P(c > cos θ) = θ/π
+        0.0
+        >>> chance_cosine(2, 1128) > 1 - 1e-11  # 48 rows of 2 entries
+        True
+        >>> chance_cosine(1, 10)
+        1.0
+        >>> chance_cosine(64, 496) < 0.7
+        True
+    """
+    if dim < 1 or pairs < 1 or not 0 < alpha < 1:
+        raise ValueError(
+            f"chance_cosine: needs dim >= 1, pairs >= 1 and 0 < alpha < 1; got dim={dim}, "
+            f"pairs={pairs}, alpha={alpha}."
+        )
+    if dim == 1:
+        return 1.0
+    if dim == 2:
+        return math.cos(math.pi * alpha / pairs)
+    a = (dim - 1) / 2
+    log_beta = math.lgamma(a) + math.lgamma(0.5) - math.lgamma(a + 0.5)
+    log_eps = (math.log(2 * a) + log_beta + math.log(alpha / pairs)) / a - math.log(2)
+    return 1.0 - min(math.exp(log_eps), 2.0)
 
 
 def histogram(x: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

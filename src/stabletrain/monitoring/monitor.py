@@ -84,6 +84,7 @@ from stabletrain.monitoring._sinkset import SinkSet
 from stabletrain.monitoring._summary import findings_renderable
 from stabletrain.monitoring._wrappers import has_compiled_module, is_compiled
 from stabletrain.monitoring.metrics import (
+    chance_cosine,
     histogram,
     max_row_cosine,
     moments,
@@ -162,6 +163,13 @@ def _check_loss(loss: Any) -> torch.Tensor | float | None:
         f"TrainingMonitor.step: loss must be a scalar tensor, a number or None, got "
         f"{type(loss).__name__}."
     )
+
+
+def _chance_of(matrix: torch.Tensor, rows: torch.Tensor | None) -> float:
+    """The row cosine chance reaches among the rows of ``matrix`` compared (``rows``, or all)."""
+    k = matrix.shape[0] if rows is None else rows.numel()
+    dim = real_view(matrix.detach()).numel() // matrix.shape[0]
+    return chance_cosine(dim, k * (k - 1) // 2)
 
 
 class TrainingMonitor:
@@ -481,6 +489,7 @@ class TrainingMonitor:
             )
             self._probe.install(self._stack)
         self._row_samples: dict[int, torch.Tensor | None] = {}
+        self._chance_cosine: dict[int, float] = {}
         if self._measure.symmetry_rows:
             gen = torch.Generator().manual_seed(_ROW_SEED)
             k = self._measure.symmetry_rows
@@ -488,6 +497,7 @@ class TrainingMonitor:
                 if layer.matrix is not None and layer.matrix.shape[0] >= 2:
                     rows = sample_rows(layer.matrix.shape[0], k, gen)
                     self._row_samples[i] = None if rows is None else rows.to(layer.matrix.device)
+                    self._chance_cosine[i] = _chance_of(layer.matrix, rows)
         self._ring = LossRing(t.loss_window, self._device)
         self._snapshot = None
         self._snapshot_step = -1
@@ -935,7 +945,7 @@ class TrainingMonitor:
         metrics = StepMetrics(
             step,
             tuple(
-                LayerMeta(layer.name, layer.depth, kinds.get(i))
+                LayerMeta(layer.name, layer.depth, kinds.get(i), self._chance_cosine.get(i))
                 for i, layer in enumerate(self._layers)
             ),
             {(r.layer, r.metric): r.value for r in rows},

@@ -19,7 +19,9 @@ Rules (severity in brackets; every threshold is a field of :class:`Thresholds`):
 - ``saturation`` [warning]: > ``saturation_fraction`` of a bounded activation's outputs lie
   within 1% of a bound.
 - ``symmetric_units`` [error]: two rows of a weight matrix have cosine similarity >=
-  ``symmetric_cosine``.
+  ``symmetric_cosine`` and above what random rows that short reach by chance
+  (:attr:`LayerMeta.chance_cosine`; rows of one entry are not tested: any two point the same
+  way or opposite).
 - ``update_ratio`` [warning]: ``‖Δθ‖/‖θ‖`` above ``update_ratio_high`` or below
   ``update_ratio_low`` (for a layer whose weights start at zero, ``‖θ‖`` is at least the scale
   ``zero_init_scale`` per entry: see :class:`Thresholds`).
@@ -187,12 +189,15 @@ class LayerMeta:
 
     ``depth`` is the position among the weight layers (not normalizations or embeddings) in
     execution order, None for the others; ``activation`` is the activation whose statistics the
-    layer reports, if known.
+    layer reports, if known; ``chance_cosine`` the largest row cosine that independent random
+    rows of its weight reach by chance among the pairs compared
+    (:func:`~stabletrain.monitoring.metrics.chance_cosine`, at 1e-3), None where not known.
     """
 
     name: str
     depth: int | None = None
     activation: str | None = None
+    chance_cosine: float | None = None
 
 
 @dataclass(frozen=True)
@@ -509,28 +514,33 @@ def saturation(m: StepMetrics, t: Thresholds) -> list[Finding]:
 
 
 def symmetric_units(m: StepMetrics, t: Thresholds) -> list[Finding]:
-    """Two units of a layer with the same weights: they stay equal under gradient descent."""
+    """Two units of a layer with the same weights: they stay equal under gradient descent.
+
+    The bar is ``symmetric_cosine``, or the cosine chance reaches for the layer's rows where
+    that is higher (short rows: 48 rows of 2 entries always hold a pair above 0.999)."""
     found = []
     for layer in m.layers:
         cos = m.get(layer.name, "max_row_cosine")
-        if _finite(cos) and cos is not None and cos >= t.symmetric_cosine:
-            found.append(
-                Finding(
-                    severity="error",
-                    layer=layer.name,
-                    metric="max_row_cosine",
-                    value=cos,
-                    threshold=t.symmetric_cosine,
-                    message=f"Symmetric units in {layer.name or '(root)'}: two rows of its weight "
-                    "have "
-                    f"cosine similarity {cos:.4f}; identical units get identical gradients and "
-                    "never differ (claim I1).",
-                    fix="break the symmetry with a random init: "
-                    "stabletrain.init.orthogonal_(weight)"
-                    f" or {_FIX_INIT}; never initialize weights to a constant",
-                    rule="symmetric_units",
-                )
+        chance = layer.chance_cosine if layer.chance_cosine is not None else -1.0
+        bar = max(t.symmetric_cosine, chance)
+        if chance >= 1.0 or not _finite(cos) or cos is None or cos < bar:
+            continue
+        found.append(
+            Finding(
+                severity="error",
+                layer=layer.name,
+                metric="max_row_cosine",
+                value=cos,
+                threshold=bar,
+                message=f"Symmetric units in {layer.name or '(root)'}: two rows of its weight "
+                f"have cosine similarity {cos:.4f}; identical units get identical gradients and "
+                "never differ (claim I1).",
+                fix="break the symmetry with a random init: "
+                "stabletrain.init.orthogonal_(weight)"
+                f" or {_FIX_INIT}; never initialize weights to a constant",
+                rule="symmetric_units",
             )
+        )
     return found
 
 
