@@ -3,6 +3,8 @@ logged step and every ``STANDARD_SYMMETRY_EVERY`` logged steps after it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,13 +23,19 @@ def constant_tanh_mlp() -> nn.Module:
     return model
 
 
-def train(model: nn.Module, steps: int, **options: object) -> tuple[TrainingMonitor, MemorySink]:
+def train(
+    model: nn.Module,
+    steps: int,
+    data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.mse_loss,
+    **options: object,
+) -> tuple[TrainingMonitor, MemorySink]:
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    x, y = torch.randn(128, 16), torch.randn(128, 4)
+    x, y = data if data is not None else (torch.randn(128, 16), torch.randn(128, 4))
     sink = MemorySink()
     with TrainingMonitor(model, opt, sinks=[sink], summary=False, **options) as mon:  # type: ignore[arg-type]
         for _ in range(steps):
-            loss = F.mse_loss(model(x), y)
+            loss = loss_fn(model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -67,17 +75,9 @@ def test_full_compares_rows_on_every_logged_step_and_minimal_never() -> None:
 
 def _train_2d_inputs(model: nn.Module, steps: int) -> TrainingMonitor:
     """Two input features (the tutorials' 2-D toy sets): the first layer's rows have 2 entries."""
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
     g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(128, 2, generator=g), torch.randint(0, 2, (128,), generator=g)
-    with TrainingMonitor(model, opt, summary=False, schedule=every(1), preset="full") as mon:
-        for _ in range(steps):
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            mon.step(loss)
-    return mon
+    data = torch.randn(128, 2, generator=g), torch.randint(0, 2, (128,), generator=g)
+    return train(model, steps, data, F.cross_entropy, schedule=every(1), preset="full")[0]
 
 
 def test_short_random_rows_parallel_by_chance_are_not_symmetric_units() -> None:
