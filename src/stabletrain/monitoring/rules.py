@@ -191,7 +191,7 @@ class LayerMeta:
     execution order, None for the others; ``activation`` is the activation whose statistics the
     layer reports, if known; ``chance_cosine`` the largest row cosine that independent random
     rows of its weight reach by chance among the pairs compared
-    (:func:`~stabletrain.monitoring.metrics.chance_cosine`, at 1e-3), None where not known.
+    (``stabletrain.monitoring.metrics.chance_cosine``, at 1e-3), None where not known.
     """
 
     name: str
