@@ -255,6 +255,9 @@ def sample_activation_rows(
     return moved[tuple(reversed(index))], -1
 
 
+_SHORT_ROW = 16  # rows of at most this many entries are compared in float64
+
+
 def max_row_cosine(weight: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
     """The largest cosine similarity between two rows of ``weight`` (flattened to 2-D).
 
@@ -292,9 +295,6 @@ def max_row_cosine(weight: torch.Tensor, rows: torch.Tensor | None = None) -> to
     cos.fill_diagonal_(-2.0)
     two_zero_rows = (norms == 0).sum() >= 2
     return torch.where(two_zero_rows, torch.ones_like(cos[0, 0]), cos.amax())
-
-
-_SHORT_ROW = 16  # rows of at most this many entries are compared in float64
 
 
 def chance_cosine(dim: int, pairs: int, alpha: float = 1e-3) -> float:
