@@ -18,6 +18,11 @@ Variants, each on its own copy of the model and optimizer, all entered for the w
 - ``plain``: ``zero_grad; loss = f(model(x)); loss.backward(); opt.step()``.
 - ``plain-copy``: the same loop on another copy: nothing differs, so its spread is the noise
   floor of the machine.
+- ``grad-norms/1``: the plain loop plus, between backward and the optimizer step, one bare
+  ``torch._foreach_norm`` over every gradient (the multi-tensor kernel ``clip_grad_norm_``
+  uses). Any exact per-layer gradient norm reads every gradient once, so this is the least
+  ``minimal/1`` can cost: the *cost floor* of the presets' exact gradient norms, measured in
+  the same run.
 - ``{minimal,standard,full}/{1,10}``: the same plus ``mon.step(loss)`` under a
   ``TrainingMonitor`` with that preset and ``every(1)`` / ``every(10)``, writing to a
   ``JSONLSink``; the ``full`` ones also to a ``MemorySink`` that takes weight and gradient
@@ -40,7 +45,8 @@ in a round is its median over the plain loop's; the table gives the median ratio
 rounds, its spread (min-max) and the variant's milliseconds per step. The monitor's variants
 and the other tools' are interleaved in two separate groups, each with its own plain loop.
 Targets: ``minimal/1 <= 1.02``, ``standard/1 <= 1.04``, ``full/10 <= 1.05``. The
-``plain-copy`` row is the noise floor: a ratio inside its spread is no measurable overhead.
+``plain-copy`` row is the noise floor: a ratio inside its spread is no measurable overhead;
+``grad-norms/1`` is the cost floor: the ratio of reading the gradients once per step.
 
 Denormal floats are flushed to zero (``torch.set_flush_denormal``): both models fit their one
 batch within a few hundred steps, and the vanishing gradients of a memorized batch otherwise
@@ -186,6 +192,7 @@ class Variant:
         self.model = copy.deepcopy(base)
         self.opt = setup.optimizer(self.model)
         self.after: Callable[[torch.Tensor], None] = lambda loss: None
+        self.after_backward: Callable[[], None] = lambda: None
         self.end: Callable[[], None] = lambda: None  # finish asynchronous work inside the block
         self.steps = 0
 
@@ -194,6 +201,7 @@ class Variant:
             self.opt.zero_grad()
             loss = self.setup.loss(self.model(self.setup.x), self.setup.y)
             torch.autograd.backward(loss)  # typed, unlike Tensor.backward
+            self.after_backward()
             self.opt.step()
             self.steps += 1
             self.after(loss)
@@ -224,6 +232,19 @@ def monitored(
     )
     stack.enter_context(mon)
     v.after = mon.step
+    return v
+
+
+def grad_norms(setup: Setup, base: nn.Module) -> Variant:
+    """The cost floor: one bare multi-tensor norm over the gradients after each backward."""
+    v = Variant(setup, base)
+    params = [p for p in v.model.parameters() if p.requires_grad]
+
+    def norms() -> None:
+        with torch.no_grad():
+            torch._foreach_norm([p.grad for p in params if p.grad is not None])
+
+    v.after_backward = norms
     return v
 
 
@@ -318,6 +339,8 @@ def time_setup(setup: Setup, include: list[str], out: Path, clock: str = "wall")
         ours: dict[str, Variant] = {"plain": Variant(setup, base)}
         if "plain-copy" in include:
             ours["plain-copy"] = Variant(setup, base)  # the noise floor: nothing differs
+        if "grad-norms/1" in include:
+            ours["grad-norms/1"] = grad_norms(setup, base)  # the cost floor of exact norms
         for name in include:
             if name.split("/")[0] in PRESETS:
                 ours[name] = monitored(stack, setup, base, name, out)
@@ -378,6 +401,7 @@ def table(results: list[Result], *, verdicts: bool = True) -> str:
 
 VARIANTS = [
     "plain-copy",
+    "grad-norms/1",
     "minimal/1",
     "minimal/10",
     "standard/1",
@@ -414,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
             results += time_setup(chosen[name], args.variants, Path(tmp), args.clock)
     print(
         f"Monitor overhead: step time / plain loop's, {BLOCK}-step blocks interleaved, "
-        f"{args.clock} clock; plain-copy is the noise floor"
+        f"{args.clock} clock; plain-copy is the noise floor, grad-norms/1 the cost of reading "
+        "every gradient once"
     )
     if args.quick:
         print("--quick: tiny models and one round, a smoke run; the ratios mean nothing here")

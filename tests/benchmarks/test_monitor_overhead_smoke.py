@@ -12,6 +12,13 @@ def test_the_quick_overhead_benchmark_prints_its_table(tmp_path: Path) -> None:
     out = tmp_path / "rows.json"
     done = run_benchmark("monitor_overhead.py", "--quick", "--json", str(out))
     assert "Monitor overhead" in done.stdout
-    for variant in ("minimal/1", "standard/1", "full/10", "tb-hist/1"):
+    for variant in (
+        "plain-copy",
+        "grad-norms/1",
+        "minimal/1",
+        "standard/1",
+        "full/10",
+        "tb-hist/1",
+    ):
         assert variant in done.stdout
     assert '"variant": "plain"' in out.read_text()

@@ -276,6 +276,12 @@ class GradCapture(_Hooks):
     the averaged gradients. It then computes the per-layer sums of squares of all gradients in
     the monitor's fused passes (``ParamSet.layer_sums``), on the device, without a sync.
 
+    Why at the end of backward rather than in each hook, while the gradient is still in the
+    cache: measured on a 10 x 512 MLP (batch 256, 2-core CPU), squared norms taken in the hooks
+    one parameter at a time cost 1.1 ms per logged step against 0.98 ms for the fused pass at the
+    end; a pass that reads every gradient once, the floor of an exact norm, costs under 2% of
+    that model's step (``benchmarks/monitor_overhead.py``, row ``grad-norms/1``).
+
     The norms are therefore those before anything touches the gradients after backward:
     clipping (``StepGuard``, :func:`stabletrain.stability.clip_grad_norm_`,
     ``torch.nn.utils.clip_grad_norm_`` called by a framework), unscaling, the optimizer step,

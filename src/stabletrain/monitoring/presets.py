@@ -1,8 +1,10 @@
 """What each monitor preset measures, resolved once from its name.
 
-``minimal`` reads the gradient norms and the loss only; ``standard`` adds activation statistics
-(dead and saturated units, sampled rows), update/weight ratios and a sampled symmetric-unit check
-on the first logged step and every :data:`STANDARD_SYMMETRY_EVERY`-th after; ``full`` compares
+``minimal`` reads the gradient norms, the weight norms (from a fixed sample of each parameter's
+entries, or exactly with ``exact=True``), the non-finite counts and the loss; ``standard`` adds
+activation statistics (dead and saturated units, sampled rows), update/weight ratios and a
+sampled symmetric-unit check on the first logged step and every
+:data:`STANDARD_SYMMETRY_EVERY`-th after; ``full`` compares
 up to ``Thresholds.symmetric_rows`` rows on every logged step and writes histograms.
 
 Example:
