@@ -3,17 +3,15 @@ initialized by ``auto_init`` and ``lsuv_`` on each rank's own batch."""
 
 from __future__ import annotations
 
-import os
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 import stabletrain as st
 from stabletrain._wrappers import unwrap_model
+from tests._gloo import one_thread, process_group
 
 WORLD = 2
 
@@ -43,22 +41,12 @@ def initialized(model: nn.Module, rank: int, how: str) -> tuple[dict[str, torch.
 
 def run(rank: int, init_file: str, out_dir: str) -> None:
     """Entry point of each spawned rank."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
+    one_thread()
     # before the process group exists: what this rank alone would get
     local = {how: initialized(build_model(), rank, how)[0] for how in ("auto_init", "lsuv_")}
-    dist.init_process_group(
-        "gloo",
-        init_method=f"file://{init_file}",
-        rank=rank,
-        world_size=WORLD,
-        timeout=timedelta(seconds=60),
-    )
-    try:
+    with process_group(rank, WORLD, init_file):
         results = {}
         for how in ("auto_init", "lsuv_"):
             ddp = nn.parallel.DistributedDataParallel(build_model())
             results[how] = initialized(ddp, rank, how)
         torch.save({"local": local, "ddp": results}, Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()

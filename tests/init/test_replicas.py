@@ -8,36 +8,23 @@ report.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from stabletrain.init._replicas import replicate_from_rank0
 from stabletrain.init.policy import InitReport
+from tests._gloo import spawn_ranks
 from tests.init import _replicas_worker as worker
 
-DEADLINE_S = 120.0
 HOWS = ["auto_init", "lsuv_"]
 
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    out = tmp_path_factory.mktemp("replicas")
-    context = mp.spawn(
-        worker.run, args=(str(out / "store"), str(out)), nprocs=worker.WORLD, join=False
-    )
-    deadline = time.monotonic() + DEADLINE_S
-    while not context.join(timeout=1.0):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"the {worker.WORLD} ranks did not finish in {DEADLINE_S} s")
-    return [torch.load(Path(out) / f"rank{r}.pt") for r in range(worker.WORLD)]
+    return spawn_ranks(worker.run, worker.WORLD, tmp_path_factory.mktemp("replicas"))
 
 
 def test_without_a_process_group_replication_changes_nothing() -> None:

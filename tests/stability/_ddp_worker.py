@@ -10,11 +10,9 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from stabletrain.stability import (
@@ -24,6 +22,7 @@ from stabletrain.stability import (
     clip_grad_value_,
     grad_norm,
 )
+from tests._gloo import process_group
 
 WORLD = 2
 BATCH = 8  # global batch; each rank takes BATCH // WORLD rows
@@ -250,17 +249,6 @@ def _dtensor(rank: int) -> dict[str, Any]:
 
 def run(rank: int, init_file: str, out_dir: str) -> None:
     """Entry point of each spawned rank."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo",
-        init_method=f"file://{init_file}",
-        rank=rank,
-        world_size=WORLD,
-        timeout=timedelta(seconds=60),
-    )
-    try:
+    with process_group(rank, WORLD, init_file):
         results = {"ddp": _ddp(rank), "fsdp": _fsdp(rank), "dtensor": _dtensor(rank)}
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()

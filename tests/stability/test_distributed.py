@@ -9,18 +9,15 @@ file store in a temporary folder (no port to race for) and are killed if they ou
 from __future__ import annotations
 
 import math
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
+from tests._gloo import spawn_ranks
 from tests.stability import _ddp_worker as worker
 
-DEADLINE_S = 120.0
 RTOL, ATOL = 1e-5, 1e-7  # sums in another order across ranks
 SCENARIOS = ["ddp", "fsdp"]
 
@@ -32,17 +29,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    out = tmp_path_factory.mktemp("distributed")
-    context = mp.spawn(
-        worker.run, args=(str(out / "store"), str(out)), nprocs=worker.WORLD, join=False
-    )
-    deadline = time.monotonic() + DEADLINE_S
-    while not context.join(timeout=1.0):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"the {worker.WORLD} ranks did not finish in {DEADLINE_S} s")
-    return [torch.load(Path(out) / f"rank{r}.pt") for r in range(worker.WORLD)]
+    return spawn_ranks(worker.run, worker.WORLD, tmp_path_factory.mktemp("distributed"))
 
 
 @pytest.fixture(scope="module")
