@@ -4,8 +4,8 @@
 entries, or exactly with ``exact=True``), the non-finite counts and the loss; ``standard`` adds
 activation statistics (dead and saturated units, sampled rows), update/weight ratios and a
 sampled symmetric-unit check on the first logged step and every
-:data:`STANDARD_SYMMETRY_EVERY`-th after; ``full`` compares
-up to ``Thresholds.symmetric_rows`` rows on every logged step and writes histograms.
+:data:`STANDARD_SYMMETRY_EVERY`-th after; ``full`` compares up to
+``Thresholds.symmetric_rows`` rows on every logged step and writes histograms.
 
 Example:
     >>> from stabletrain.monitoring.rules import Thresholds
